@@ -1,0 +1,12 @@
+"""TinyViT backbones for MMEngine / mmdet / mmseg, timm-compatible, with checkpoint interop.
+
+Public API: `TinyViT` (registered as `type='TinyViT'`), `load_pretrained` (official | timm | mmpretrain | ours),
+`LayerDecayOptimWrapperConstructor` (registered), `CHECKPOINT_FORMAT`, `file_sha256`.
+"""
+from .checkpoint import CHECKPOINT_FORMAT, LoadReport, convert_state_dict, file_sha256, load_pretrained, read_checkpoint
+from .layer_decay import LayerDecayOptimWrapperConstructor
+from .tiny_vit import ARCH_SETTINGS, TinyViT, default_window_sizes, resolve_arch
+
+__all__ = ["TinyViT", "ARCH_SETTINGS", "default_window_sizes", "resolve_arch", "load_pretrained",
+           "convert_state_dict", "read_checkpoint", "file_sha256", "LoadReport", "CHECKPOINT_FORMAT",
+           "LayerDecayOptimWrapperConstructor"]

@@ -1,0 +1,191 @@
+"""Checkpoint interop: load any TinyViT checkpoint layout into `backbones.TinyViT`, mapped by name.
+
+Formats (detected from the keys, never by position):
+- ours: `{"format": "tinyvit-bench/checkpoint/v1", "state_dict": ..., "meta": ...}` (contract 2, written by
+  `distill_pretrain`); its names are timm's;
+- timm: `tiny_vit_*` state dicts (`.pth`/`.bin`/`.safetensors`), `patch_embed.conv1.conv.weight`, `stages.N...`;
+- official (microsoft/Cream): `{"model": ...}`, `patch_embed.seq.0.c.weight`, `layers.N...`, `norm_head`, `head`;
+- mmpretrain: `{"state_dict": ...}`, `backbone.patch_embed.seq.0.conv2d.weight`, `backbone.stages.N...`,
+  `backbone.norm3`, `head.fc`.
+A detector/segmentor checkpoint of ours loads with `prefix='backbone.'`.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+CHECKPOINT_FORMAT = "tinyvit-bench/checkpoint/v1"
+_PROBE = {
+    "timm": "patch_embed.conv1.conv.weight",
+    "official": "patch_embed.seq.0.c.weight",
+    "mmpretrain": "patch_embed.seq.0.conv2d.weight",
+}
+
+
+@dataclass
+class LoadReport:
+    """What `load_pretrained` did: the detected format and the keys it could not place."""
+
+    source_format: str
+    missing_keys: list[str] = field(default_factory=list)
+    unexpected_keys: list[str] = field(default_factory=list)
+    skipped_keys: list[str] = field(default_factory=list)  # present but shaped for another head
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return (f"loaded {self.source_format} checkpoint: {len(self.missing_keys)} missing "
+                f"{self.missing_keys[:8]}, {len(self.unexpected_keys)} unexpected {self.unexpected_keys[:8]}, "
+                f"{len(self.skipped_keys)} skipped {self.skipped_keys[:8]}")
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file (streamed)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_checkpoint(path: str | Path, allow_pickle: bool = False) -> dict[str, Any]:
+    """Read a checkpoint file: safetensors, or torch files of plain types (`weights_only=True`).
+
+    Files that need arbitrary unpickling (old mmpretrain/official files with numpy or config objects in their
+    metadata) are refused unless `allow_pickle=True` (trusted files only).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        return load_file(str(path))
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError subclasses or RuntimeError
+        if not allow_pickle:
+            raise ValueError(f"{path}: cannot be read with weights_only=True ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0][:200]}); if you trust the file, pass allow_pickle=True") from err
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
+    return dict(obj)
+
+
+def _unwrap(obj: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(state_dict, meta) from the known wrappers."""
+    if obj.get("format") == CHECKPOINT_FORMAT:
+        return dict(obj["state_dict"]), dict(obj.get("meta", {}))
+    if isinstance(obj.get("format"), str):
+        raise ValueError(f"checkpoint format {obj['format']!r} is not {CHECKPOINT_FORMAT!r}")
+    for key in ("model", "state_dict", "model_ema", "state_dict_ema"):
+        if isinstance(obj.get(key), Mapping):
+            return dict(obj[key]), {k: v for k, v in obj.items() if k != key and isinstance(v, (int, float, str))}
+    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}, {}
+
+
+def _strip_prefix(sd: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    out = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    if not out:
+        raise ValueError(f"no checkpoint key starts with prefix {prefix!r} (first keys: {list(sd)[:5]})")
+    return out
+
+
+def _rename(sd: Mapping[str, torch.Tensor], rules: list[tuple[str, str | Callable[[re.Match], str]]]) -> dict:
+    out = {}
+    for key, value in sd.items():
+        for pattern, repl in rules:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    return out
+
+
+def _next_stage(m: re.Match) -> str:
+    return f"stages.{int(m.group(1)) + 1}.downsample."
+
+
+# Official / mmpretrain put each stage's downsampling at the end of stage N; ours (timm's) at the start of N+1.
+_OFFICIAL_RULES = [
+    (r"^patch_embed\.seq\.0\.", "patch_embed.conv1."),
+    (r"^patch_embed\.seq\.2\.", "patch_embed.conv2."),
+    (r"^layers\.(\d+)\.downsample\.", _next_stage),
+    (r"^layers\.", "stages."),
+    (r"\.c\.(weight)$", r".conv.\1"),
+    (r"^norm_head\.", "head.norm."),
+    (r"^head\.(weight|bias)$", r"head.fc.\1"),
+]
+_MMPRETRAIN_RULES = [
+    (r"^backbone\.", ""),
+    (r"^patch_embed\.seq\.0\.", "patch_embed.conv1."),
+    (r"^patch_embed\.seq\.2\.", "patch_embed.conv2."),
+    (r"^stages\.(\d+)\.downsample\.", _next_stage),
+    (r"\.conv2d\.", ".conv."),
+    (r"\.bn2d\.", ".bn."),
+    (r"^norm3\.", "head.norm."),
+    (r"^head\.fc\.", "head.fc."),
+]
+
+
+def convert_state_dict(sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
+    """Map a TinyViT state dict of any known layout onto our (timm's) names. Returns (state_dict, format)."""
+    keys = set(sd)
+    if _PROBE["timm"] in keys:
+        return dict(sd), "timm"
+    if _PROBE["official"] in keys:
+        return _rename(sd, _OFFICIAL_RULES), "official"
+    if _PROBE["mmpretrain"] in keys or "backbone." + _PROBE["mmpretrain"] in keys:
+        return _rename(sd, _MMPRETRAIN_RULES), "mmpretrain"
+    raise ValueError("unknown TinyViT checkpoint format; tried ours ('format' key), timm "
+                     f"({_PROBE['timm']}), official ({_PROBE['official']}), mmpretrain "
+                     f"([backbone.]{_PROBE['mmpretrain']}); first keys: {sorted(keys)[:6]}")
+
+
+def load_pretrained(model: nn.Module, checkpoint: str | Path | Mapping[str, Any], *, prefix: str | None = None,
+                    strict: bool = False, allow_pickle: bool = False, logger: Any = None) -> LoadReport:
+    """Load TinyViT weights of any known format into `model`, by name.
+
+    Attention-bias tables of other window sizes are resized (bicubic); a classifier of another class count is
+    skipped (reported); any other shape mismatch raises with the key and both shapes. With `strict`, missing
+    keys raise too. Returns a `LoadReport`.
+    """
+    obj = read_checkpoint(checkpoint, allow_pickle) if isinstance(checkpoint, (str, Path)) else checkpoint
+    where = str(checkpoint) if isinstance(checkpoint, (str, Path)) else "state dict"
+    sd, meta = _unwrap(obj)
+    ours = obj.get("format") == CHECKPOINT_FORMAT
+    if prefix:
+        sd = _strip_prefix(sd, prefix)
+    try:
+        sd, fmt = convert_state_dict(sd)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    if ours:
+        fmt = "ours"
+    sd = {k: v for k, v in sd.items() if not k.endswith("attention_bias_idxs")}
+    own = model.state_dict()
+    report = LoadReport(fmt, meta=meta)
+    for key in list(sd):
+        if key not in own or key.endswith("attention_biases"):
+            continue  # unexpected keys are reported by load_state_dict; bias tables resize on load
+        if sd[key].shape != own[key].shape:
+            if key.startswith("head.fc."):
+                report.skipped_keys.append(key)
+                del sd[key]
+                continue
+            raise ValueError(f"{where}: key {key!r} has shape {tuple(sd[key].shape)} in the checkpoint but "
+                             f"{tuple(own[key].shape)} in TinyViT {getattr(model, 'arch', '')!r}")
+    result = model.load_state_dict(sd, strict=False)
+    report.missing_keys = list(result.missing_keys)
+    report.unexpected_keys = list(result.unexpected_keys)
+    if strict and (report.missing_keys or report.unexpected_keys):
+        raise ValueError(f"{where}: strict load failed: {report}")
+    if logger is not None:
+        logger.info(str(report))
+    else:
+        from mmengine.logging import print_log
+        print_log(f"{where}: {report}", logger="current")
+    return report

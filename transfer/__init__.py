@@ -1,0 +1,1 @@
+"""Transfer harnesses: detection (mmdet), segmentation (mmseg), linear probe, few-shot."""
