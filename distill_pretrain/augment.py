@@ -1,0 +1,238 @@
+"""Seed-encoded augmentation with exact replay (paper §3.1 "data augmentation encoding").
+
+Every sample's augmentation is a pure function of one uint32 seed, and the seed is a pure function of
+(base seed, epoch, dataset index) — so it does not depend on world size, workers, batch size or which epochs a
+machine saved (the official implementation's seeds do, Cream #109). timm / torchvision transforms are reused as
+they are: their randomness (python `random`, numpy's and torch's global generators) is seeded from the record
+seed around each call and restored afterwards, so no global RNG state leaks in or out.
+
+Mixup / CutMix are done per sample: the partner index, whether to mix, Mixup-vs-CutMix, λ and the CutMix box are
+drawn from the sample's own seed; the partner image is the partner's own augmentation of the same epoch.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import random
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .store import config_hash
+
+_MASK64 = (1 << 64) - 1
+_MIX_SALT = 0x6D69785F73616C74  # "mix_salt"
+
+
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def sample_seed(base_seed: int, epoch: int, index: int) -> int:
+    """The uint32 augmentation seed of dataset sample ``index`` at ``epoch`` (a pure function)."""
+    h = _splitmix64(int(base_seed) & _MASK64)
+    h = _splitmix64(h ^ (int(epoch) & _MASK64))
+    h = _splitmix64(h ^ (int(index) & _MASK64))
+    return h >> 32
+
+
+def sample_seeds(base_seed: int, epoch: int, indices: np.ndarray) -> np.ndarray:
+    """Vectorized `sample_seed` over an array of indices (uint32)."""
+    with np.errstate(over="ignore"):
+        def mix(x: np.ndarray) -> np.ndarray:
+            x = x + np.uint64(0x9E3779B97F4A7C15)
+            x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            return x ^ (x >> np.uint64(31))
+        h = np.uint64(_splitmix64(_splitmix64(int(base_seed) & _MASK64) ^ (int(epoch) & _MASK64)))
+        out = mix(h ^ np.asarray(indices, dtype=np.int64).astype(np.uint64))
+    return (out >> np.uint64(32)).astype(np.uint32)
+
+
+@contextlib.contextmanager
+def seeded_global_rngs(seed: int) -> Iterator[None]:
+    """Seed python `random`, numpy's and torch's (CPU) global generators for a block; restore them after."""
+    py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    random.seed(seed)
+    np.random.seed(seed & 0xFFFFFFFF)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        torch.set_rng_state(torch_state)
+
+
+@dataclass
+class AugmentConfig:
+    """The augmentation of one sample (timm names). ``mode='eval'`` gives resize + centre crop, no randomness."""
+
+    img_size: int = 224
+    mode: str = "train"
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    hflip: float = 0.5
+    color_jitter: float | None = 0.4
+    auto_augment: str | None = "rand-m9-mstd0.5-inc1"
+    interpolation: str = "bicubic"
+    re_prob: float = 0.25
+    re_mode: str = "pixel"
+    re_count: int = 1
+    mixup_alpha: float = 0.8
+    cutmix_alpha: float = 1.0
+    mix_prob: float = 1.0
+    switch_prob: float = 0.5
+    crop_pct: float = 0.875
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("train", "eval"):
+            raise ValueError(f"AugmentConfig.mode must be 'train' or 'eval', got {self.mode!r}")
+        for name in ("scale", "ratio", "mean", "std"):
+            setattr(self, name, tuple(float(v) for v in getattr(self, name)))
+
+    @classmethod
+    def coerce(cls, cfg: "AugmentConfig | Mapping[str, Any] | None") -> "AugmentConfig":
+        """Accept an AugmentConfig, a dict (unknown keys are an error naming them) or None (defaults)."""
+        if isinstance(cfg, cls):
+            return cfg
+        cfg = dict(cfg or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise ValueError(f"unknown augmentation option(s) {unknown}; known: {sorted(known)}")
+        return cls(**cfg)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def hash(self) -> str:
+        """Stable sha256 of the configuration (what the store's manifest records as transform_hash)."""
+        return config_hash(self.to_dict())
+
+    @property
+    def mixes(self) -> bool:
+        return self.mode == "train" and self.mix_prob > 0 and (self.mixup_alpha > 0 or self.cutmix_alpha > 0)
+
+    def build_transform(self):
+        """The per-image timm transform (PIL image → normalized float tensor C×H×W)."""
+        from timm.data import create_transform
+        if self.mode == "eval":
+            return create_transform(self.img_size, is_training=False, interpolation=self.interpolation,
+                                    crop_pct=self.crop_pct, mean=self.mean, std=self.std)
+        return create_transform(
+            self.img_size, is_training=True, scale=self.scale, ratio=self.ratio, hflip=self.hflip,
+            color_jitter=self.color_jitter or 0.0, auto_augment=self.auto_augment,
+            interpolation=self.interpolation, re_prob=self.re_prob, re_mode=self.re_mode, re_count=self.re_count,
+            mean=self.mean, std=self.std)
+
+
+@dataclass
+class MixParams:
+    """What a sample is mixed with: the partner, λ (weight of the sample itself) and the CutMix box if any."""
+
+    partner: int
+    lam: float
+    box: tuple[int, int, int, int] | None = field(default=None)  # (y0, y1, x0, x1)
+
+
+def mix_params(seed: int, index: int, length: int, cfg: AugmentConfig, hw: tuple[int, int]) -> MixParams | None:
+    """Mixup/CutMix decision for one sample, a pure function of its seed (timm's semantics per sample)."""
+    if not cfg.mixes or length < 2:
+        return None
+    from timm.data.mixup import cutmix_bbox_and_lam
+    with seeded_global_rngs(_splitmix64(seed ^ _MIX_SALT) >> 32):
+        if np.random.rand() >= cfg.mix_prob:
+            return None
+        partner = int(np.random.randint(length - 1))
+        partner += partner >= index
+        use_cutmix = cfg.cutmix_alpha > 0 and (cfg.mixup_alpha <= 0 or np.random.rand() < cfg.switch_prob)
+        if use_cutmix:
+            lam = float(np.random.beta(cfg.cutmix_alpha, cfg.cutmix_alpha))
+            (y0, y1, x0, x1), lam = cutmix_bbox_and_lam(hw, lam, correct_lam=True)
+            return MixParams(partner, float(lam), (int(y0), int(y1), int(x0), int(x1)))
+        return MixParams(partner, float(np.random.beta(cfg.mixup_alpha, cfg.mixup_alpha)))
+
+
+def _label_of(target: Any) -> int:
+    return -1 if target is None else int(target)
+
+
+class ReplayDataset(Dataset):
+    """Wraps a dataset of (PIL image, label) and returns the seeded augmentation of (epoch, index).
+
+    Item: ``{"image": float C×H×W, "index": int, "seed": int, "label": int (-1 unlabeled),
+    "mix": None | (partner_index, lam, partner_label)}``. The same (base_seed, epoch, index) gives the same tensor
+    bit for bit in any process, worker or batch.
+    """
+
+    def __init__(self, dataset: Dataset, aug_cfg: AugmentConfig | Mapping[str, Any] | None = None,
+                 base_seed: int = 0, epoch: int = 0):
+        self.dataset = dataset
+        self.cfg = AugmentConfig.coerce(aug_cfg)
+        self.base_seed = int(base_seed)
+        self.epoch = int(epoch)
+        self.transform = self.cfg.build_transform()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose augmentation ``__getitem__`` replays (call before creating the iterator)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def seed(self, index: int, epoch: int | None = None) -> int:
+        return sample_seed(self.base_seed, self.epoch if epoch is None else epoch, index)
+
+    def augment(self, index: int, seed: int) -> tuple[torch.Tensor, int]:
+        """The un-mixed augmentation of one sample under ``seed``, and its label."""
+        img, target = self.dataset[index]
+        with seeded_global_rngs(seed):
+            x = self.transform(img)
+        return x, _label_of(target)
+
+    def get(self, index: int, epoch: int) -> dict[str, Any]:
+        """The replayed sample ``index`` of ``epoch`` (mixing included)."""
+        index = int(index)
+        seed = sample_seed(self.base_seed, epoch, index)
+        x, label = self.augment(index, seed)
+        mix = None
+        params = mix_params(seed, index, len(self), self.cfg, (x.shape[-2], x.shape[-1]))
+        if params is not None:
+            px, plabel = self.augment(params.partner, sample_seed(self.base_seed, epoch, params.partner))
+            if params.box is None:
+                x = x * params.lam + px * (1.0 - params.lam)
+            else:
+                y0, y1, x0, x1 = params.box
+                x = x.clone()
+                x[:, y0:y1, x0:x1] = px[:, y0:y1, x0:x1]
+            mix = (params.partner, params.lam, plabel)
+        return {"image": x, "index": index, "seed": seed, "label": label, "mix": mix}
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.get(index, self.epoch)
+
+
+def collate_replay(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Collate ReplayDataset items: stacked images, int64 tensors for index/seed/label, mix as tensors.
+
+    ``mix_index`` is -1 and ``mix_lam`` 1.0 for samples that were not mixed.
+    """
+    mixes = [b["mix"] for b in batch]
+    return {
+        "image": torch.stack([b["image"] for b in batch]),
+        "index": torch.tensor([b["index"] for b in batch], dtype=torch.int64),
+        "seed": torch.tensor([b["seed"] for b in batch], dtype=torch.int64),
+        "label": torch.tensor([b["label"] for b in batch], dtype=torch.int64),
+        "mix_index": torch.tensor([m[0] if m else -1 for m in mixes], dtype=torch.int64),
+        "mix_lam": torch.tensor([m[1] if m else 1.0 for m in mixes], dtype=torch.float32),
+        "mix_label": torch.tensor([m[2] if m else -1 for m in mixes], dtype=torch.int64),
+    }

@@ -1,0 +1,142 @@
+"""Image sources for distillation: every dataset yields (PIL RGB image, label) with label -1 when unlabeled.
+
+``build_dataset(cfg)`` with ``cfg['type']`` one of:
+
+* ``ImageFolder`` (``root``): torchvision ImageFolder, labels from sub-folders.
+* ``ImageList`` (``root``): every image file under a folder, recursively, unlabeled (web-style data).
+* ``FashionMNIST`` / any torchvision dataset class name (``root``, ``split``='train'|'test'): ``download=False``;
+  grey images become 3-channel. ``root`` defaults to ``benchmarks.assets.fashion_mnist_root()`` for FashionMNIST.
+* ``SkimagePhotos`` (``names``): real photos bundled in scikit-image (unlabeled).
+
+Common keys: ``limit`` (first N samples). Every dataset has ``identity``: type, length and the sha256 of its
+sample list (file paths + labels, or pixel bytes + labels), which the logit store records.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field",
+                  "colorwheel", "camera", "coins", "moon", "brick", "grass", "gravel", "clock", "page", "text")
+
+
+class ImageSamples(Dataset):
+    """A list of samples, each loaded by ``load(i) -> (PIL image, label)``; images are converted to RGB."""
+
+    def __init__(self, length: int, load: Callable[[int], tuple[Image.Image, int]], identity: Mapping[str, Any]):
+        self._length = length
+        self._load = load
+        self.identity = dict(identity)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        if not 0 <= index < self._length:
+            raise IndexError(f"index {index} out of range for dataset of length {self._length}")
+        img, label = self._load(index)
+        return img.convert("RGB") if img.mode != "RGB" else img, label
+
+
+def _identity(kind: str, length: int, parts: Sequence[bytes]) -> dict[str, Any]:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(hashlib.sha256(p).digest())
+    return {"type": kind, "length": length, "sha256": h.hexdigest()}
+
+
+def _limit(n: int, cfg: Mapping[str, Any]) -> int:
+    limit = cfg.get("limit")
+    return n if limit is None else min(n, int(limit))
+
+
+def _image_folder(cfg: Mapping[str, Any]) -> ImageSamples:
+    from torchvision.datasets import ImageFolder
+    root = Path(_require(cfg, "root"))
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset root {root} (key 'root') is not a folder")
+    ds = ImageFolder(str(root))
+    n = _limit(len(ds), cfg)
+    samples = ds.samples[:n]
+    ident = _identity("ImageFolder", n, [f"{Path(p).relative_to(root)}\t{y}".encode() for p, y in samples])
+    return ImageSamples(n, lambda i: (ds.loader(samples[i][0]), samples[i][1]), ident)
+
+
+def _image_list(cfg: Mapping[str, Any]) -> ImageSamples:
+    root = Path(_require(cfg, "root"))
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset root {root} (key 'root') is not a folder")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
+    files = files[:_limit(len(files), cfg)]
+    ident = _identity("ImageList", len(files), [str(p.relative_to(root)).encode() for p in files])
+    return ImageSamples(len(files), lambda i: (Image.open(files[i]), -1), ident)
+
+
+def _torchvision(cfg: Mapping[str, Any], name: str) -> ImageSamples:
+    import torchvision.datasets as tvd
+    cls = getattr(tvd, name, None)
+    if cls is None:
+        raise ValueError(f"dataset type {name!r} is neither a known type nor a torchvision dataset")
+    root = cfg.get("root")
+    if root is None and name == "FashionMNIST":
+        from benchmarks.assets import fashion_mnist_root
+        root = fashion_mnist_root()
+    split = cfg.get("split", "train")
+    if split not in ("train", "test"):
+        raise ValueError(f"dataset key 'split' must be 'train' or 'test', got {split!r}")
+    ds = cls(str(_require({"root": root}, "root")), train=split == "train", download=False)
+    n = _limit(len(ds), cfg)
+    data = np.asarray(ds.data[:n])
+    targets = np.asarray(ds.targets[:n], dtype=np.int64)
+    ident = _identity(name, n, [data.tobytes(), targets.tobytes()])
+    ident["split"] = split
+    mode = "L" if data.ndim == 3 else "RGB"
+    return ImageSamples(n, lambda i: (Image.fromarray(data[i], mode=mode), int(targets[i])), ident)
+
+
+def _skimage(cfg: Mapping[str, Any]) -> ImageSamples:
+    import skimage.data
+    names = list(cfg.get("names", SKIMAGE_PHOTOS))
+    images = []
+    for name in names:
+        if name not in SKIMAGE_PHOTOS:
+            raise ValueError(f"skimage photo {name!r} (key 'names') is not bundled offline; use {SKIMAGE_PHOTOS}")
+        images.append(np.ascontiguousarray(getattr(skimage.data, name)()))
+    images = images[:_limit(len(images), cfg)]
+    ident = _identity("SkimagePhotos", len(images), [n.encode() + a.tobytes() for n, a in zip(names, images)])
+    return ImageSamples(len(images), lambda i: (Image.fromarray(images[i]), -1), ident)
+
+
+def _require(cfg: Mapping[str, Any], key: str) -> Any:
+    if cfg.get(key) is None:
+        raise ValueError(f"dataset config {dict(cfg)} needs key {key!r}")
+    return cfg[key]
+
+
+def build_dataset(cfg: Mapping[str, Any]) -> ImageSamples:
+    """Build an image dataset from a config dict (see module doc); ``.identity`` describes it for the store."""
+    cfg = dict(cfg)
+    kind = _require(cfg, "type")
+    if kind == "ImageFolder":
+        return _image_folder(cfg)
+    if kind == "ImageList":
+        return _image_list(cfg)
+    if kind == "SkimagePhotos":
+        return _skimage(cfg)
+    return _torchvision(cfg, kind)
+
+
+def dataset_identity(dataset: Dataset) -> dict[str, Any]:
+    """The identity a store records for a dataset (ImageSamples carry one; others get length + class name)."""
+    ident = getattr(dataset, "identity", None)
+    if ident is None:
+        raise ValueError(f"{type(dataset).__name__} has no 'identity'; build it with build_dataset()")
+    return dict(ident)

