@@ -270,7 +270,8 @@ def paper_reference(layout: str, paper: pd.DataFrame | None = None) -> pd.DataFr
     merged = pd.concat([filled, facts.loc[lone].reset_index()], ignore_index=True)
     merged = merged.iloc[sorted(range(len(merged)), key=lambda i: order[tuple(merged.loc[i, ["ref", "model",
                                                                                           "resolution"]])])]
-    return merged[["ref", "model", "pretrain", "resolution", *[c for c in table.columns if ":" in c]]].reset_index(drop=True)
+    columns = ["ref", "model", "pretrain", "resolution", *[c for c in table.columns if ":" in c]]
+    return merged[columns].reset_index(drop=True)
 
 
 def build_tables(records: Sequence[Mapping[str, Any]], layouts: Sequence[str] = ("all",),

@@ -1,0 +1,29 @@
+"""The reduced demo (`--quick`) end to end, then the table/plot machinery on the records it wrote."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import demo, plots, table
+from benchmarks.records import read_records
+
+
+@pytest.mark.slow
+def test_quick_demo_writes_records_tables_and_plots(tmp_path):
+    code = demo.main(["--quick", "--out", str(tmp_path)])
+    summary = json.loads((tmp_path / "demo_summary.json").read_text())
+    status = {row["stage"]: row["status"] for row in summary["stages"]}
+    assert [row["stage"] for row in summary["stages"]] == list(demo.STAGES)
+    for stage in ("save_logits", "distill", "scratch", "report"):
+        assert status[stage] == "ok", summary
+    assert all(row["seconds"] >= 0 for row in summary["stages"])
+    assert code == (0 if set(status.values()) == {"ok"} else 1)
+    records = read_records(tmp_path / "records")
+    tables = table.build_tables(records, ["all"])
+    assert "## " in (tmp_path / "tables.md").read_text()
+    for name, frame in tables.items():
+        assert {"ours", "paper", "delta", "machine", "date", "commit"} <= set(frame.columns), name
+    assert (tmp_path / "plots" / "accuracy_vs_cost.png").is_file()
+    assert (tmp_path / "plots" / "training_curves.pdf").is_file()
+    assert not plots.read_log(tmp_path / "work" / "student_stored" / "log.jsonl").empty
