@@ -1,0 +1,124 @@
+"""The logit store: record codec, Eq. 2, chunked resumable writing, refusal of mismatches, corruption detection."""
+import numpy as np
+import pytest
+import torch
+
+from distill_pretrain import LogitStore, StoreError, recover_dense
+from distill_pretrain.store import decode_records, encode_records, official_record_bytes, record_layout
+
+
+def _softmax_topk(rng, b, c, k, temperature=3.0):
+    logits = rng.normal(size=(b, c)) * temperature
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    idx = np.argsort(-p, 1)[:, :k]
+    return p, idx, np.take_along_axis(p, idx, 1)
+
+
+@pytest.mark.parametrize("num_classes", [10, 1000, 21841, 70000])
+@pytest.mark.parametrize("value_format", ["fp16", "compact"])
+def test_codec_roundtrip(num_classes, value_format):
+    rng = np.random.default_rng(num_classes)
+    k = 10
+    _, idx, val = _softmax_topk(rng, 64, num_classes, k)
+    seeds = rng.integers(0, 2**32, 64, dtype=np.uint64).astype(np.uint32)
+    raw = encode_records(seeds, idx, val, num_classes, value_format)
+    assert raw.shape == (64, record_layout(num_classes, k, value_format)["record_bytes"])
+    out = decode_records(raw, num_classes, k, value_format)
+    assert out.seeds.dtype == np.uint32 and out.indices.dtype == np.int64 and out.values.dtype == np.float32
+    np.testing.assert_array_equal(out.seeds, seeds)
+    np.testing.assert_array_equal(out.indices, idx)  # no index wrap-around above 32,767 classes (official bug)
+    big = val > 1e-3
+    rel = 2e-3 if value_format == "fp16" else 0.033
+    np.testing.assert_allclose(out.values[big], val[big], rtol=rel)
+
+
+def test_record_sizes_against_official():
+    assert record_layout(1000, 10, "fp16")["record_bytes"] == official_record_bytes(10) == 44
+    assert record_layout(70000, 10, "fp16")["index_dtype"] == "int32"
+    for c in (1000, 21841):
+        for k in (10, 100):
+            assert record_layout(c, k, "compact")["record_bytes"] <= 0.75 * official_record_bytes(k)
+
+
+def test_recover_dense_is_eq2():
+    rng = np.random.default_rng(0)
+    p, idx, val = _softmax_topk(rng, 4, 50, 5)
+    dense = recover_dense(torch.from_numpy(idx), torch.from_numpy(val).float(), 50)
+    assert dense.shape == (4, 50)
+    torch.testing.assert_close(dense.sum(1), torch.ones(4))
+    torch.testing.assert_close(dense.gather(1, torch.from_numpy(idx)), torch.from_numpy(val).float())
+    rest = (1 - val.sum(1)) / 45
+    mask = torch.ones(4, 50, dtype=torch.bool).scatter_(1, torch.from_numpy(idx), False)
+    torch.testing.assert_close(dense[mask].view(4, 45), torch.from_numpy(rest).float()[:, None].expand(4, 45))
+
+
+def _spec(**over):
+    spec = dict(teacher=dict(name="mobilenet_v2", weights_sha256="ab" * 32), num_classes=1000, topk=5,
+                dataset=dict(type="FashionMNIST", length=10, sha256="cd" * 32), transform=dict(img_size=32),
+                base_seed=0, value_format="fp16", chunk_size=4)
+    spec.update(over)
+    return spec
+
+
+def _fill_epoch(store, epoch, rank=0, world=1):
+    rng = np.random.default_rng(epoch)
+    for c in store.pending_chunks(epoch, rank, world):
+        r = store.chunk_range(c)
+        _, idx, val = _softmax_topk(rng, len(r), store.num_classes, store.topk)
+        store.write_chunk(epoch, c, np.array(list(r)) + 1000 * epoch, idx, val)
+
+
+def test_write_read_and_chunk_ownership(tmp_path):
+    store = LogitStore.create(tmp_path / "s", **_spec())
+    assert store.num_chunks == 3 and store.pending_chunks(0, 0, 2) == [0, 2] and store.pending_chunks(0, 1, 2) == [1]
+    _fill_epoch(store, 0, rank=1, world=2)
+    assert not store.finalize_epoch(0)  # chunks of rank 0 missing
+    assert store.pending_chunks(0, 1, 2) == []  # resumable: written chunks are skipped
+    _fill_epoch(store, 0, rank=0, world=2)
+    assert store.finalize_epoch(0) and store.epochs == [0]
+    assert not (tmp_path / "s" / "epoch_0000.parts").exists()
+    reader = LogitStore.open(tmp_path / "s", expect=dict(topk=5, num_classes=1000))
+    out = reader.read(0, [9, 0, 4])
+    np.testing.assert_array_equal(out.seeds, [9, 0, 4])
+    assert out.indices.shape == (3, 5) and out.values.shape == (3, 5)
+    assert reader.verify_checksums() == {0: []}
+    with pytest.raises(StoreError, match="epoch 1 is not in the store"):
+        reader.read(1, [0])
+
+
+@pytest.mark.parametrize("field,value", [
+    ("topk", 10), ("num_classes", 21841), ("teacher", dict(name="tf_efficientnet_lite0", weights_sha256="ef" * 32)),
+    ("transform", dict(img_size=64)), ("dataset", dict(type="FashionMNIST", length=11, sha256="00" * 32)),
+    ("value_format", "compact")])
+def test_mismatch_is_refused_naming_the_field(tmp_path, field, value):
+    LogitStore.create(tmp_path / "s", **_spec())
+    with pytest.raises(StoreError, match=f"field '{field}'"):
+        LogitStore.open(tmp_path / "s", expect={field: value})
+    with pytest.raises(StoreError, match=f"field '{field}'"):
+        LogitStore.create(tmp_path / "s", **_spec(**{field: value}))
+
+
+def test_truncated_and_corrupt_files_are_detected(tmp_path):
+    store = LogitStore.create(tmp_path / "s", **_spec())
+    _fill_epoch(store, 0)
+    store.finalize_epoch(0)
+    _fill_epoch(store, 1)
+    store.finalize_epoch(1)
+    f0, f1 = store.epoch_file(0), store.epoch_file(1)
+    data = bytearray(f1.read_bytes())
+    data[store.record_bytes * 5 + 7] ^= 0xFF  # index 5 lies in chunk 1
+    f1.write_bytes(bytes(data))
+    f0.write_bytes(f0.read_bytes()[:-3])
+    reader = LogitStore.open(tmp_path / "s")
+    problems = reader.verify_checksums()
+    assert "truncated" in problems[0][0]
+    assert problems[1] == ["epoch_0001.bin: chunk 1 (indices 4..7) checksum mismatch"]
+    with pytest.raises(StoreError, match="truncated"):
+        reader.read(0, [0])
+    # a corrupt part file (its name carries its checksum) is refused when the epoch is assembled
+    _fill_epoch(store, 2)
+    part = sorted((tmp_path / "s" / "epoch_0002.parts").glob("c000000-*.bin"))[0]
+    part.write_bytes(b"\0" * part.stat().st_size)
+    with pytest.raises(StoreError, match="checksum mismatch"):
+        store.finalize_epoch(2)
