@@ -1,0 +1,5 @@
+# TinyViT-21M: ImageNet-21k distilled checkpoint finetuned on ImageNet-1k (paper supp. §B); drop path 0.2
+# as the official 22k→1k recipe.
+_base_ = ['./_base_/in1k_finetune.py']
+student = dict(type='TinyViT', arch='21m', img_size=224, drop_path_rate=0.2,
+               init='work_dirs/tinyvit_21m_in21k_distill/checkpoint.pth')

@@ -1,0 +1,3 @@
+# TinyViT-5M pretrained on ImageNet-21k by fast distillation (paper supp. §B): drop path 0.0.
+_base_ = ['./_base_/in21k_distill.py']
+student = dict(type='TinyViT', arch='5m', img_size=224, drop_path_rate=0.0)
