@@ -68,6 +68,20 @@ def paper_model_name(name: str) -> str:
     return name
 
 
+_DATASETS = {"flowers102": "flowers", "oxfordflowers102": "flowers", "stanfordcars": "cars", "oxfordpets": "pets",
+             "oxfordiiitpet": "pets", "fgvcaircraft": "aircraft", "isic2018": "isic", "cropdiseases": "cropdisease",
+             "chestxray8": "chestx", "chestxray": "chestx", "coco2017": "coco", "cocoval2017": "coco",
+             "imagenet1k": "imagenet-1k", "imagenet": "imagenet-1k", "in1k": "imagenet-1k", "imagenet21k": "imagenet-21k",
+             "imagenet22k": "imagenet-21k", "in21k": "imagenet-21k", "imagenetreal": "imagenet-real",
+             "imagenetv2": "imagenet-v2"}
+
+
+def paper_dataset_name(name: str) -> str:
+    """Map a record's data set name ('oxford_pets', 'CIFAR-100', 'fgvc_aircraft') to the paper table's key."""
+    key = re.sub(r"[^a-z0-9]", "", str(name).lower())
+    return _DATASETS.get(key, key)
+
+
 def record_pretrain(backbone: Mapping[str, Any], setting: Mapping[str, Any]) -> str | None:
     """The paper's pretraining key for a record: `setting['pretrain']` if it is one, else read from the name."""
     for value in (setting.get("pretrain"), backbone.get("pretrain")):

@@ -111,8 +111,10 @@ def plot_storage_vs_k(records: Sequence[Mapping[str, Any]], out_dir: str | Path,
                label="paper (derived from Fig. 5 GB)", zorder=4)
     for k, b, d in paper_points:
         ax.annotate(d, (k, b), fontsize=7, xytext=(4, -10), textcoords="offset points")
-    for dataset, group in ours.groupby("dataset"):
-        ax.plot(group["K"].astype(float), group["ours"], "o", label=f"ours: {dataset}", zorder=5)
+    ours = ours.assign(format=[s.get("format", "") for s in ours["setting"]])
+    for (dataset, fmt), group in ours.groupby(["dataset", "format"]):
+        group = group.sort_values("K")
+        ax.plot(group["K"].astype(float), group["ours"], "o-", label=f"ours: {dataset} {fmt}".strip(), zorder=5)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("K (stored logits per sample)")

@@ -14,7 +14,7 @@ Metric names expected per task (aliases in `METRIC_ALIASES` are accepted; unknow
 - segmentation: `mIoU`, `mAcc`, `aAcc` (mmseg's percent values).
 - throughput / backbone: `params_m`, `macs_g`, `images_per_s` (alias `ours_img_s`), `timm_images_per_s`
   (alias `timm_img_s`), `speedup_vs_timm`; setting `img_size`, `batch`, `device`, `amp`.
-- store: `bytes_per_sample`, plus any `*_per_s` / `*_s` rates; setting (or metric) `K`.
+- store: `bytes_per_sample`, `storage_GiB` (whole data set × epochs), any rates; setting (or metric) `K`, `format`.
 - distill_speed / distill / replay: per-step seconds (`step_s_stored`, `step_s_online`, `step_s_scratch`, ...)
   and ratios (`online_over_stored`, `online_over_scratch`, `saving_pct`); any other numeric metric is listed.
 - iteration_time / probe_speed: any numeric metrics (listed, no paper anchor).
@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from .paper_numbers import paper_model_name, paper_numbers, record_pretrain
+from .paper_numbers import paper_dataset_name, paper_model_name, paper_numbers, record_pretrain
 from .records import DEFAULT_RESULTS_DIR, atomic_write_text, read_records
 
 DASH = "—"
@@ -163,7 +163,8 @@ def layout_tab5(frame: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
             return None, None
         shots = None if pd.isna(r["shots"]) or r["task"] == "linear_probe" else int(r["shots"])
         return _paper_value(paper[paper["ref"] == "TinyViT Tab. 5"], model=r["model"], pretrain=r["pretrain"],
-                            protocol=r["task"], dataset=_dataset_key(r["dataset"]), metric=r["metric"], shots=shots)
+                            protocol=r["task"], dataset=paper_dataset_name(r["dataset"]), metric=r["metric"],
+                            shots=shots)
     return _finish(rows, ["task", "dataset", "shots", "backbone", "source", "pretrain", "ci95"], lookup,
                    lambda r: True)
 
@@ -174,7 +175,7 @@ def layout_tab6(frame: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     rows["detector"] = [s.get("detector", s.get("model")) for s in rows["setting"]]
 
     def lookup(r: pd.Series) -> tuple:
-        if r["pretrain"] is None or _dataset_key(r["dataset"]) != "coco":
+        if r["pretrain"] is None or paper_dataset_name(r["dataset"]) != "coco":
             return None, None
         return _paper_value(paper[paper["ref"] == "TinyViT Tab. 6"], model=r["model"], pretrain=r["pretrain"],
                             metric=r["metric"])
@@ -189,19 +190,27 @@ def layout_seg(frame: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
 
 
 def layout_store(frame: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
-    """Logit store (TinyViT Fig. 5): bytes/sample vs K (the paper's, derived from its GB figures), rates."""
+    """Logit store (TinyViT Fig. 5): bytes/sample vs K (the paper's derived from its GB figures, any data set),
+    total storage for the paper's data set and K, read/write rates."""
     rows = frame[frame["task"] == "store"].copy()
+    rows["format"] = [s.get("format") for s in rows["setting"]]
+    fig5 = paper[paper["ref"] == "TinyViT Fig. 5"]
+    k_of = {d: float(fig5[(fig5["dataset"] == d) & (fig5["metric"] == "K")]["value"].iloc[0])
+            for d in fig5["dataset"].unique()}
 
     def lookup(r: pd.Series) -> tuple:
-        if r["metric"] != "bytes_per_sample" or pd.isna(r["K"]):
+        if pd.isna(r["K"]):
             return None, None
-        fig5 = paper[(paper["ref"] == "TinyViT Fig. 5")]
-        for dataset in fig5["dataset"].unique():
-            ks = fig5[(fig5["dataset"] == dataset) & (fig5["metric"] == "K")]["value"]
-            if len(ks) and float(ks.iloc[0]) == float(r["K"]):
-                return _paper_value(fig5, dataset=dataset, metric="bytes_per_sample")
+        if r["metric"] == "bytes_per_sample":
+            for dataset, k in k_of.items():
+                if k == float(r["K"]):
+                    return _paper_value(fig5, dataset=dataset, metric="bytes_per_sample")
+        if r["metric"] in ("storage_GiB", "storage_GB"):
+            dataset = paper_dataset_name(r["dataset"])
+            if k_of.get(dataset) == float(r["K"]):
+                return _paper_value(fig5, dataset=dataset, metric="storage_GB")
         return None, None
-    return _finish(rows, ["dataset", "K", "backbone"], lookup, lambda r: True)
+    return _finish(rows, ["dataset", "K", "format", "backbone"], lookup, lambda r: True)
 
 
 _DISTILL_ANCHORS = {"online_over_stored": ("TinyViT supp. §D", "online_over_stored"),
@@ -229,13 +238,6 @@ def layout_speed(frame: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     rows["harness"] = [s.get("harness", s.get("model", t)) for s, t in zip(rows["setting"], rows["task"])]
     return _finish(rows, ["task", "harness", "dataset", "backbone", "resolution"], lambda r: (None, None),
                    lambda r: True)
-
-
-def _dataset_key(name: str) -> str:
-    key = re.sub(r"[^a-z0-9]", "", str(name).lower())
-    return {"cifar10": "cifar10", "cifar100": "cifar100", "oxfordflowers102": "flowers", "flowers102": "flowers",
-            "stanfordcars": "cars", "oxfordiiitpet": "pets", "isic2018": "isic", "coco2017": "coco",
-            "cocoval2017": "coco"}.get(key, key)
 
 
 LAYOUTS: dict[str, tuple[str, Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame], Sequence[str]]] = {

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import table
-from benchmarks.paper_numbers import load_paper_numbers, paper_model_name, record_pretrain
+from benchmarks.paper_numbers import load_paper_numbers, paper_dataset_name, paper_model_name, record_pretrain
 from benchmarks.records import read_records
 
 OURS = ["metric", "ours", "paper", "delta", "paper_ref", "machine", "date", "commit"]
@@ -51,6 +51,10 @@ def test_name_mapping():
     assert record_pretrain({"name": "tiny_vit_21m_224.dist_in22k_ft_in1k"}, {}) == "in21k-distill"
     assert record_pretrain({"name": "tinyvit-5m"}, {"pretrain": "in1k"}) == "in1k"
     assert record_pretrain({"name": "tinyvit-5m"}, {}) is None
+    paper_datasets = set(load_paper_numbers()["dataset"])
+    for ours, key in (("oxford_pets", "pets"), ("stanford_cars", "cars"), ("flowers102", "flowers"),
+                      ("fgvc_aircraft", "aircraft"), ("CIFAR-100", "cifar100"), ("crop_disease", "cropdisease")):
+        assert paper_dataset_name(ours) == key and key in paper_datasets
 
 
 def test_every_layout_present_with_its_columns(tables):
@@ -58,7 +62,7 @@ def test_every_layout_present_with_its_columns(tables):
     keys = {"tab4": ["model", "backbone", "resolution", "device", "batch", "amp"],
             "tab5": ["task", "dataset", "shots", "backbone", "source", "pretrain", "ci95"],
             "tab6": ["dataset", "split", "detector", "backbone", "source", "pretrain"],
-            "seg": ["dataset", "split", "backbone", "source", "crop"], "store": ["dataset", "K", "backbone"],
+            "seg": ["dataset", "split", "backbone", "source", "crop"], "store": ["dataset", "K", "format", "backbone"],
             "distill": ["task", "dataset", "mode", "backbone", "resolution"],
             "speed": ["task", "harness", "dataset", "backbone", "resolution"]}
     for name, cols in keys.items():
@@ -104,6 +108,8 @@ def test_seg_store_distill_speed(tables):
     k10 = _row(tables["store"], K=10, metric="bytes_per_sample")
     assert k10["paper"] == 44.7 and k10["delta"] == pytest.approx(44.0 - 44.7)
     assert _row(tables["store"], K=100, metric="bytes_per_sample")["paper"] == 404.2
+    total = _row(tables["store"], K=100, metric="storage_GiB")
+    assert total["paper"] == 481 and total["delta"] == pytest.approx(480.4 - 481)
     ratio = _row(tables["distill"], metric="online_over_stored")
     assert ratio["paper"] == 2.36 and pd.isna(ratio["delta"])
     assert set(tables["speed"]["metric"]) == {"train_step_s", "infer_s"}
