@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 import traceback
@@ -89,6 +90,8 @@ def _train_student(ctx: Context, mode: str) -> str:
     if not checkpoint.is_file():
         raise RuntimeError(f"distill_pretrain.train wrote no {checkpoint}")
     ctx.products[f"checkpoint_{mode}"] = checkpoint
+    for record in sorted((work_dir / "records").glob("*.json")):  # the trainer's `distill` records
+        shutil.copy2(record, ctx.records / f"{mode}__{record.name}")
     ctx.products.setdefault("logs", []).append(work_dir / "log.jsonl")
     return f"{mode}: {getattr(trainer, 'step', '?')} steps → {checkpoint}"
 

@@ -71,9 +71,9 @@ def paper_model_name(name: str) -> str:
 _DATASETS = {"flowers102": "flowers", "oxfordflowers102": "flowers", "stanfordcars": "cars", "oxfordpets": "pets",
              "oxfordiiitpet": "pets", "fgvcaircraft": "aircraft", "isic2018": "isic", "cropdiseases": "cropdisease",
              "chestxray8": "chestx", "chestxray": "chestx", "coco2017": "coco", "cocoval2017": "coco",
-             "imagenet1k": "imagenet-1k", "imagenet": "imagenet-1k", "in1k": "imagenet-1k", "imagenet21k": "imagenet-21k",
-             "imagenet22k": "imagenet-21k", "in21k": "imagenet-21k", "imagenetreal": "imagenet-real",
-             "imagenetv2": "imagenet-v2"}
+             "imagenet1k": "imagenet-1k", "imagenet": "imagenet-1k", "in1k": "imagenet-1k",
+             "imagenet21k": "imagenet-21k", "imagenet22k": "imagenet-21k", "in21k": "imagenet-21k",
+             "imagenetreal": "imagenet-real", "imagenetv2": "imagenet-v2"}
 
 
 def paper_dataset_name(name: str) -> str:
