@@ -61,7 +61,7 @@ def seeded_global_rngs(seed: int) -> Iterator[None]:
     py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
     random.seed(seed)
     np.random.seed(seed & 0xFFFFFFFF)
-    torch.manual_seed(seed)
+    torch.default_generator.manual_seed(seed)  # torch.manual_seed also seeds every accelerator (slow)
     try:
         yield
     finally:

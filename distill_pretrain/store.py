@@ -12,8 +12,10 @@ A record is ``seed (uint32) + K class indices + K probabilities`` (top-K of the 
 descending). Two value formats:
 
 * ``fp16``: indices uint16 when C <= 65,536 else int32, values float16 — the paper's 4 + 4K bytes.
-* ``compact``: indices bit-packed with ceil(log2 C) bits, values 8-bit log-quantized
-  (code c ↦ exp(-(255 - c)·ln(1/p_min)/255), relative error ≤ 3.2 %) — 4 + ceil(K·b/8) + K bytes.
+* ``compact``: each (index, value) pair bit-packed into b = ceil(log2 C) + 7 bits (7-bit log-scale value on
+  [1e-5, 1], ±4.6 %), then the rest mass 1 − Σ top-K in 12 bits (logit scale, ±0.5 % of min(rest, 1 − rest));
+  decoded values are rescaled to sum to the stored top-K mass, so Eq. 2's uniform rest stays right —
+  4 + ceil((K·b + 12)/8) bytes.
 
 Chunks are ``chunk_size`` consecutive dataset indices; chunk ``c`` is owned by rank ``c % world_size``. A writer
 that is killed loses at most the chunks it had not finalized; rerunning skips finalized chunks, so the final
@@ -40,8 +42,8 @@ import torch
 FORMAT = "tinyvit-bench/logit-store/v1"
 VALUE_FORMATS = ("fp16", "compact")
 SEED_POLICY = "splitmix64(base_seed, epoch, index) >> 32"
-P_MIN = 1e-7
-_LOG_STEP = math.log(1.0 / P_MIN) / 255.0
+VALUE_BITS, VALUE_P_MIN = 7, 1e-5  # compact values: 7-bit log scale on [1e-5, 1]
+REST_BITS, REST_P_MIN = 12, 1e-9  # compact rest mass (1 - sum of top-K): 12-bit logit scale, code 0 = 0
 MANIFEST = "manifest.json"
 
 
@@ -78,21 +80,20 @@ def index_bits(num_classes: int) -> int:
 
 
 def record_layout(num_classes: int, topk: int, value_format: str) -> dict[str, Any]:
-    """Byte layout of one record: sizes of its parts and the dtypes."""
+    """Byte layout of one record: its size, dtypes and the byte offsets of its parts."""
     if value_format not in VALUE_FORMATS:
         raise StoreError(f"value_format must be one of {VALUE_FORMATS}, got {value_format!r}")
     if not 0 < topk <= num_classes:
         raise StoreError(f"topk must be in 1..num_classes={num_classes}, got {topk}")
     if value_format == "fp16":
         index_dtype = "uint16" if num_classes <= 65536 else "int32"
-        index_bytes = topk * np.dtype(index_dtype).itemsize
-        value_dtype, value_bytes = "float16", 2 * topk
-    else:
-        bits = index_bits(num_classes)
-        index_dtype, index_bytes = f"packed{bits}", math.ceil(topk * bits / 8)
-        value_dtype, value_bytes = "log8", topk
-    return {"record_bytes": 4 + index_bytes + value_bytes, "index_dtype": index_dtype, "index_bytes": index_bytes,
-            "value_dtype": value_dtype, "value_bytes": value_bytes}
+        body = topk * np.dtype(index_dtype).itemsize
+        return {"record_bytes": 4 + body + 2 * topk, "index_dtype": index_dtype, "value_dtype": "float16",
+                "body_end": 4 + body}
+    field_bits = index_bits(num_classes) + VALUE_BITS
+    body = math.ceil((topk * field_bits + REST_BITS) / 8)
+    return {"record_bytes": 4 + body, "index_dtype": f"packed{index_bits(num_classes)}",
+            "value_dtype": f"log{VALUE_BITS}+rest{REST_BITS}", "body_end": 4 + body, "field_bits": field_bits}
 
 
 def official_record_bytes(topk: int) -> int:
@@ -100,37 +101,44 @@ def official_record_bytes(topk: int) -> int:
     return 4 + 4 * topk
 
 
-def quantize_log8(values: np.ndarray) -> np.ndarray:
-    """Probabilities → uint8 codes on a log scale from P_MIN to 1."""
-    logp = np.log(np.clip(values.astype(np.float64), P_MIN, 1.0))
-    return np.clip(np.rint(255.0 + logp / _LOG_STEP), 0, 255).astype(np.uint8)
+def _log_codes(x: np.ndarray, bits: int, p_min: float) -> np.ndarray:
+    top = (1 << bits) - 1
+    logp = np.log(np.clip(x.astype(np.float64), p_min, 1.0))
+    return np.clip(np.rint(top + logp / (math.log(1.0 / p_min) / top)), 0, top).astype(np.int64)
 
 
-_LOG8_TABLE = np.exp(-(255 - np.arange(256)) * _LOG_STEP).astype(np.float32)
+def _log_table(bits: int, p_min: float) -> np.ndarray:
+    top = (1 << bits) - 1
+    return np.exp(-(top - np.arange(top + 1)) * math.log(1.0 / p_min) / top)
 
 
-def dequantize_log8(codes: np.ndarray) -> np.ndarray:
-    """uint8 codes → float32 probabilities."""
-    return _LOG8_TABLE[codes]
+_VALUE_TABLE = _log_table(VALUE_BITS, VALUE_P_MIN)
+_REST_LIMIT = math.log(1.0 / REST_P_MIN)
+_REST_STEPS = (1 << REST_BITS) - 2  # codes 1..2^bits-1 cover logit(rest) in [-limit, limit]; code 0 is rest = 0
+_REST_TABLE = np.concatenate([[0.0], 1.0 / (1.0 + np.exp(-(-_REST_LIMIT + np.arange(_REST_STEPS + 1)
+                                                              * 2 * _REST_LIMIT / _REST_STEPS)))])
 
 
-def _pack_indices(indices: np.ndarray, bits: int, nbytes: int) -> np.ndarray:
-    b, k = indices.shape
-    bitplanes = ((indices.astype(np.int64)[..., None] >> np.arange(bits)) & 1).astype(np.uint8)
-    packed = np.packbits(bitplanes.reshape(b, k * bits), axis=1, bitorder="little")
-    out = np.zeros((b, nbytes), np.uint8)
-    out[:, :packed.shape[1]] = packed
-    return out
+def _rest_codes(rest: np.ndarray) -> np.ndarray:
+    r = np.clip(rest, REST_P_MIN, 1.0 - REST_P_MIN)
+    logit = np.log(r) - np.log1p(-r)
+    codes = 1 + np.rint((logit + _REST_LIMIT) * _REST_STEPS / (2 * _REST_LIMIT)).astype(np.int64)
+    return np.where(rest < REST_P_MIN, 0, codes)
 
 
-def _unpack_indices(raw: np.ndarray, topk: int, bits: int) -> np.ndarray:
-    b = raw.shape[0]
-    padded = np.zeros((b, raw.shape[1] + 4), np.uint8)
+def _bitplanes(fields: np.ndarray, bits: int) -> np.ndarray:
+    return ((fields[..., None] >> np.arange(bits)) & 1).astype(np.uint8).reshape(fields.shape[0], -1)
+
+
+def _read_bits(raw: np.ndarray, offsets: np.ndarray, bits: int) -> np.ndarray:
+    """Little-endian bit fields of width ``bits`` starting at bit ``offsets`` of each row: int64 [B, len(offsets)]."""
+    span = (bits + 7 + 7) // 8  # bytes a field can touch
+    padded = np.zeros((raw.shape[0], raw.shape[1] + span), np.uint8)
     padded[:, :raw.shape[1]] = raw
-    offsets = np.arange(topk) * bits
     byte0 = offsets >> 3
-    words = (padded[:, byte0].astype(np.int64) | (padded[:, byte0 + 1].astype(np.int64) << 8)
-             | (padded[:, byte0 + 2].astype(np.int64) << 16) | (padded[:, byte0 + 3].astype(np.int64) << 24))
+    words = np.zeros((raw.shape[0], len(offsets)), np.int64)
+    for j in range(span):
+        words |= padded[:, byte0 + j].astype(np.int64) << (8 * j)
     return (words >> (offsets & 7)) & ((1 << bits) - 1)
 
 
@@ -145,27 +153,37 @@ def encode_records(seeds: np.ndarray, indices: np.ndarray, values: np.ndarray, n
         raise StoreError(f"class indices must lie in [0, {num_classes}), got [{indices.min()}, {indices.max()}]")
     out = np.empty((b, lay["record_bytes"]), np.uint8)
     out[:, :4] = seeds.astype("<u4").reshape(b, 1).view(np.uint8)
-    i0, v0 = 4, 4 + lay["index_bytes"]
+    end = lay["body_end"]
     if value_format == "fp16":
-        out[:, i0:v0] = np.ascontiguousarray(indices.astype("<" + np.dtype(lay["index_dtype"]).str[1:])).view(np.uint8)
-        out[:, v0:] = np.ascontiguousarray(values.astype("<f2")).view(np.uint8)
+        out[:, 4:end] = np.ascontiguousarray(indices.astype("<" + np.dtype(lay["index_dtype"]).str[1:])).view(np.uint8)
+        out[:, end:] = np.ascontiguousarray(values.astype("<f2")).view(np.uint8)
     else:
-        out[:, i0:v0] = _pack_indices(indices, index_bits(num_classes), lay["index_bytes"])
-        out[:, v0:] = quantize_log8(values)
+        fields = indices.astype(np.int64) | (_log_codes(values, VALUE_BITS, VALUE_P_MIN) << index_bits(num_classes))
+        rest = _rest_codes(np.clip(1.0 - values.astype(np.float64).sum(1), 0.0, 1.0))
+        bits = np.concatenate([_bitplanes(fields, lay["field_bits"]), _bitplanes(rest[:, None], REST_BITS)], 1)
+        packed = np.packbits(bits, axis=1, bitorder="little")
+        out[:, 4:] = 0
+        out[:, 4:4 + packed.shape[1]] = packed
     return out
 
 
 def decode_records(raw: np.ndarray, num_classes: int, topk: int, value_format: str) -> SparseTargets:
     """Unpack uint8 [B, record_bytes] records."""
     lay = record_layout(num_classes, topk, value_format)
-    i0, v0 = 4, 4 + lay["index_bytes"]
+    end = lay["body_end"]
     seeds = raw[:, :4].copy().view("<u4").reshape(-1).astype(np.uint32)
     if value_format == "fp16":
-        idx = raw[:, i0:v0].copy().view("<" + np.dtype(lay["index_dtype"]).str[1:]).astype(np.int64)
-        val = raw[:, v0:].copy().view("<f2").astype(np.float32)
+        idx = raw[:, 4:end].copy().view("<" + np.dtype(lay["index_dtype"]).str[1:]).astype(np.int64)
+        val = raw[:, end:].copy().view("<f2").astype(np.float32)
     else:
-        idx = _unpack_indices(raw[:, i0:v0], topk, index_bits(num_classes))
-        val = dequantize_log8(raw[:, v0:])
+        ib = index_bits(num_classes)
+        body, f = raw[:, 4:end], lay["field_bits"]
+        fields = _read_bits(body, np.arange(topk) * f, f)
+        idx = fields & ((1 << ib) - 1)
+        val = _VALUE_TABLE[fields >> ib]
+        rest = _REST_TABLE[_read_bits(body, np.array([topk * f]), REST_BITS)[:, 0]]
+        kept = 1.0 - rest  # the stored top-K mass: values are rescaled to sum to it exactly
+        val = (val * (kept / val.sum(1))[:, None]).astype(np.float32)
     return SparseTargets(seeds=seeds, indices=idx, values=val)
 
 

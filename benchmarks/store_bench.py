@@ -1,0 +1,234 @@
+"""Logit-store benchmark (TinyViT §3.1 / Fig. 5): bytes per sample vs K, compact-format fidelity, read / write
+throughput, and the cost of seeded replay.
+
+    python -m benchmarks.store_bench [--quick] [--out-dir results/plots] [--results-dir results/records]
+
+- bytes/sample vs K for our fp16 and compact formats against the official 4 + 4K (goal: compact ≤ 0.75×);
+- KL(fp16-recovered ‖ compact-recovered) on real teacher outputs (MobileNetV2 on replayed real photos; goal ≤ 1e-3);
+- random-read throughput (random dataset indices decoded per second, one thread; goal ≥ 1M/s) and write throughput;
+- replay cost: seeded augmentation vs the same timm pipeline unseeded, interleaved in one run (goal ≤ 1.05×);
+- a storage-vs-K figure like Fig. 5 (right axes: IN-1k × 300 epochs and IN-21k × 90 epochs storage).
+Records: task 'store' (per format and K; dataset imagenet-1k / imagenet-21k = C 1,000 / 21,841) and 'replay'.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from distill_pretrain import AugmentConfig, LogitStore, ReplayDataset, build_dataset, build_teacher, recover_dense
+from distill_pretrain.augment import seeded_global_rngs
+from distill_pretrain.store import VALUE_FORMATS, decode_records, encode_records, official_record_bytes, record_layout
+
+KS = (1, 2, 5, 10, 20, 50, 100, 200)
+SCALES = {"imagenet-1k": (1000, 1_281_167, 300), "imagenet-21k": (21841, 14_197_122, 90)}  # C, images, epochs
+GOALS = {"compact_ratio": 0.75, "kl": 1e-3, "read_per_s": 1e6, "replay_ratio": 1.05}
+
+
+def storage_rows() -> list[dict[str, Any]]:
+    """Bytes per sample for every format, K and class count, with the official layout's size."""
+    rows = []
+    for dataset, (c, n, epochs) in SCALES.items():
+        for k in KS:
+            for fmt in VALUE_FORMATS:
+                b = record_layout(c, k, fmt)["record_bytes"]
+                rows.append({"dataset": dataset, "num_classes": c, "K": k, "format": fmt, "bytes_per_sample": b,
+                             "official_bytes": official_record_bytes(k), "ratio_vs_official": b / official_record_bytes(k),
+                             "storage_GiB": b * n * epochs / 2**30})
+    return rows
+
+
+def teacher_probs(num: int, img_size: int) -> torch.Tensor:
+    """Full softmax of MobileNetV2 (real ImageNet weights) on seeded augmentations of real photos."""
+    teacher, ident = build_teacher(dict(type="torchvision", name="mobilenet_v2", weights="asset:mobilenet_v2"))
+    photos = build_dataset(dict(type="SkimagePhotos"))
+    replay = ReplayDataset(photos, dict(img_size=img_size, mean=ident["mean"], std=ident["std"]), base_seed=0)
+    xs = [replay.get(i % len(photos), i // len(photos))["image"] for i in range(num)]
+    with torch.no_grad():
+        return torch.cat([teacher(torch.stack(xs[s:s + 16])).softmax(-1) for s in range(0, num, 16)])
+
+
+def kl_rows(probs: torch.Tensor) -> list[dict[str, Any]]:
+    """KL(fp16-recovered ‖ compact-recovered) and KL(dense ‖ fp16-recovered) per K (mean over samples)."""
+    rows, c = [], probs.shape[1]
+    for k in KS:
+        values, indices = probs.topk(k, dim=-1)
+        seeds = np.zeros(len(probs), np.uint32)
+        dense = {}
+        for fmt in VALUE_FORMATS:
+            rec = decode_records(encode_records(seeds, indices.numpy(), values.numpy(), c, fmt), c, k, fmt)
+            dense[fmt] = recover_dense(torch.from_numpy(rec.indices), torch.from_numpy(rec.values), c).double()
+        kl = lambda p, q: float((p * (p.clamp_min(1e-30).log() - q.clamp_min(1e-30).log())).sum(-1).mean())  # noqa
+        rows.append({"K": k, "kl_fp16_compact": kl(dense["fp16"], dense["compact"]),
+                     "kl_dense_fp16": kl(probs.double(), dense["fp16"])})
+    return rows
+
+
+def _fill_store(path: Path, n: int, k: int, fmt: str, c: int = 1000) -> tuple[LogitStore, float]:
+    rng = np.random.default_rng(0)
+    store = LogitStore.create(path, teacher=dict(name="synthetic", weights_sha256="0" * 64), num_classes=c, topk=k,
+                              dataset=dict(length=n, sha256="0" * 64), transform={}, base_seed=0, value_format=fmt,
+                              chunk_size=65536)
+    idx = np.argsort(rng.random((1024, c)), axis=1)[:, :k]
+    val = np.sort(rng.dirichlet(np.ones(c) * 0.05, 1024)[:, :k], axis=1)[:, ::-1]
+    start = time.perf_counter()
+    for chunk in store.pending_chunks(0):
+        r = store.chunk_range(chunk)
+        reps = np.arange(len(r)) % 1024
+        store.write_chunk(0, chunk, np.arange(r.start, r.stop, dtype=np.uint32), idx[reps], val[reps])
+    store.finalize_epoch(0)
+    return LogitStore.open(path), n / (time.perf_counter() - start)
+
+
+def throughput_rows(n: int, batch: int, repeats: int) -> list[dict[str, Any]]:
+    """Write and random-read records/s (one thread), per format, K=10 and K=100, C=1000."""
+    torch.set_num_threads(1)
+    rows = []
+    rng = np.random.default_rng(1)
+    for fmt in VALUE_FORMATS:
+        for k in (10, 100):
+            with tempfile.TemporaryDirectory() as tmp:
+                store, write_rate = _fill_store(Path(tmp) / "s", n, k, fmt)
+                batches = [rng.integers(0, n, batch) for _ in range(repeats)]
+                store.read(0, batches[0])  # map the file
+                start = time.perf_counter()
+                for b in batches:
+                    store.read(0, b)
+                read_rate = batch * repeats / (time.perf_counter() - start)
+            rows.append({"format": fmt, "K": k, "records": n, "batch": batch, "read_per_s": read_rate,
+                         "write_per_s": write_rate,
+                         "write_MB_per_s": write_rate * record_layout(1000, k, fmt)["record_bytes"] / 1e6})
+    return rows
+
+
+def replay_cost(num: int, img_size: int, repeats: int) -> dict[str, Any]:
+    """Seconds per image of the timm pipeline seeded (ReplayDataset.augment) vs unseeded, interleaved."""
+    photos = build_dataset(dict(type="SkimagePhotos"))
+    cfg = AugmentConfig(img_size=img_size, mixup_alpha=0.0, cutmix_alpha=0.0)
+    replay = ReplayDataset(photos, cfg, base_seed=0)
+    images = [photos[i % len(photos)][0] for i in range(num)]
+    plain_t, seeded_t = [], []
+    for rep in range(repeats):
+        start = time.perf_counter()
+        for img in images:
+            replay.transform(img)
+        plain_t.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        for i, img in enumerate(images):
+            with seeded_global_rngs(rep * num + i):
+                replay.transform(img)
+        seeded_t.append(time.perf_counter() - start)
+    plain, seeded = statistics.median(plain_t) / num, statistics.median(seeded_t) / num
+    return {"plain_s_per_img": plain, "seeded_s_per_img": seeded, "ratio": seeded / plain, "img_size": img_size,
+            "images": num, "repeats": repeats}
+
+
+def plot_storage_vs_k(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, name: str = "store_storage_vs_k"
+                      ) -> list[Path]:
+    """Fig. 5-style plot: bytes/sample vs K for official / fp16 / compact (C = 21,841), with right axes giving the
+    storage of IN-21k × 90 epochs and IN-1k × 300 epochs (C = 1,000 shown dotted)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from .plots import save_figure
+    fig, ax = plt.subplots(figsize=(6.2, 4.2))
+    ks = sorted({r["K"] for r in rows})
+    ax.plot(ks, [official_record_bytes(k) for k in ks], "k--", label="official 4+4K")
+    for i, fmt in enumerate(VALUE_FORMATS):
+        for dataset, style in (("imagenet-21k", "-o"), ("imagenet-1k", ":s")):
+            pts = sorted((r["K"], r["bytes_per_sample"]) for r in rows if r["format"] == fmt and r["dataset"] == dataset)
+            ax.plot(*zip(*pts), style, color=f"C{i}", ms=4, label=f"ours {fmt}, C={SCALES[dataset][0]:,}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("K (stored logits per sample)")
+    ax.set_ylabel("bytes per sample")
+    ax.grid(alpha=0.3, which="both")
+    for offset, dataset in ((1.0, "imagenet-21k"), (1.2, "imagenet-1k")):
+        _, n, epochs = SCALES[dataset]
+        gib = n * epochs / 2**30
+        sec = ax.secondary_yaxis(offset, functions=(lambda b, g=gib: b * g, lambda s, g=gib: s / g))
+        sec.set_ylabel(f"GiB, {dataset} × {epochs} epochs")
+    for k, dataset in ((10, "imagenet-1k"), (100, "imagenet-21k")):
+        ax.axvline(k, color="grey", lw=0.6, alpha=0.6)
+        ax.annotate(f"paper: {dataset} K={k}", (k, official_record_bytes(k)), fontsize=7, xytext=(3, 6),
+                    textcoords="offset points")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("Sparse-logit storage vs K (cf. TinyViT Fig. 5)")
+    return save_figure(fig, out_dir, name)
+
+
+def _records(storage: list[dict], kls: list[dict], throughput: list[dict], replay: dict, quick: bool,
+             results_dir: str | None) -> list[Path]:
+    from .records import make_record, write_record
+    kl_by_k = {r["K"]: r for r in kls}
+    rate = {(r["format"], r["K"]): r for r in throughput}
+    paths = []
+    for r in storage:
+        metrics = {"bytes_per_sample": r["bytes_per_sample"], "official_bytes": r["official_bytes"],
+                   "ratio_vs_official": r["ratio_vs_official"], "storage_GiB": r["storage_GiB"]}
+        if r["dataset"] == "imagenet-1k" and r["K"] in kl_by_k:
+            metrics["kl_fp16_vs_compact" if r["format"] == "compact" else "kl_dense_vs_fp16"] = (
+                kl_by_k[r["K"]]["kl_fp16_compact" if r["format"] == "compact" else "kl_dense_fp16"])
+        if r["dataset"] == "imagenet-1k" and (r["format"], r["K"]) in rate:
+            t = rate[(r["format"], r["K"])]
+            metrics.update(read_records_per_s=t["read_per_s"], write_records_per_s=t["write_per_s"])
+        rec = make_record("store", dataset=r["dataset"], split="train", metrics=metrics,
+                          backbone={"name": f"logit-store-{r['format']}", "source": "ours"},
+                          setting={"K": r["K"], "format": r["format"], "num_classes": r["num_classes"],
+                                   "quick": quick, "kl_teacher": "mobilenet_v2 on skimage photos"})
+        paths.append(write_record(rec, results_dir))
+    rec = make_record("replay", dataset="skimage-photos", split="train", metrics={
+        "seeded_s_per_img": replay["seeded_s_per_img"], "plain_s_per_img": replay["plain_s_per_img"],
+        "seeded_over_plain": replay["ratio"]}, backbone={"name": "timm-transform", "source": "ours"},
+        setting={"img_size": replay["img_size"], "augment": "rand-m9-mstd0.5-inc1 + RE 0.25 + jitter", "quick": quick})
+    paths.append(write_record(rec, results_dir))
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.store_bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (CI / smoke)")
+    parser.add_argument("--out-dir", default=None, help="figure folder (default results/plots)")
+    parser.add_argument("--results-dir", default=None, help="record folder (default results/records)")
+    parser.add_argument("--no-records", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    q = args.quick
+    storage = storage_rows()
+    print("bytes per sample (ours vs official 4+4K):")
+    for r in storage:
+        if r["K"] in (10, 100):
+            print(f"  {r['dataset']:13s} K={r['K']:3d} {r['format']:8s} {r['bytes_per_sample']:4d} B  "
+                  f"official {r['official_bytes']:4d} B  ratio {r['ratio_vs_official']:.3f}  "
+                  f"({r['storage_GiB']:.1f} GiB for {SCALES[r['dataset']][2]} epochs)")
+    probs = teacher_probs(32 if q else 128, 96 if q else 160)
+    kls = kl_rows(probs)
+    print(f"KL on {len(probs)} MobileNetV2 softmaxes (goal compact ≤ {GOALS['kl']:g}):")
+    for r in kls:
+        print(f"  K={r['K']:3d}  KL(fp16‖compact) {r['kl_fp16_compact']:.2e}   KL(dense‖fp16 top-K) {r['kl_dense_fp16']:.3f}")
+    throughput = throughput_rows(200_000 if q else 1_281_167, 1024, 50 if q else 300)
+    print(f"throughput, one thread (goal read ≥ {GOALS['read_per_s']:.0e}/s):")
+    for r in throughput:
+        print(f"  {r['format']:8s} K={r['K']:3d}  random read {r['read_per_s'] / 1e6:.2f} M rec/s (batch {r['batch']})"
+              f"  write {r['write_per_s'] / 1e6:.2f} M rec/s ({r['write_MB_per_s']:.0f} MB/s)")
+    replay = replay_cost(16 if q else 64, 224, 3 if q else 5)
+    print(f"replay cost @224: seeded {replay['seeded_s_per_img'] * 1e3:.2f} ms/img, plain "
+          f"{replay['plain_s_per_img'] * 1e3:.2f} ms/img, ratio {replay['ratio']:.3f} (goal ≤ {GOALS['replay_ratio']})")
+    from .plots import DEFAULT_PLOTS_DIR
+    figs = plot_storage_vs_k(storage, args.out_dir or DEFAULT_PLOTS_DIR)
+    print("figure:", ", ".join(map(str, figs)))
+    result = {"storage": storage, "kl": kls, "throughput": throughput, "replay": replay, "figures": figs}
+    if not args.no_records:
+        result["records"] = _records(storage, kls, throughput, replay, q, args.results_dir)
+        print(f"{len(result['records'])} records written to {Path(result['records'][0]).parent}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
