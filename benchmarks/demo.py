@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from .records import REPO_ROOT, atomic_write_text
 
@@ -43,6 +44,7 @@ class StageUnavailable(RuntimeError):
 class DemoSize:
     """How much work each stage does: `full` (≤ 15 min on 2 cores) or `quick` (≤ ~3 min)."""
     images: int
+    val_images: int
     epochs: int
     probe_train: int
     probe_test: int
@@ -51,15 +53,15 @@ class DemoSize:
 
     @classmethod
     def of(cls, quick: bool) -> "DemoSize":
-        return cls(256, 1, 200, 200, 20, 2) if quick else cls(2048, 4, 1000, 500, 100, 10)
+        return cls(128, 64, 1, 200, 200, 20, 2) if quick else cls(2048, 256, 4, 1000, 500, 100, 10)
 
 
 @dataclass
 class Context:
-    """What the stages share: output folders, the size, and each stage's products."""
+    """What the stages share: the output folder and the size. Products live at fixed paths under `out`, so any
+    stage can be re-run alone (`--only`) on the products of an earlier run."""
     out: Path
     size: DemoSize
-    products: dict[str, Any] = field(default_factory=dict)
 
     @property
     def records(self) -> Path:
@@ -69,30 +71,37 @@ class Context:
     def work(self) -> Path:
         return self.out / "work"
 
+    @property
+    def store(self) -> Path:
+        return self.work / "store"
+
+    def student_dir(self, mode: str) -> Path:
+        return self.work / f"student_{mode}"
+
+    def checkpoint(self, mode: str) -> Path:
+        path = self.student_dir(mode) / "checkpoint.pth"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no {mode} student checkpoint (run the {mode} stage first)")
+        return path
+
 
 def stage_save_logits(ctx: Context) -> str:
     """(a) MobileNetV2 top-K logits + seeds over unlabelled Fashion-MNIST → the store."""
     from distill_pretrain import save_logits
-    store = ctx.work / "store"
-    save_logits.main([str(SAVE_LOGITS_CONFIG), "--cfg-options", f"store.path={store}",
+    save_logits.main([str(SAVE_LOGITS_CONFIG), "--cfg-options", f"store.path={ctx.store}",
                       f"dataset.limit={ctx.size.images}", f"epochs={ctx.size.epochs}"])
-    ctx.products["store"] = store
-    return f"store at {store}"
+    return f"store at {ctx.store}"
 
 
 def _train_student(ctx: Context, mode: str) -> str:
     from distill_pretrain import train
-    work_dir = ctx.work / f"student_{mode}"
+    work_dir = ctx.student_dir(mode)
     trainer = train.main([str(STUDENT_CONFIG), "--work-dir", str(work_dir), "--cfg-options", f"mode={mode}",
-                          f"store.path={ctx.products['store']}", f"epochs={ctx.size.epochs}",
-                          f"data.train.limit={ctx.size.images}"])
-    checkpoint = work_dir / "checkpoint.pth"
-    if not checkpoint.is_file():
-        raise RuntimeError(f"distill_pretrain.train wrote no {checkpoint}")
-    ctx.products[f"checkpoint_{mode}"] = checkpoint
+                          f"store.path={ctx.store}", f"epochs={ctx.size.epochs}",
+                          f"data.train.limit={ctx.size.images}", f"data.val.limit={ctx.size.val_images}"])
+    checkpoint = ctx.checkpoint(mode)
     for record in sorted((work_dir / "records").glob("*.json")):  # the trainer's `distill` records
         shutil.copy2(record, ctx.records / f"{mode}__{record.name}")
-    ctx.products.setdefault("logs", []).append(work_dir / "log.jsonl")
     return f"{mode}: {getattr(trainer, 'step', '?')} steps → {checkpoint}"
 
 
@@ -118,25 +127,36 @@ def stage_transfer(ctx: Context) -> str:
 
 def stage_dense(ctx: Context) -> str:
     """(e) Detection and segmentation smoke runs on the real mini sets, backbone = the distilled student."""
+    from transfer.detection import build_mini_coco
     from transfer.detection import train as det_train
+    from transfer.segmentation import build_mini_seg
     from transfer.segmentation import train as seg_train
-    checkpoint = str(ctx.products["checkpoint_stored"])
+    checkpoint = str(ctx.checkpoint("stored"))
     n = ctx.size.dense_iters
-    det = det_train.main([str(DETECTION_CONFIG), "--work-dir", str(ctx.work / "detection"),
-                          "--results-dir", str(ctx.records), "--cfg-options",
-                          f"train_cfg.max_iters={n}", "model.backbone.init_cfg.type=Pretrained",
+    ann_file, img_dir, _ = build_mini_coco(ctx.work / "mini_coco")
+    det = det_train.main([str(DETECTION_CONFIG), "--work-dir", str(ctx.work / "detection"), "--data", str(ann_file),
+                          str(img_dir), "--results-dir", str(ctx.records), "--cfg-options",
+                          f"train_cfg.max_iters={n}", f"train_cfg.val_interval={n}",
+                          "model.backbone.init_cfg._delete_=True", "model.backbone.init_cfg.type=Pretrained",
                           f"model.backbone.init_cfg.checkpoint={checkpoint}"])
+    os.environ["TINYVIT_SEG_MINI"] = str(build_mini_seg(ctx.work / "seg_mini")["data_root"])
     seg = seg_train.main([str(SEGMENTATION_CONFIG), "--work-dir", str(ctx.work / "segmentation"),
                           "--results-dir", str(ctx.records), "--pretrained", checkpoint,
-                          "--cfg-options", f"train_cfg.max_iters={n}"])
-    return f"detection {det}; segmentation {seg}"
+                          "--cfg-options", f"train_cfg.max_iters={n}", f"train_cfg.val_interval={n}"])
+    return f"detection {_short(det)}; segmentation {_short(seg)}"
+
+
+def _short(metrics: object) -> str:
+    if isinstance(metrics, dict):
+        return ", ".join(f"{k.split('/')[-1]}={v:.3g}" for k, v in metrics.items() if isinstance(v, float))[:200]
+    return str(metrics)[:200]
 
 
 def stage_report(ctx: Context) -> str:
     """(f) Tables and plots from the records written above."""
     from . import plots, table
     text = table.main(["--records", str(ctx.records), "--out", str(ctx.out / "tables.md")])
-    logs = [p for p in ctx.products.get("logs", []) if Path(p).is_file()]
+    logs = sorted(ctx.work.glob("student_*/log.jsonl"))
     written = plots.make_all(ctx.records, ctx.out / "plots", logs)
     return f"{len(text.splitlines())} table lines → {ctx.out / 'tables.md'}; {len(written)} plot files"
 
