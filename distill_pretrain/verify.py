@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -96,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  epoch {e}: " + ("checksum ok" if not errs else "FAIL " + "; ".join(errs)))
     c = report["completeness"]
     print(f"  completeness: {len(c['finalized'])}/{c['planned'] or '?'} epochs finalized"
-          + (f", missing {c['missing']}" if c["missing"] else "") + (f", partial {c['partial']}" if c["partial"] else ""))
+          + (f", missing {c['missing']}" if c["missing"] else "")
+          + (f", partial {c['partial']}" if c["partial"] else ""))
     if args.num_samples > 0 and not any(checks.values()):
         if args.teacher_config:
             from .save_logits import load_config
