@@ -179,7 +179,7 @@ def load_pretrained(model: nn.Module, checkpoint: str | Path | Mapping[str, Any]
             raise ValueError(f"{where}: key {key!r} has shape {tuple(sd[key].shape)} in the checkpoint but "
                              f"{tuple(own[key].shape)} in TinyViT {getattr(model, 'arch', '')!r}")
     result = model.load_state_dict(sd, strict=False)
-    report.missing_keys = list(result.missing_keys)
+    report.missing_keys = [k for k in result.missing_keys if k not in report.skipped_keys]
     report.unexpected_keys = list(result.unexpected_keys)
     if strict and (report.missing_keys or report.unexpected_keys):
         raise ValueError(f"{where}: strict load failed: {report}")

@@ -1,0 +1,205 @@
+"""TinyViT backbone: sizes, shapes, parity with timm, MMEngine integration, freezing, bad input."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import timm
+import torch
+from torch import nn
+
+import backbones
+from backbones import TinyViT
+from benchmarks.backbone_speed import count_macs, count_params
+
+ARCHS = ["5m", "11m", "21m"]
+# Paper Tab. 4 / supp. Tab. 1: params (M, 1000-class head) and MACs (G) at 224².
+PAPER = {"5m": (5.4, 1.3), "11m": (11.0, 2.0), "21m": (21.0, 4.3)}
+DIMS = {"5m": (64, 128, 160, 320), "11m": (64, 128, 256, 448), "21m": (96, 192, 384, 576)}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_params_and_macs_match_paper(arch):
+    model = TinyViT(arch, num_classes=1000)
+    params_m, macs_g = count_params(model) / 1e6, count_macs(model, 224) / 1e9
+    paper_params, paper_macs = PAPER[arch]
+    assert abs(params_m - paper_params) / paper_params < 0.03, params_m
+    assert abs(macs_g - paper_macs) / paper_macs < 0.03, macs_g
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("size", [(224, 224), (97, 131)])
+def test_multiscale_output_shapes(arch, size):
+    model = TinyViT(arch, out_indices=(0, 1, 2, 3)).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(2, 3, *size))
+    ceil_half = lambda hw: tuple(-(-v // 2) for v in hw)  # noqa: E731 - a 3×3 stride-2 conv
+    hw = ceil_half(ceil_half(size))  # stride 4 after the patch embedding
+    for out, dim in zip(outs, DIMS[arch]):
+        assert out.shape == (2, dim, *hw)
+        assert out.is_contiguous()
+        hw = ceil_half(hw)
+    assert model.out_channels == DIMS[arch]
+
+
+@pytest.mark.parametrize("arch,img_size", [("5m", 224), ("11m", 224), ("21m", 224), ("21m", 384), ("21m", 512)])
+def test_numerical_parity_with_timm(arch, img_size, randomize):
+    ref = randomize(timm.create_model(f"tiny_vit_{arch}_{img_size}", num_classes=1000, drop_path_rate=0.0)).eval()
+    ours = TinyViT(arch, img_size=img_size, num_classes=1000).eval()
+    report = backbones.load_pretrained(ours, ref.state_dict(), strict=True)
+    assert report.source_format == "timm"
+    x = torch.randn(1, 3, img_size, img_size)
+    with torch.no_grad():
+        f_ours, f_ref = ours.forward_features(x), ref.forward_features(x)
+        assert (f_ours - f_ref).abs().max() <= 1e-4
+        assert (ours.forward_head(f_ours) - ref.forward_head(f_ref)).abs().max() <= 1e-4
+    # The training-mode (unfused) path matches too, including odd sizes that need window padding.
+    if arch == "5m":
+        ours.train()
+        ref.train()
+        x = torch.randn(2, 3, 160, 200)
+        assert (ours.forward_features(x) - ref.forward_features(x)).abs().max() <= 1e-4
+
+
+def test_pre_logits_and_classifier_interface():
+    model = TinyViT("5m", num_classes=10).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        feats = model.forward_head(model.forward_features(x), pre_logits=True)
+        assert feats.shape == (2, model.num_features)
+        assert model(x).shape == (2, 10)
+    model.reset_classifier(0)
+    with torch.no_grad():
+        assert torch.equal(model(x), feats)
+    assert isinstance(model.get_classifier(), nn.Identity)
+    assert TinyViT("5m", out_indices=(3,)).head is None  # backbone mode has no unused head parameters
+
+
+def test_inference_cache_is_never_stale(randomize):
+    """eval() → forward → load_state_dict() → forward must equal a fresh model (the official/timm bug)."""
+    a, b = randomize(TinyViT("5m"), 1).eval(), randomize(TinyViT("5m"), 2).eval()
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        a(x)
+        a.load_state_dict(b.state_dict())
+        assert torch.equal(a(x), b(x))
+        # in-place parameter edits (as an optimizer or EMA does) are seen too
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            pa.mul_(0.5)
+            pb.mul_(0.5)
+        assert torch.allclose(a(x), b(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("registry_module", ["mmengine.registry", "mmdet.registry", "mmseg.registry"])
+def test_registered_in_openmmlab_registries(registry_module):
+    import importlib
+    registry = importlib.import_module(registry_module).MODELS
+    model = registry.build(dict(type="TinyViT", arch="21m", out_indices=(0, 1, 2, 3)))
+    assert isinstance(model, TinyViT) and model.embed_dims == DIMS["21m"]
+
+
+def test_mmdet_fpn_and_mmseg_neck_consume_features():
+    from mmdet.registry import MODELS as DET
+    from mmseg.registry import MODELS as SEG
+    backbone = TinyViT("5m", out_indices=(0, 1, 2, 3)).eval()
+    with torch.no_grad():
+        feats = backbone(torch.randn(2, 3, 128, 128))
+        fpn = DET.build(dict(type="FPN", in_channels=list(DIMS["5m"]), out_channels=32, num_outs=5))
+        outs = fpn(feats)
+        assert len(outs) == 5 and outs[0].shape == (2, 32, 32, 32)
+        head = SEG.build(dict(type="UPerHead", in_channels=list(DIMS["5m"]), in_index=[0, 1, 2, 3],
+                              pool_scales=(1, 2, 3, 6), channels=32, num_classes=5, norm_cfg=dict(type="BN")))
+        head.eval()
+        assert head(feats).shape == (2, 5, 32, 32)
+
+
+@pytest.mark.parametrize("frozen_stages", [0, 2])
+def test_frozen_stages(frozen_stages):
+    model = TinyViT("5m", out_indices=(0, 1, 2, 3), frozen_stages=frozen_stages)
+    model.train()
+    frozen_prefixes = ["patch_embed."] + [f"stages.{i}." for i in range(frozen_stages)] + \
+        [f"norm{i}." for i in range(frozen_stages)]
+    for name, p in model.named_parameters():
+        assert p.requires_grad != any(name.startswith(f) for f in frozen_prefixes), name
+    assert not model.patch_embed.training
+    assert model.stages[frozen_stages].training
+    loss = sum(o.sum() for o in model(torch.randn(2, 3, 64, 64)))
+    loss.backward()
+    assert model.patch_embed.conv1.conv.weight.grad is None
+
+
+def test_norm_eval_keeps_batchnorm_statistics():
+    model = TinyViT("5m", out_indices=(3,), norm_eval=True).train()
+    before = model.patch_embed.conv1.bn.running_mean.clone()
+    model(torch.randn(2, 3, 64, 64))
+    assert torch.equal(before, model.patch_embed.conv1.bn.running_mean)
+
+
+def test_with_cp_and_drop_path_train():
+    model = TinyViT("5m", out_indices=(0, 1, 2, 3), with_cp=True, drop_path_rate=0.1).train()
+    outs = model(torch.randn(2, 3, 64, 64))
+    sum(o.mean() for o in outs).backward()
+    assert model.stages[3].blocks[1].attn.qkv.weight.grad is not None
+
+
+def test_custom_contraction_factors():
+    model = TinyViT(dict(embed_dims=(32, 64, 96, 128), depths=(1, 1, 2, 1), head_dim=16, mlp_ratio=2,
+                         mbconv_ratio=2), out_indices=(0, 1, 2, 3))
+    assert model.num_heads == (2, 4, 6, 8)
+    assert [o.shape[1] for o in model(torch.randn(1, 3, 64, 64))] == [32, 64, 96, 128]
+
+
+def test_layer_depth_matches_official_decay():
+    model = TinyViT("5m")
+    depth = lambda n: model.get_layer_depth(n)[0]  # noqa: E731
+    assert model.get_layer_depth("patch_embed.conv1.conv.weight") == (0, 12)
+    assert depth("stages.0.blocks.1.conv1.conv.weight") == 1
+    assert depth("stages.1.downsample.conv1.conv.weight") == 1  # shares the block before it
+    assert depth("stages.1.blocks.0.attn.qkv.weight") == 2
+    assert depth("stages.3.blocks.1.mlp.fc2.weight") == 11
+    assert depth("head.fc.weight") == 11
+
+
+def test_layer_decay_optimizer_constructor_groups():
+    from mmengine.optim import build_optim_wrapper
+
+    class Detector(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = TinyViT("5m", out_indices=(0, 1, 2, 3))
+            self.neck = nn.Linear(4, 4)
+
+    model = Detector()
+    wrapper = build_optim_wrapper(model, dict(
+        type="OptimWrapper", optimizer=dict(type="AdamW", lr=1e-3, weight_decay=0.05),
+        constructor="LayerDecayOptimWrapperConstructor", paramwise_cfg=dict(layer_decay_rate=0.8)))
+    lr_of, wd_of = {}, {}
+    for group in wrapper.optimizer.param_groups:
+        for p in group["params"]:
+            lr_of[id(p)], wd_of[id(p)] = group["lr"], group["weight_decay"]
+    params = dict(model.named_parameters())
+    assert lr_of[id(params["neck.weight"])] == pytest.approx(1e-3)
+    assert lr_of[id(params["backbone.patch_embed.conv1.conv.weight"])] == pytest.approx(1e-3 * 0.8 ** 11)
+    assert lr_of[id(params["backbone.stages.3.blocks.1.mlp.fc1.weight"])] == pytest.approx(1e-3)
+    assert wd_of[id(params["backbone.stages.1.blocks.0.attn.attention_biases"])] == 0.0
+    assert wd_of[id(params["backbone.norm0.weight"])] == 0.0
+    assert wd_of[id(params["backbone.stages.1.blocks.0.attn.qkv.weight"])] == 0.05
+    assert sum(len(g["params"]) for g in wrapper.optimizer.param_groups) == len(params)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(arch="7m"), r"unknown TinyViT arch '7m'"),
+    (dict(arch=dict(embed_dims=(64, 128))), r"missing keys \['depths'\]"),
+    (dict(arch=dict(embed_dims=(64, 128, 160, 320), depths=(2, 2, 6, 2), heads=3)), r"unknown keys \['heads'\]"),
+    (dict(window_sizes=(7, 7, 14)), r"window_sizes must be 4 positive ints"),
+    (dict(window_sizes=(7, 0, 14, 7)), r"window_sizes must be 4 positive ints"),
+    (dict(img_size=200), r"img_size=200 has no default window sizes"),
+])
+def test_bad_configuration_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TinyViT(**kwargs)
+
+
+def test_wrong_input_channels_error():
+    with pytest.raises(ValueError, match=re.escape("TinyViT '5m' expects (B, 3, H, W) input, got shape (1, 1, 32, 32)")):
+        TinyViT("5m")(torch.randn(1, 1, 32, 32))
