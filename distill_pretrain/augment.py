@@ -182,6 +182,14 @@ class ReplayDataset(Dataset):
         self.epoch = int(epoch)
         self.transform = self.cfg.build_transform()
 
+    @classmethod
+    def for_store(cls, store: Any, dataset: Dataset) -> "ReplayDataset":
+        """The replay a `LogitStore` was saved with (its transform and base seed), refusing another dataset."""
+        ident = getattr(dataset, "identity", None)
+        if ident is not None:
+            store.check(dataset=ident)
+        return cls(dataset, store.manifest["transform"], store.manifest["base_seed"])
+
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose augmentation ``__getitem__`` replays (call before creating the iterator)."""
         self.epoch = int(epoch)

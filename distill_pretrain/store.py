@@ -335,6 +335,11 @@ class LogitStore:
         if not ok:
             raise StoreError(f"{path}: store field {key!r} is {have!r}, but {want!r} was expected")
 
+    def check(self, **expect: Any) -> None:
+        """Refuse (StoreError naming the field) if any of ``expect`` differs from the manifest (see `open`)."""
+        for key, want in expect.items():
+            self._check_field(self.path, self._manifest, key, want)
+
     # ------------------------------------------------------------------------------------------ properties
     @property
     def manifest(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .augment import AugmentConfig, ReplayDataset
+from .augment import ReplayDataset
 from .data import build_dataset
 from .store import LogitStore, StoreError
 from .teachers import build_teacher
@@ -38,14 +38,10 @@ def rerun_teacher(store: LogitStore, num_samples: int, seed: int, teacher_cfg: d
                   batch_size: int = 16) -> dict[str, Any]:
     """Re-run the teacher on random (epoch, index) replays and compare with the stored top-K."""
     from .save_logits import TeacherRunner
-    m = store.manifest
     teacher, identity = build_teacher(teacher_cfg)
-    store._check_field(store.path, m, "teacher", identity)
-    dataset = build_dataset(dataset_cfg)
-    store._check_field(store.path, m, "dataset", dataset.identity)
-    aug = AugmentConfig.coerce(m["transform"])
-    replay = ReplayDataset(dataset, aug, m["base_seed"])
-    runner = TeacherRunner(teacher, identity, aug, torch.device("cpu"), amp=False)
+    store.check(teacher=identity)
+    replay = ReplayDataset.for_store(store, build_dataset(dataset_cfg))
+    runner = TeacherRunner(teacher, identity, replay.cfg, torch.device("cpu"), amp=False)
     rng = np.random.default_rng(seed)
     epochs = np.array(store.epochs)
     picks = [(int(rng.choice(epochs)), int(rng.integers(store.length))) for _ in range(num_samples)]
