@@ -6,3 +6,16 @@ from .teachers import build_teacher
 
 __all__ = ["LogitStore", "SparseTargets", "StoreError", "recover_dense", "ReplayDataset", "AugmentConfig",
            "collate_replay", "sample_seed", "sample_seeds", "build_dataset", "dataset_identity", "build_teacher"]
+
+# Student trainer (issue 4). Loaded lazily so `python -m distill_pretrain.train` does not import itself twice.
+_TRAINER_EXPORTS = {"Trainer": "train", "load_config": "train", "build_student": "train",
+                    "soft_cross_entropy": "train", "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
+                    "export_backbone": "export"}
+__all__ += list(_TRAINER_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _TRAINER_EXPORTS:
+        import importlib
+        return getattr(importlib.import_module(f".{_TRAINER_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

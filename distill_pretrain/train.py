@@ -56,11 +56,11 @@ DEFAULTS: dict[str, Any] = dict(
     loss=dict(temperature=1.0, gt_weight=0.0, label_smoothing=0.1, online_topk=None),
     optim=dict(lr=1e-3, base_batch=1024, weight_decay=0.05, betas=(0.9, 0.999), eps=1e-8, warmup_epochs=0,
                warmup_lr=0.0, min_lr=0.0, clip_grad=5.0, accum_steps=1, layer_decay=None),
-    ema=None, freeze_bn_stats=False, amp=True, amp_dtype="float16",
-    log_interval=10, save_interval=0, eval_interval=1, eval_teacher_agreement=False,
+    ema=dict(decay=None), freeze_bn_stats=False, amp=True, amp_dtype="float16",
+    log_interval=10, save_interval=0, eval_interval=1, eval_teacher_agreement=False, eval_before_train=False,
     max_steps_per_epoch=None, stop_after_steps=None, work_dir=None, record=True,
 )
-_SECTIONS = ("student", "store", "data", "loss", "optim")
+_SECTIONS = ("student", "store", "data", "loss", "optim", "ema")
 
 
 def resolve_config(cfg: Config | Mapping[str, Any]) -> Config:
@@ -331,19 +331,21 @@ class Trainer:
         cfg = self.cfg
         need_teacher = cfg.mode == "online" or (cfg.eval_teacher_agreement and cfg.teacher)
         if need_teacher:
+            from .save_logits import TeacherRunner
             from .teachers import build_teacher
             teacher, identity = build_teacher(cfg.teacher)
-            self.teacher = teacher.to(self.device).eval()
-            for p in self.teacher.parameters():
+            for p in teacher.parameters():
                 p.requires_grad_(False)
-            self.teacher_identity = plain(identity) if isinstance(identity, Mapping) else {"name": str(identity)}
-            self.teacher_num_classes = int(getattr(teacher, "num_classes", 0) or identity.get("num_classes", 1000))
+            # Re-normalises the student's input to the teacher's mean/std, softmax (as save_logits does).
+            self.teacher = TeacherRunner(teacher, identity, self.aug_cfg, self.device, bool(cfg.amp))
+            self.teacher_identity = plain(identity)
+            self.teacher_num_classes = int(identity["num_classes"])
         self.num_classes = self._num_classes()
         self.model = build_student(cfg.student, self.num_classes).to(self.device)
         self.ema = None
-        if cfg.ema:
+        if cfg.ema.decay:
             from timm.utils import ModelEmaV3
-            self.ema = ModelEmaV3(self.model, decay=float(cfg.ema.get("decay", 0.9998)))
+            self.ema = ModelEmaV3(self.model, decay=float(cfg.ema.decay))
         self.ddp_model: nn.Module = self.model
         if self.dist.world_size > 1:
             self.ddp_model = nn.parallel.DistributedDataParallel(
@@ -402,6 +404,15 @@ class Trainer:
         return True
 
     # ---------------------------------------------------------------------------------------- checkpoint
+    def load_weights(self, path: str | Path) -> None:
+        """Load a student checkpoint (any format `backbones.load_pretrained` reads) for evaluation."""
+        from backbones import load_pretrained
+        if hasattr(self.model, "get_layer_depth"):
+            load_pretrained(self.model, path, strict=True)
+        else:
+            from .checkpoint import load_checkpoint
+            self.model.load_state_dict(load_checkpoint(path)["state_dict"])
+
     def checkpoint_meta(self, epoch: int) -> dict[str, Any]:
         from benchmarks.records import git_commit
         meta = student_meta(self.model, self.cfg.student)
@@ -494,8 +505,7 @@ class Trainer:
             top1 = idx.gather(1, val.argmax(1, keepdim=True))[:, 0].to(self.device)
             return target, top1
         if cfg.mode == "online":
-            with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-                probs = self.teacher(images).float().softmax(-1)
+            probs = self.teacher.probs(images)
             k = cfg.loss.online_topk
             if k:
                 from .store import recover_dense
@@ -536,11 +546,14 @@ class Trainer:
                  f"samples={len(self.train_set)} world={self.dist.world_size} batch/rank={cfg.data.batch_size} "
                  f"accum={accum} total_batch={self.total_batch} lr={self.schedule['base_lr']:.3g} "
                  f"steps/epoch={self.steps_per_epoch} total_steps={total_steps} device={self.device} amp={self.use_amp}")
+        if cfg.eval_before_train and self.step == 0 and self.val_set is not None:
+            self.evaluate(-1)
         t_window, n_window, t_run, steps_run = time.perf_counter(), 0, time.perf_counter(), 0
         run_start_step = self.step
         stats = _Window()
         while self.step < stop_at:
             epoch = self.epoch
+            t_step = time.perf_counter()  # checkpoint / eval time of the previous epoch is not a step's
             self._set_train_mode()
             for batch in self._loader(epoch, self.batch_in_epoch):
                 micro = self.batch_in_epoch % accum
@@ -572,7 +585,9 @@ class Trainer:
                 self.step += 1
                 steps_run += 1
                 record = {"loss": stats.loss(), "lr": lr, "grad_norm": grad_norm, **stats.rates()}
-                self.history.append({"step": self.step, **record})
+                now = time.perf_counter()
+                self.history.append({"step": self.step, **record, "step_s": now - t_step})
+                t_step = now
                 stats = _Window()
                 if self.step % int(cfg.log_interval) == 0 or self.step == stop_at:
                     now = time.perf_counter()
@@ -615,6 +630,7 @@ class Trainer:
         loader = DataLoader(torch.utils.data.Subset(self.val_set, shard), batch_size=batch_size or
                             int(self.cfg.data.batch_size), num_workers=int(self.cfg.data.num_workers))
         counts = torch.zeros(4, dtype=torch.float64)  # seen, top1, top5, agree
+        teacher_votes = torch.zeros(max(self.num_classes, 1), dtype=torch.float64)
         for images, labels in loader:
             images = images.to(self.device)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
@@ -625,15 +641,19 @@ class Trainer:
             counts[1] += (top5[:, 0] == labels).sum().item()
             counts[2] += (top5 == labels[:, None]).any(1).sum().item()
             if self.teacher is not None:
-                with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-                    t_top1 = self.teacher(images).float().argmax(-1)
+                t_top1 = self.teacher.probs(images).argmax(-1)
                 counts[3] += (t_top1 == top5[:, 0]).sum().item()
+                teacher_votes += torch.bincount(t_top1.cpu(), minlength=len(teacher_votes))[:len(teacher_votes)].double()
         if self.dist.world_size > 1:
             dist.all_reduce(counts)
         seen = max(counts[0].item(), 1)
         metrics = {"top1": counts[1].item() / seen, "top5": counts[2].item() / seen}
         if self.teacher is not None:
+            if self.dist.world_size > 1:
+                dist.all_reduce(teacher_votes)
             metrics["teacher_agreement_top1"] = counts[3].item() / seen
+            # what a constant student predicting the teacher's most frequent class would score
+            metrics["teacher_majority_baseline"] = teacher_votes.max().item() / seen
         self._set_train_mode()
         self.log(f"eval epoch {epoch}: " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()) + f" ({int(seen)} images)")
         self._scalars({f"val/{k}": v for k, v in metrics.items()}, self.step)
@@ -725,6 +745,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work-dir", help="output folder (default: work_dirs/<config name>)")
     parser.add_argument("--resume", nargs="?", const="auto", default=None,
                         help="resume from WORK_DIR/resume.pth (or the given resume file)")
+    parser.add_argument("--eval", metavar="CKPT", help="only evaluate this checkpoint on data.val (1 or N processes)")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
                         help="override config keys, e.g. optim.lr=1e-4 data.batch_size=64")
     return parser.parse_args(argv)
@@ -750,11 +771,15 @@ def main(argv: Sequence[str] | None = None) -> Trainer:
         cfg.dump(str(work_dir / "config.py"))
     MMLogger.get_instance("distill_pretrain", log_file=str(work_dir / "train.log") if info.is_main else None)
     trainer = Trainer(cfg, work_dir, info, config_sha256(cfg.to_dict()))
-    if args.resume:
+    if args.eval:
+        trainer.load_weights(args.eval)
+        trainer.evaluate()
+    elif args.resume:
         found = trainer.resume(None if args.resume == "auto" else args.resume)
         if not found and args.resume != "auto":
             raise FileNotFoundError(f"--resume {args.resume}: no such resume file")
-    trainer.train()
+    if not args.eval:
+        trainer.train()
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()

@@ -18,7 +18,7 @@ data = dict(
     aug=dict(img_size=64, auto_augment=None, color_jitter=None, re_prob=0.0, mixup_alpha=0.0, cutmix_alpha=0.0,
              scale=(0.35, 1.0)))
 loss = dict(temperature=1.0, gt_weight=0.0)
-optim = dict(lr=1e-3, base_batch=256, weight_decay=0.01, warmup_epochs=0.25, warmup_lr=1e-6, min_lr=1e-5,
+optim = dict(lr=1e-3, base_batch=32, weight_decay=0.01, warmup_epochs=0.25, warmup_lr=1e-6, min_lr=1e-5,
              clip_grad=5.0)
 amp = False
 log_interval = 10

@@ -5,5 +5,5 @@ amp_dtype = 'float16'
 log_interval = 50         # optimizer steps between log lines (images/s, ETA, loss, lr, teacher accuracy)
 save_interval = 1000      # optimizer steps between resume states (and at every epoch end)
 eval_interval = 1         # epochs between evaluations on data.val
-ema = None                # dict(decay=0.9998) to keep an EMA of the student
+ema = dict(decay=None)    # decay=0.9998 keeps an EMA of the student (checkpoint_ema.pth)
 freeze_bn_stats = False

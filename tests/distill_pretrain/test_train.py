@@ -1,0 +1,194 @@
+"""Student trainer: exact resume, contract-2 checkpoints (weights_only, load_pretrained, mmdet init_cfg), export,
+the pieces of the loss and the schedule. Real data (Fashion-MNIST), a real ImageNet teacher (MobileNetV2) writing
+a real store through `distill_pretrain.save_logits`; a slim TinyViT at 32 px keeps it fast on 2 cores."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from backbones import CHECKPOINT_FORMAT, TinyViT, load_pretrained
+from distill_pretrain import save_logits
+from distill_pretrain.export import export_backbone
+from distill_pretrain.optim import cosine_lr, schedule_from_cfg
+from distill_pretrain.store import recover_dense
+from distill_pretrain.train import EpochBatchSampler, Trainer, label_targets, load_config, soft_cross_entropy
+
+REPO = Path(__file__).resolve().parents[2]
+SLIM = dict(embed_dims=[16, 32, 32, 64], depths=[1, 1, 1, 1], head_dim=16)
+AUG = dict(img_size=32, auto_augment=None, color_jitter=0.4, re_prob=0.25, mixup_alpha=0.8, cutmix_alpha=1.0,
+           scale=[0.35, 1.0])
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    """2 epochs × 32 Fashion-MNIST images, MobileNetV2 top-10, with Mixup/CutMix (partners replayed too)."""
+    path = tmp_path_factory.mktemp("store") / "s"
+    save_logits.main([str(REPO / "configs/distill/save_logits_mobilenetv2_fmnist.py"), "--cfg-options",
+                      f"store.path={path}", "dataset.limit=32", "epochs=2", "num_workers=0", "batch_size=32",
+                      "store.chunk_size=16", "augment.img_size=32", "augment.auto_augment=None",
+                      "augment.re_prob=0.25", "augment.scale=(0.35,1.0)"])
+    return path
+
+
+def _cfg(store: Path, **over):
+    options = {"store.path": str(store), "store.cycle_epochs": False, "epochs": 2, "student.img_size": 32, "student.drop_path_rate": 0.1, "data.train.limit": 32, "data.val": None,
+               "data.batch_size": 4, "optim.accum_steps": 2, "optim.warmup_epochs": 0.5, "ema.decay": 0.9,
+               "eval_teacher_agreement": False, "log_interval": 1, "record": False}
+    options.update(over)
+    cfg = load_config(REPO / "configs/distill/tinyvit_5m_fmnist_tiny_cpu.py", options)
+    cfg.student.arch = SLIM  # a dict does not merge over the base's '5m' string
+    return cfg
+
+
+def test_stored_distillation_resumes_exactly(store: Path, tmp_path: Path) -> None:
+    """Stopped mid-epoch and resumed (new Trainer, same work dir) = uninterrupted: same losses, same weights."""
+    full = Trainer(_cfg(store), tmp_path / "full")
+    full_hist = full.train()
+    assert len(full_hist) == 8  # 2 epochs × 4 optimizer steps (32 samples / batch 4 / accumulation 2)
+
+    first = Trainer(_cfg(store, stop_after_steps=3), tmp_path / "split")
+    first.train()
+    assert (first.epoch, first.batch_in_epoch, first.step) == (0, 6, 3)
+    second = Trainer(_cfg(store), tmp_path / "split")
+    assert second.resume()
+    second_hist = second.train()
+    assert [h["loss"] for h in second_hist] == [h["loss"] for h in full_hist]
+    assert [h["lr"] for h in second_hist] == [h["lr"] for h in full_hist]
+    for key, value in full.model.state_dict().items():
+        assert torch.equal(value, second.model.state_dict()[key]), key
+    for key, value in full.ema.module.state_dict().items():
+        assert torch.equal(value, second.ema.module.state_dict()[key]), key
+    losses = [h["loss"] for h in full_hist]
+    assert all(math.isfinite(v) for v in losses) and "agree" in full_hist[0]
+
+    # contract 2: plain types, weights_only, meta from the store
+    ckpt_path = tmp_path / "full" / "checkpoint.pth"
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    assert ckpt["format"] == CHECKPOINT_FORMAT
+    meta = ckpt["meta"]
+    assert meta["img_size"] == 32 and meta["num_classes"] == 1000 and meta["epoch"] == 1
+    assert meta["window_sizes"] == [1, 1, 2, 1] and meta["arch"] == SLIM
+    assert meta["teacher"]["name"] == "mobilenet_v2" and len(meta["teacher"]["weights_sha256"]) == 64
+    assert meta["store"]["topk"] == 10 and len(meta["config_sha256"]) == 64 and meta["git_commit"]
+    assert torch.load(tmp_path / "split" / "resume.pth", weights_only=True)["step"] == 8
+
+    # backbones.load_pretrained into a backbone-mode TinyViT: every backbone weight placed, equal
+    backbone = TinyViT(arch=SLIM, img_size=32, out_indices=(0, 1, 2, 3))
+    report = load_pretrained(backbone, str(ckpt_path), strict=False)
+    assert report.source_format == "ours"
+    assert all(k.startswith(("norm0.", "norm1.", "norm2.", "norm3.")) for k in report.missing_keys)  # new out norms
+    assert torch.equal(backbone.state_dict()["stages.3.blocks.0.attn.qkv.weight"],
+                       ckpt["state_dict"]["stages.3.blocks.0.attn.qkv.weight"])
+
+    # mmdet: a registry-built backbone with init_cfg=Pretrained loads it in init_weights
+    import backbones  # noqa: F401  (registers TinyViT for mmdet through the parent registry)
+    from mmdet.registry import MODELS
+    det_backbone = MODELS.build(dict(type="TinyViT", arch=SLIM, img_size=32, out_indices=(1, 2, 3),
+                                     init_cfg=dict(type="Pretrained", checkpoint=str(ckpt_path))))
+    det_backbone.init_weights()
+    assert torch.equal(det_backbone.state_dict()["patch_embed.conv1.conv.weight"],
+                       ckpt["state_dict"]["patch_embed.conv1.conv.weight"])
+    feats = det_backbone(torch.randn(1, 3, 64, 64))
+    assert [f.shape[1] for f in feats] == [32, 32, 64]
+
+    # export: backbone-only, still contract 2
+    out = export_backbone(ckpt_path, tmp_path / "backbone.pth")
+    exported = torch.load(out, weights_only=True)
+    assert not any(k.startswith("head.") for k in exported["state_dict"]) and exported["meta"]["num_classes"] == 0
+    assert load_pretrained(TinyViT(arch=SLIM, img_size=32, out_indices=(3,)), str(out)).missing_keys == [
+        "norm3.weight", "norm3.bias"]
+
+
+def test_resume_refuses_other_world_size(store: Path, tmp_path: Path) -> None:
+    trainer = Trainer(_cfg(store, stop_after_steps=1), tmp_path)
+    trainer.train()
+    state = torch.load(tmp_path / "resume.pth", weights_only=True)
+    state["world_size"] = 2
+    with pytest.raises(ValueError, match="2 ranks"):
+        trainer.load_state_dict(state)
+
+
+def test_soft_cross_entropy_against_recovered_target() -> None:
+    idx = torch.tensor([[3, 1]])
+    val = torch.tensor([[0.6, 0.3]])
+    target = recover_dense(idx, val, 5)
+    assert torch.allclose(target, torch.tensor([[0.1 / 3, 0.3, 0.1 / 3, 0.6, 0.1 / 3]]))
+    logits = torch.randn(1, 5)
+    expected = -(target * logits.log_softmax(-1)).sum()
+    assert torch.allclose(soft_cross_entropy(logits, target), expected)
+    # T ≠ 1: re-tempered target equals softmax(teacher_logits / T)
+    t_logits = torch.randn(2, 5)
+    p = t_logits.softmax(-1)
+    ref = -(torch.softmax(t_logits / 2, -1) * torch.log_softmax(logits.expand(2, 5) / 2, -1)).sum(-1).mean() * 4
+    assert torch.allclose(soft_cross_entropy(logits.expand(2, 5), p, 2.0), ref, atol=1e-6)
+
+
+def test_mixup_label_targets() -> None:
+    y = label_targets(torch.tensor([0, 2]), torch.tensor([1, 2]), torch.tensor([0.7, 1.0]), 3, 0.0)
+    assert torch.allclose(y, torch.tensor([[0.7, 0.3, 0.0], [0.0, 0.0, 1.0]]))
+    with pytest.raises(ValueError, match="unlabeled"):
+        label_targets(torch.tensor([-1]), torch.tensor([-1]), torch.tensor([1.0]), 3, 0.1)
+
+
+def test_schedule_and_lr_scaling() -> None:
+    sched = schedule_from_cfg(dict(lr=2e-3, base_batch=4096, warmup_epochs=5, warmup_lr=2e-6, min_lr=2e-5),
+                              steps_per_epoch=10, epochs=90, total_batch=1024)
+    assert sched["base_lr"] == pytest.approx(5e-4) and sched["warmup_steps"] == 50
+    lrs = [cosine_lr(s, **sched) for s in range(sched["total_steps"] + 1)]
+    assert lrs[0] == pytest.approx(5e-7) and max(lrs) == pytest.approx(5e-4) and lrs[50] == pytest.approx(5e-4)
+    assert lrs[-1] == pytest.approx(5e-6) and all(a <= b for a, b in zip(lrs[:50], lrs[1:51]))
+
+
+def test_sampler_shards_are_disjoint_and_resumable() -> None:
+    shards = [list(EpochBatchSampler(50, 4, r, 3, seed=1)) for r in range(3)]
+    flat = [i for s in shards for b in s for i in b]
+    assert len(flat) == len(set(flat)) == 48 and len(shards[0]) == 4
+    sampler = EpochBatchSampler(50, 4, 1, 3, seed=1)
+    sampler.set_epoch(0, start_batch=2)
+    assert list(sampler) == shards[1][2:]
+    sampler.set_epoch(1)
+    assert list(sampler) != shards[1]
+
+
+def test_bad_config_is_refused(store: Path) -> None:
+    with pytest.raises(KeyError, match="optim"):
+        _cfg(store, **{"optim.learning_rate": 1.0})
+    with pytest.raises(ValueError, match="mode"):
+        _cfg(store, mode="distill")
+
+
+@pytest.mark.slow
+def test_torchrun_gloo_two_processes_then_one_process_eval(store: Path, tmp_path: Path) -> None:
+    """2-process DDP (gloo) trains a few steps; its checkpoint loads into the 1-process evaluator."""
+    import os
+    import subprocess
+    import sys
+
+    from distill_pretrain.train import main
+    cfg_file = tmp_path / "ddp_cfg.py"
+    cfg_file.write_text(
+        f"_base_ = ['{REPO / 'configs/distill/tinyvit_5m_fmnist_tiny_cpu.py'}']\n"
+        f"student = dict(_delete_=True, type='TinyViT', arch={SLIM!r}, img_size=32, drop_path_rate=0.1)\n"
+        f"store = dict(path='{store}', cycle_epochs=False)\n"
+        "data = dict(train=dict(limit=32), val=dict(limit=8), batch_size=4)\n"
+        "epochs = 1\neval_teacher_agreement = False\nlog_interval = 1\nrecord = False\n")
+    work = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           str(29500 + os.getpid() % 1000), "-m", "distill_pretrain.train", str(cfg_file),
+                           "--work-dir", str(work), "--cfg-options", "eval_interval=0"],
+                          capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = (work / "train.log").read_text()
+    assert "world=2" in log and "total_batch=8" in log and "step 4/4" in log
+    ckpt = torch.load(work / "checkpoint.pth", weights_only=True)
+    assert ckpt["meta"]["epoch"] == 0 and ckpt["meta"]["step"] == 4
+
+    evaluator = main([str(cfg_file), "--work-dir", str(tmp_path / "eval"), "--eval", str(work / "checkpoint.pth")])
+    for key, value in ckpt["state_dict"].items():
+        assert torch.equal(evaluator.model.state_dict()[key], value), key
+    rec = (tmp_path / "eval" / "log.jsonl").read_text()
+    assert '"val/top1"' in rec
