@@ -9,9 +9,10 @@ two measure the same thing, '—' otherwise), the paper reference, and the recor
 Metric names expected per task (aliases in `METRIC_ALIASES` are accepted; unknown metrics are still listed):
 - linear_probe: `top1` (+ optional `ci95`); setting `shots`/`ways` unused. Fractions (≤ 1) are shown as percent.
 - few_shot: `top1`, `ci95`; setting `shots`, `ways`, `episodes`.
-- detection: `bbox_AP`, `bbox_AP50`, `bbox_AP75`, `bbox_AP_S/M/L` and `segm_*` alike (mmdet's `coco/bbox_mAP`,
-  `coco/bbox_mAP_50`, ... are mapped); fractions are shown as percent.
-- segmentation: `mIoU`, `mAcc`, `aAcc` (mmseg's percent values).
+- detection: `bbox_AP`, `bbox_AP50`, `bbox_AP75`, `bbox_APs/APm/APl` and `segm_*` alike (mmdet's `coco/bbox_mAP`,
+  `coco/bbox_mAP_50`, `coco/bbox_mAP_s`, ... are mapped); fractions are shown as percent.
+- segmentation: `mIoU`, `mAcc`, `aAcc` (mmseg's percent values); per-class `IoU.<class>`/`Acc.<class>` are left
+  out of the table.
 - throughput / backbone: `params_m`, `macs_g`, `images_per_s` (alias `ours_img_s`), `timm_images_per_s`
   (alias `timm_img_s`), `speedup_vs_timm`; setting `img_size`, `batch`, `device`, `amp`.
 - store: `bytes_per_sample`, `storage_GiB` (whole data set × epochs), any rates; setting (or metric) `K`, `format`.
@@ -56,7 +57,7 @@ def canonical_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
         name = key.split("/", 1)[1] if key.startswith(("coco/", "ade20k/", "val/")) and not _COCO.match(key) else key
         coco = _COCO.match(name)
         if coco:
-            suffix = {None: "", "50": "50", "75": "75"}.get(coco.group(2), f"_{str(coco.group(2)).upper()}")
+            suffix = coco.group(2) or ""
             name = f"{coco.group(1)}_AP{suffix}"
         elif name.lower() in RAW_SCALES and value > 1e4:
             name, scale = RAW_SCALES[name.lower()]
@@ -184,7 +185,7 @@ def layout_tab6(frame: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
 
 def layout_seg(frame: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     """Semantic segmentation (UperNet; the seeds give TinyMIM's ADE20K protocol but no mIoU): mIoU/mAcc/aAcc."""
-    rows = frame[frame["task"] == "segmentation"].copy()
+    rows = frame[(frame["task"] == "segmentation") & ~frame["metric"].str.contains(".", regex=False)].copy()
     rows["crop"] = rows["resolution"]
     return _finish(rows, ["dataset", "split", "backbone", "source", "crop"], lambda r: (None, None), lambda r: True)
 

@@ -97,7 +97,7 @@ def test_tab6_maps_mmdet_names(tables):
     ap = _row(tab6, dataset="coco", metric="bbox_AP")
     assert ap["ours"] == pytest.approx(49.7) and ap["paper"] == 50.2 and ap["delta"] == pytest.approx(-0.5)
     assert _row(tab6, dataset="coco", metric="bbox_AP50")["paper"] == 69.4
-    assert _row(tab6, dataset="coco", metric="bbox_AP_S")["paper"] == 32.9
+    assert _row(tab6, dataset="coco", metric="bbox_APs")["paper"] == 32.9
     assert pd.isna(_row(tab6, dataset="coco", metric="segm_AP")["paper"])
     assert pd.isna(_row(tab6, dataset="labelme_mini", metric="bbox_AP")["paper"])
 
