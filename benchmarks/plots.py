@@ -18,6 +18,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -34,6 +35,7 @@ from .table import paper_reference, records_frame  # noqa: E402
 
 DEFAULT_PLOTS_DIR = DEFAULT_RESULTS_DIR.parent / "plots"
 BYTES_VALUE, BYTES_INDEX, BYTES_SEED = 2, 2, 4
+STEP_METRIC = re.compile(r"step_s_(\w+)|(\w+)_step_s")
 
 
 def save_figure(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:
@@ -131,7 +133,8 @@ def plot_distill_cost(records: Sequence[Mapping[str, Any]], out_dir: str | Path,
     paper = paper_numbers() if paper is None else paper
     supp = paper[paper["ref"] == "TinyViT supp. §D"].set_index("metric")["value"]
     frame = records_frame(records)
-    steps = frame[(frame["task"] == "distill_speed") & frame["metric"].str.startswith("step_s_")]
+    steps = frame[(frame["task"] == "distill_speed") & frame["metric"].str.fullmatch(STEP_METRIC)].copy()
+    steps["mode"] = [next(g for g in STEP_METRIC.fullmatch(m).groups() if g) for m in steps["metric"]]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     ax = axes[0]
     ax.bar(["fast (stored logits)"], [supp["gpu_days_save_logits"]], color="C1", label="save top-100 logits")
@@ -145,8 +148,8 @@ def plot_distill_cost(records: Sequence[Mapping[str, Any]], out_dir: str | Path,
     if steps.empty:
         ax.text(0.5, 0.5, "no distill_speed records", ha="center", va="center", transform=ax.transAxes)
     else:
-        means = steps.groupby("metric")["ours"].mean()
-        labels = [m.removeprefix("step_s_") for m in means.index]
+        means = steps.groupby("mode")["ours"].mean()
+        labels = list(means.index)
         ax.bar(labels, means.values, color=[{"online": "C3", "stored": "C0"}.get(x, "C2") for x in labels])
         for i, v in enumerate(means.values):
             ax.annotate(f"{v:.3g}s", (i, v), ha="center", fontsize=8, xytext=(0, 2), textcoords="offset points")
