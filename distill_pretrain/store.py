@@ -126,8 +126,13 @@ def _rest_codes(rest: np.ndarray) -> np.ndarray:
     return np.where(rest < REST_P_MIN, 0, codes)
 
 
-def _bitplanes(fields: np.ndarray, bits: int) -> np.ndarray:
-    return ((fields[..., None] >> np.arange(bits)) & 1).astype(np.uint8).reshape(fields.shape[0], -1)
+def _write_bits(out: np.ndarray, offsets: np.ndarray, bits: int, fields: np.ndarray) -> None:
+    """OR little-endian bit fields [B, len(offsets)] of width ``bits`` into byte rows ``out`` (zeroed, padded)."""
+    span = (bits + 7 + 7) // 8
+    byte0 = offsets >> 3
+    shifted = fields.astype(np.int64) << (offsets & 7)
+    for j in range(span):  # fields are >= 8 bits wide, so for a fixed j no two fields hit the same byte
+        out[:, byte0 + j] |= ((shifted >> (8 * j)) & 0xFF).astype(np.uint8)
 
 
 def _read_bits(raw: np.ndarray, offsets: np.ndarray, bits: int) -> np.ndarray:
@@ -160,10 +165,11 @@ def encode_records(seeds: np.ndarray, indices: np.ndarray, values: np.ndarray, n
     else:
         fields = indices.astype(np.int64) | (_log_codes(values, VALUE_BITS, VALUE_P_MIN) << index_bits(num_classes))
         rest = _rest_codes(np.clip(1.0 - values.astype(np.float64).sum(1), 0.0, 1.0))
-        bits = np.concatenate([_bitplanes(fields, lay["field_bits"]), _bitplanes(rest[:, None], REST_BITS)], 1)
-        packed = np.packbits(bits, axis=1, bitorder="little")
-        out[:, 4:] = 0
-        out[:, 4:4 + packed.shape[1]] = packed
+        f = lay["field_bits"]
+        body = np.zeros((b, end - 4 + 8), np.uint8)
+        _write_bits(body, np.arange(k) * f, f, fields)
+        _write_bits(body, np.array([k * f]), REST_BITS, rest[:, None])
+        out[:, 4:] = body[:, :end - 4]
     return out
 
 
