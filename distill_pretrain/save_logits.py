@@ -83,7 +83,7 @@ class TeacherRunner:
         x = images.to(self.device, non_blocking=True)
         if self.renorm is not None:
             x = x * self.renorm[0] + self.renorm[1]
-        with torch.autocast("cuda", enabled=self.amp):
+        with torch.autocast(self.device.type, enabled=self.amp):
             logits = self.model(x)
         return logits.float().softmax(-1)
 
