@@ -458,6 +458,35 @@ class LogitStore:
         shutil.rmtree(self._parts_dir(epoch), ignore_errors=True)
         return True
 
+    def merge(self, other: str | Path | "LogitStore") -> list[int]:
+        """Take over the finalized epochs of another store of the same identity (e.g. saved on another machine).
+
+        Every manifest field that matters must agree; epoch files are checksummed, copied atomically and listed.
+        Returns the epochs added. Epochs present in both must be byte-identical.
+        """
+        other = other if isinstance(other, LogitStore) else LogitStore.open(other)
+        self.check(**{k: other._manifest[k] for k in EXPECTABLE})
+        added = []
+        with _locked(self.path):
+            self.reload()
+            for e in other.epochs:
+                info = other._manifest["epochs"][str(e)]
+                if str(e) in self._manifest["epochs"]:
+                    if self._manifest["epochs"][str(e)]["sha256"] != info["sha256"]:
+                        raise StoreError(f"epoch {e} differs between {self.path} and {other.path}")
+                    continue
+                src = other.path / info["file"]
+                data = src.read_bytes()
+                if hashlib.sha256(data).hexdigest() != info["sha256"]:
+                    raise StoreError(f"{src}: checksum mismatch, not merged")
+                _atomic_write_bytes(self.epoch_file(e), [data])
+                self._manifest["epochs"][str(e)] = dict(info, file=self.epoch_file(e).name)
+                added.append(e)
+            _atomic_write_bytes(self.path / MANIFEST,
+                                [json.dumps(self._manifest, indent=1, sort_keys=True).encode()])
+        self._maps.clear()
+        return added
+
     def _remove_finished_parts(self) -> None:
         for e in self.epochs:
             shutil.rmtree(self._parts_dir(e), ignore_errors=True)

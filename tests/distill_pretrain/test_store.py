@@ -135,3 +135,19 @@ def test_truncated_and_corrupt_files_are_detected(tmp_path):
     part.write_bytes(b"\0" * part.stat().st_size)
     with pytest.raises(StoreError, match="checksum mismatch"):
         store.finalize_epoch(2)
+
+
+def test_epochs_saved_apart_merge_into_the_same_store(tmp_path):
+    """Epochs saved on two machines (separate stores) merge into bytes equal to one run's."""
+    one = LogitStore.create(tmp_path / "one", **_spec())
+    a = LogitStore.create(tmp_path / "a", **_spec())
+    b = LogitStore.create(tmp_path / "b", **_spec())
+    for store, epochs in ((one, (0, 1)), (a, (0,)), (b, (1,))):
+        for e in epochs:
+            _fill_epoch(store, e)
+            store.finalize_epoch(e)
+    assert a.merge(tmp_path / "b") == [1] and a.merge(b) == []
+    files = lambda p: {f.name: f.read_bytes() for f in p.iterdir() if not f.name.startswith(".")}  # noqa: E731
+    assert files(tmp_path / "a") == files(tmp_path / "one")
+    with pytest.raises(StoreError, match="field 'topk'"):
+        a.merge(LogitStore.create(tmp_path / "c", **_spec(topk=3)))
