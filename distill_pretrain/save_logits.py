@@ -5,9 +5,11 @@
 
 Config keys: ``dataset`` (see `build_dataset`), ``augment`` (`AugmentConfig`), ``teacher`` (`build_teacher`),
 ``store`` = dict(path, topk, value_format='fp16'|'compact', chunk_size), ``base_seed``, ``epochs`` (total planned),
-``batch_size``, ``num_workers``, ``amp`` (GPU only). Each rank writes the chunks it owns (chunk % world_size);
-the store's bytes do not depend on the number of processes or workers. Killed at any point, rerunning the same
-command continues from the last finalized chunk and yields a byte-identical store.
+``batch_size``, ``num_workers``, ``amp`` (GPU only). Each rank writes the chunks it owns (chunk % world_size) and
+batches never cross a chunk, so the store's bytes do not depend on the number of processes or workers (for the same
+hardware and per-process thread count). Killed at any point, rerunning the same command continues from the last
+finalized chunk and yields a byte-identical store. Epoch ranges saved into separate stores on other machines are
+combined with `LogitStore.merge`.
 """
 from __future__ import annotations
 
