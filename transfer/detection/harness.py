@@ -6,6 +6,7 @@ import os.path as osp
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 from mmengine.config import Config, ConfigDict
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
@@ -132,8 +133,14 @@ def check_backbone_init(cfg: Config) -> None:
                 "the backbone from scratch")
 
 
-def coco_metrics(raw: dict[str, Any]) -> dict[str, float]:
-    """mmdet CocoMetric output ('coco/bbox_mAP_50', ...) → record names ('bbox_AP50', ...)."""
+def coco_metrics(raw: dict[str, Any], iou_types: tuple[str, ...] = ("bbox", "segm")) -> dict[str, float]:
+    """mmdet CocoMetric output ('coco/bbox_mAP_50', ...) → record names ('bbox_AP50', ...).
+
+    mmdet returns no metrics when a model made no detection at all; that is AP 0 (every ground truth missed),
+    so all of `iou_types` are reported as 0.0 then.
+    """
+    if not any(str(k).startswith("coco/") for k in raw):
+        return {f"{kind}_{name}": 0.0 for kind in iou_types for name in COCO_KEYS.values()}
     metrics = {}
     for key, value in raw.items():
         name = key.split("/")[-1]
@@ -209,15 +216,50 @@ class MetricHistoryHook(Hook):
         self.history: list[dict[str, Any]] = []
 
     def after_val_epoch(self, runner, metrics: dict[str, float] | None = None) -> None:  # noqa: ANN001 - mmengine
-        if not metrics or runner.rank != 0:
+        if runner.rank != 0:
             return
-        self.history.append({"iter": runner.iter, "epoch": runner.epoch, **coco_metrics(metrics)})
+        self.history.append({"iter": runner.iter, "epoch": runner.epoch, **coco_metrics(metrics or {})})
         atomic_write_text(Path(runner.work_dir) / "metric_history.json", json.dumps(self.history, indent=1) + "\n")
 
 
-def add_metric_history(cfg: Config) -> None:
-    """Add `MetricHistoryHook` to the config's custom hooks (once)."""
+def _plain(value: Any) -> Any:
+    """numpy arrays / scalars → lists / Python scalars, recursively through dicts, lists and tuples."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@HOOKS.register_module()
+class PlainCheckpointHook(Hook):
+    """Makes MMEngine's checkpoints loadable with `torch.load(weights_only=True)` (torch ≥ 2.6's default).
+
+    MMEngine stores its logging buffers (`HistoryBuffer` objects) and numpy values in every checkpoint, so with
+    torch ≥ 2.6 neither `--resume` nor `load_from` can read the files it wrote. This hook drops the logging
+    buffers (only the smoothing window of the logged losses; resuming warns and continues) and turns numpy
+    values into plain Python ones; weights, optimizer and scheduler states are kept as they are.
+    """
+
+    priority = "VERY_LOW"
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:  # noqa: ANN001 - mmengine's signature
+        hub = checkpoint.get("message_hub")
+        if isinstance(hub, dict):
+            hub["log_scalars"] = {}
+        for key in ("meta", "message_hub"):
+            if key in checkpoint:
+                checkpoint[key] = _plain(checkpoint[key])
+
+
+def add_harness_hooks(cfg: Config) -> None:
+    """Add `MetricHistoryHook` and `PlainCheckpointHook` to the config's custom hooks (once each)."""
     hooks = list(cfg.get("custom_hooks") or [])
-    if not any(h.get("type") == "MetricHistoryHook" for h in hooks):
-        hooks.append(ConfigDict(type="MetricHistoryHook"))
+    for name in ("MetricHistoryHook", "PlainCheckpointHook"):
+        if not any(h.get("type") == name for h in hooks):
+            hooks.append(ConfigDict(type=name))
     cfg.custom_hooks = hooks

@@ -16,7 +16,7 @@ import os
 
 from mmengine.config import DictAction
 
-from .harness import (add_metric_history, check_backbone_init, check_datasets, coco_metrics, coco_table,
+from .harness import (add_harness_hooks, check_backbone_init, check_datasets, coco_metrics, coco_table,
                       load_config, use_coco_data, write_detection_record)
 
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         cfg.resume, cfg.load_from = True, args.resume
     check_datasets(cfg, skip_bad=args.skip_bad)
     check_backbone_init(cfg)
-    add_metric_history(cfg)
+    add_harness_hooks(cfg)
 
     runner = Runner.from_cfg(cfg)
     runner.train()
