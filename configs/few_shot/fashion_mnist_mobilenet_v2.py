@@ -1,0 +1,7 @@
+# Proof run on real offline data: 5-way 5-shot on Fashion-MNIST's test split, ImageNet MobileNetV2 (asset weights).
+backbone = dict(spec='torchvision:mobilenet_v2', checkpoint='asset:mobilenet_v2')
+dataset = 'fashion_mnist'
+data_root = '.cache/assets/fashion_mnist'
+shots = [5]
+n_episodes = 100
+resolution = 64

@@ -1,0 +1,59 @@
+"""Shared pieces of the linear-probe and few-shot command lines: config + flag merging, subsets, records."""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Mapping
+
+import numpy as np
+from torch.utils.data import Dataset, Subset
+
+
+def merge_config(args: argparse.Namespace, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """defaults ← CONFIG file (MMEngine Python config) ← --cfg-options ← explicit flags (those not None)."""
+    cfg: dict[str, Any] = dict(defaults)
+    if args.config:
+        from mmengine.config import Config
+        loaded = Config.fromfile(args.config).to_dict()
+        unknown = sorted(set(loaded) - set(defaults))
+        if unknown:
+            raise ValueError(f"{args.config}: unknown keys {unknown}; known: {sorted(defaults)}")
+        cfg.update(loaded)
+    if args.cfg_options:
+        from mmengine.config import DictAction  # noqa: F401  (parsed by the action already)
+        cfg.update(args.cfg_options)
+    for key in defaults:
+        value = getattr(args, key, None)
+        if value is not None:
+            cfg[key] = value
+    if isinstance(cfg.get("backbone"), Mapping):
+        spec = dict(cfg["backbone"])
+        cfg["backbone"] = spec.pop("spec")
+        if spec.get("checkpoint") and not cfg.get("checkpoint"):
+            cfg["checkpoint"] = spec["checkpoint"]
+    return cfg
+
+
+def seeded_subset(dataset: Dataset, limit: int | None, seed: int) -> Dataset:
+    """A seeded random subset of at most `limit` items (the whole set when limit is None or ≥ its size)."""
+    if limit is None or limit >= len(dataset):
+        return dataset
+    indices = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:limit])
+    return Subset(dataset, indices.tolist())
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    from mmengine.config import DictAction
+    parser.add_argument("config", nargs="?", help="MMEngine Python config (configs/...); flags override it")
+    parser.add_argument("--backbone", help="tinyvit-5m|11m|21m, timm:<name>, torchvision:<name>")
+    parser.add_argument("--checkpoint", help="weights file (or asset:mobilenet_v2 / asset:efficientnet_lite0); "
+                                             "omitted: random initialisation")
+    parser.add_argument("--dataset", help="data set name")
+    parser.add_argument("--data-root", dest="data_root", help="local root holding the data set's files")
+    parser.add_argument("--resolution", type=int, help="input resolution (224 in the papers)")
+    parser.add_argument("--batch-size", dest="batch_size", type=int, help="extraction batch size")
+    parser.add_argument("--num-workers", dest="num_workers", type=int, help="DataLoader workers")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--cache-dir", dest="cache_dir", help="feature cache (default .cache/features)")
+    parser.add_argument("--results-dir", dest="results_dir", help="records directory (default results/records)")
+    parser.add_argument("--cfg-options", dest="cfg_options", nargs="+", action=DictAction,
+                        help="override config keys, e.g. max_train=1000")

@@ -1,0 +1,354 @@
+"""Frozen backbones from a spec string, and cached feature extraction — shared by linear probe and few-shot.
+
+Backbone specs (`load_backbone`):
+- `tinyvit-5m|11m|21m` + optional checkpoint (ours/distill, official, timm, mmpretrain; `backbones.load_pretrained`);
+- `timm:<model name>` + optional checkpoint (a timm state dict; a file whose names differ but whose tensors match
+  the model's in order and shape, such as the EfficientNet-Lite0 asset, loads by position);
+- `torchvision:<model name>` + optional checkpoint (a torchvision state dict, loaded strictly);
+- no checkpoint → random initialisation from `seed` (source 'random').
+A checkpoint may be `asset:mobilenet_v2` / `asset:efficientnet_lite0` (the offline files of `benchmarks.assets`).
+An in-memory `nn.Module` is accepted too (source 'module', identified by the sha256 of its weights).
+
+Features are the backbone's pooled pre-logits vector. `extract_features` caches them on disk under a key of
+backbone weights + data set fingerprint + transform, written atomically.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+TINYVIT_ARCHS = ("5m", "11m", "21m")
+_ASSETS = {"mobilenet_v2": "mobilenet_v2_weights", "efficientnet_lite0": "efficientnet_lite0_weights"}
+
+
+@dataclass
+class Backbone:
+    """A frozen feature extractor in eval mode, with what a result record needs to name it."""
+
+    model: nn.Module
+    name: str
+    source: str  # ours | official | timm | mmpretrain | torchvision | random | module
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    extra: dict[str, Any] = field(default_factory=dict)
+    _weights_sha256: str | None = field(default=None, repr=False)
+
+    def record_info(self) -> dict[str, Any]:
+        """The `backbone` field of a result record."""
+        return {"name": self.name, "checkpoint_sha256": self.checkpoint_sha256, "source": self.source,
+                "checkpoint": self.checkpoint, **self.extra}
+
+    def weights_sha256(self) -> str:
+        """sha256 over the weights (names, shapes, bytes): the backbone part of the feature-cache key."""
+        if self._weights_sha256 is None:
+            self._weights_sha256 = module_sha256(self.model)
+        return self._weights_sha256
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised images → (B, D) pooled pre-logits features."""
+        return pooled_features(self.model, images)
+
+
+def module_sha256(model: nn.Module) -> str:
+    """sha256 of a module's state dict (names, dtypes, shapes and values)."""
+    h = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        h.update(f"{key}:{value.dtype}:{tuple(value.shape)}".encode())
+        h.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+                 if value.numel() else b"")
+    return h.hexdigest()
+
+
+def pooled_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Pre-logits features of TinyViT / timm models (`forward_features` + `forward_head(pre_logits=True)`), or the
+    output of any other module (4-D outputs are average-pooled)."""
+    if hasattr(model, "forward_features") and hasattr(model, "forward_head") and getattr(model, "head", 1) is not None:
+        out = model.forward_head(model.forward_features(images), pre_logits=True)
+    elif hasattr(model, "forward_features"):
+        out = model.forward_features(images)
+    else:
+        out = model(images)
+    if isinstance(out, (tuple, list)):
+        out = out[-1]
+    if out.ndim == 4:
+        out = out.mean(dim=(2, 3))
+    return out.flatten(1).float()
+
+
+def resolve_checkpoint(checkpoint: str | Path | None) -> Path | None:
+    """A checkpoint path, with `asset:<name>` resolved through `benchmarks.assets`."""
+    if checkpoint is None or checkpoint == "":
+        return None
+    text = str(checkpoint)
+    if text.startswith("asset:"):
+        from benchmarks import assets
+        name = text.split(":", 1)[1]
+        if name not in _ASSETS:
+            raise ValueError(f"unknown asset checkpoint {text!r}; known: {['asset:' + k for k in _ASSETS]}")
+        return Path(getattr(assets, _ASSETS[name])())
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"backbone checkpoint not found: {path}")
+    return path
+
+
+def _freeze(model: nn.Module) -> nn.Module:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def _strip_head(model: nn.Module) -> nn.Module:
+    """torchvision classifiers → features: the final classifier attribute becomes Identity."""
+    for attr in ("fc", "classifier", "heads", "head"):
+        if isinstance(getattr(model, attr, None), nn.Module):
+            setattr(model, attr, nn.Identity())
+            return model
+    raise ValueError(f"{type(model).__name__}: no fc/classifier/heads/head attribute to strip")
+
+
+def _load_by_name_or_order(model: nn.Module, state: Mapping[str, torch.Tensor], where: str) -> str:
+    """Load by name; a file with foreign names but identical tensor order and shapes loads by position."""
+    own = model.state_dict()
+    named = {k: v for k, v in state.items() if k in own}
+    if named:
+        bad = [k for k, v in named.items() if tuple(v.shape) != tuple(own[k].shape)]
+        if bad:
+            raise ValueError(f"{where}: key {bad[0]!r} has shape {tuple(state[bad[0]].shape)} in the checkpoint "
+                             f"but {tuple(own[bad[0]].shape)} in the model")
+        model.load_state_dict(named, strict=False)
+        return "name"
+    ours = [k for k in own if not k.endswith("num_batches_tracked")]
+    theirs = [k for k in state if not k.endswith("num_batches_tracked")]
+    if len(ours) != len(theirs) or any(tuple(own[a].shape) != tuple(state[b].shape) for a, b in zip(ours, theirs)):
+        raise ValueError(f"{where}: no key matches the model and the tensors do not match it in order and shape "
+                         f"({len(theirs)} tensors in the file, {len(ours)} in the model)")
+    model.load_state_dict({a: state[b] for a, b in zip(ours, theirs)}, strict=False)
+    return "position"
+
+
+def load_backbone(spec: str | Mapping[str, Any] | nn.Module | Backbone, checkpoint: str | Path | None = None,
+                  *, seed: int = 0, img_size: int = 224, allow_pickle: bool = False) -> Backbone:
+    """Build a frozen, eval-mode `Backbone` from a spec (see module doc), a dict with the same keys, or a module."""
+    if isinstance(spec, Backbone):
+        return spec
+    if isinstance(spec, nn.Module):
+        model = _freeze(spec)
+        return Backbone(model, name=type(spec).__name__, source="module", checkpoint_sha256=None)
+    if isinstance(spec, Mapping):
+        spec = dict(spec)
+        name = spec.pop("spec", None) or spec.pop("name", None)
+        if name is None:
+            raise ValueError(f"backbone dict needs a 'spec' key, got {sorted(spec)}")
+        checkpoint = spec.pop("checkpoint", checkpoint)
+        seed = spec.pop("seed", seed)
+        img_size = spec.pop("img_size", img_size)
+        if spec:
+            raise ValueError(f"unknown backbone keys {sorted(spec)} (known: spec, checkpoint, seed, img_size)")
+        spec = name
+    path = resolve_checkpoint(checkpoint)
+    torch.manual_seed(seed)
+    kind, _, arch = spec.partition(":") if ":" in spec else ("tinyvit", "", spec)
+    sha = None
+    if path is not None:
+        from backbones import file_sha256
+        sha = file_sha256(path)
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    extra: dict[str, Any] = {} if path is not None else {"init_seed": seed}
+    if kind == "tinyvit":
+        arch_name = arch.lower().removeprefix("tinyvit-").removeprefix("tiny_vit_").removeprefix("tinyvit_")
+        if arch_name not in TINYVIT_ARCHS:
+            raise ValueError(f"unknown backbone spec {spec!r}; use tinyvit-5m|11m|21m, timm:<name> or "
+                             f"torchvision:<name>")
+        from backbones import TinyViT, load_pretrained
+        model = TinyViT(arch=arch_name, img_size=img_size, num_classes=0)
+        source = "random"
+        if path is not None:
+            report = load_pretrained(model, path, allow_pickle=allow_pickle)
+            trunk_missing = [k for k in report.missing_keys if not k.startswith("head.")]
+            if trunk_missing:
+                raise ValueError(f"{path}: checkpoint leaves backbone weights unset: {trunk_missing[:5]}")
+            source = "distill" if report.source_format == "ours" else report.source_format
+        name = f"tinyvit-{arch_name}"
+    elif kind == "timm":
+        import timm
+        model = timm.create_model(arch, pretrained=False, num_classes=0)
+        cfg = timm.data.resolve_model_data_config(model)
+        mean, std = tuple(cfg["mean"]), tuple(cfg["std"])
+        if arch.startswith("tf_efficientnet_lite"):
+            mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+        source = "random"
+        if path is not None:
+            from backbones import read_checkpoint
+            obj = read_checkpoint(path, allow_pickle)
+            state = obj.get("state_dict", obj.get("model", obj))
+            extra["loaded_by"] = _load_by_name_or_order(model, state, str(path))
+            source = "timm"
+        name = f"timm:{arch}"
+    elif kind == "torchvision":
+        import torchvision
+        try:
+            model = torchvision.models.get_model(arch, weights=None)
+        except ValueError as err:
+            raise ValueError(f"unknown torchvision model {arch!r} in backbone spec {spec!r}: {err}") from None
+        source = "random"
+        if path is not None:
+            from backbones import read_checkpoint
+            model.load_state_dict(read_checkpoint(path, allow_pickle), strict=True)
+            source = "torchvision"
+        model = _strip_head(model)
+        name = f"torchvision:{arch}"
+    else:
+        raise ValueError(f"unknown backbone kind {kind!r} in spec {spec!r}; use tinyvit-*, timm:<name>, "
+                         f"torchvision:<name>")
+    return Backbone(_freeze(model), name=name, source=source, checkpoint=str(path) if path else None,
+                    checkpoint_sha256=sha, mean=mean, std=std, extra=extra)
+
+
+# ------------------------------------------------------------------------------------------------ transforms
+class ToRGB:
+    """PIL image → 3-channel RGB (grey data sets such as Fashion-MNIST, ChestX)."""
+
+    def __call__(self, image: Any) -> Any:
+        return image.convert("RGB")
+
+    def __repr__(self) -> str:
+        return "ToRGB()"
+
+
+def eval_transform(resolution: int, mean: Sequence[float], std: Sequence[float], crop_ratio: float = 224 / 256):
+    """Resize to resolution/crop_ratio (256 for 224) → centre crop → tensor → normalise (MoCo v3 evaluation)."""
+    from torchvision import transforms as T
+    return T.Compose([ToRGB(), T.Resize(int(round(resolution / crop_ratio)), interpolation=T.InterpolationMode.BICUBIC),
+                      T.CenterCrop(resolution), T.ToTensor(), T.Normalize(mean, std)])
+
+
+def train_transform(resolution: int, mean: Sequence[float], std: Sequence[float]):
+    """RandomResizedCrop + horizontal flip → tensor → normalise (MoCo v3 linear-classification training)."""
+    from torchvision import transforms as T
+    return T.Compose([ToRGB(), T.RandomResizedCrop(resolution, interpolation=T.InterpolationMode.BICUBIC),
+                      T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(mean, std)])
+
+
+# ------------------------------------------------------------------------------------------------ data sets
+def dataset_targets(dataset: Dataset) -> np.ndarray:
+    """Integer labels of a data set without decoding images (torchvision classes, Subset, ConcatDataset)."""
+    if isinstance(dataset, Subset):
+        return dataset_targets(dataset.dataset)[np.asarray(dataset.indices)]
+    if isinstance(dataset, ConcatDataset):
+        return np.concatenate([dataset_targets(d) for d in dataset.datasets])
+    for attr in ("targets", "_labels", "labels"):
+        if hasattr(dataset, attr):
+            return np.asarray(getattr(dataset, attr), dtype=np.int64)
+    if hasattr(dataset, "_samples"):  # StanfordCars
+        return np.asarray([t for _, t in dataset._samples], dtype=np.int64)
+    return np.asarray([dataset[i][1] for i in range(len(dataset))], dtype=np.int64)
+
+
+def dataset_fingerprint(dataset: Dataset) -> str:
+    """sha256 naming a data set's contents: class, root, split, length, labels (and subset indices)."""
+    h = hashlib.sha256()
+
+    def visit(ds: Dataset) -> None:
+        h.update(type(ds).__name__.encode())
+        if isinstance(ds, Subset):
+            h.update(np.asarray(ds.indices, dtype=np.int64).tobytes())
+            visit(ds.dataset)
+            return
+        if isinstance(ds, ConcatDataset):
+            for d in ds.datasets:
+                visit(d)
+            return
+        for attr in ("root", "train", "_split", "split"):
+            if hasattr(ds, attr):
+                h.update(f"{attr}={os.fspath(getattr(ds, attr)) if attr == 'root' else getattr(ds, attr)}".encode())
+        h.update(str(len(ds)).encode())
+        for attr in ("samples", "_image_files", "_images", "image_paths"):
+            if hasattr(ds, attr):
+                h.update(json.dumps([str(s) for s in getattr(ds, attr)]).encode())
+                break
+        h.update(dataset_targets(ds).tobytes())
+
+    visit(dataset)
+    return h.hexdigest()
+
+
+def _with_transform(dataset: Dataset, transform: Any) -> None:
+    """Set the transform on the underlying torchvision data set(s)."""
+    if isinstance(dataset, Subset):
+        _with_transform(dataset.dataset, transform)
+    elif isinstance(dataset, ConcatDataset):
+        for d in dataset.datasets:
+            _with_transform(d, transform)
+    else:
+        dataset.transform = transform
+
+
+# --------------------------------------------------------------------------------------------- extraction
+def _atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def default_cache_dir() -> Path:
+    from benchmarks.assets import REPO_ROOT
+    return Path(os.environ.get("TINYVIT_BENCH_FEATURE_CACHE", REPO_ROOT / ".cache" / "features"))
+
+
+def extract_features(backbone: Backbone, dataset: Dataset, *, resolution: int = 224, batch_size: int = 64,
+                     num_workers: int = 0, cache_dir: str | Path | None = None, use_cache: bool = True,
+                     desc: str = "features", device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """(features (N, D) float32, labels (N,) int64) of a data set under the evaluation transform.
+
+    Cached as `<cache_dir>/<key>.npz`, key = sha256(backbone weights, data set fingerprint, transform); the
+    transform is set on the data set here. Batched, no_grad, channels-last; a tqdm bar shows progress.
+    """
+    from tqdm import tqdm
+    transform = eval_transform(resolution, backbone.mean, backbone.std)
+    key_src = json.dumps({"backbone": backbone.weights_sha256(), "data": dataset_fingerprint(dataset),
+                          "transform": repr(transform)}, sort_keys=True)
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:32]
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = cache / f"{key}.npz"
+    if use_cache and path.is_file():
+        with np.load(path) as data:
+            return data["features"], data["labels"]
+    _with_transform(dataset, transform)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    model = backbone.model.to(device).to(memory_format=torch.channels_last)
+    feats, labels = [], []
+    with torch.no_grad():
+        for images, targets in tqdm(loader, desc=f"{desc} [{backbone.name}]", unit="batch", leave=False):
+            images = images.to(device).contiguous(memory_format=torch.channels_last)
+            feats.append(backbone.features(images).cpu().numpy())
+            labels.append(np.asarray(targets, dtype=np.int64))
+    features = np.concatenate(feats).astype(np.float32)
+    label_arr = np.concatenate(labels)
+    if use_cache:
+        _atomic_save_npz(path, features=features, labels=label_arr)
+    return features, label_arr

@@ -1,0 +1,71 @@
+"""python -m transfer.linear_probe [CONFIG] [--backbone SPEC --checkpoint PATH --dataset NAME --data-root DIR ...]
+
+Runs the fast probe (logistic regression + lr-grid heads on cached features) and/or the MoCo v3 protocol, writes
+one result record per method (task 'linear_probe', metric top1) and prints a Tab. 5-style table.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+DEFAULTS = dict(backbone=None, checkpoint=None, dataset=None, data_root=None, mode="fast", resolution=224,
+                batch_size=64, num_workers=0, seed=0, max_train=None, max_test=None, val_fraction=0.2,
+                methods=["logreg", "linear_heads"], c_grid=None, lr_grid=None, head_epochs=100, epochs=90,
+                train_batch_size=256, base_lr=0.1, verify_md5=True, cache_dir=None, results_dir=None)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    from ..cli_common import add_common_arguments, merge_config, seeded_subset
+    parser = argparse.ArgumentParser(prog="python -m transfer.linear_probe", description=__doc__.splitlines()[0])
+    add_common_arguments(parser)
+    parser.add_argument("--mode", choices=["fast", "moco_v3", "both"], help="fast (default), moco_v3 or both")
+    parser.add_argument("--max-train", dest="max_train", type=int, help="seeded subset of the training split")
+    parser.add_argument("--max-test", dest="max_test", type=int, help="seeded subset of the test split")
+    parser.add_argument("--epochs", type=int, help="MoCo v3 mode epochs (90)")
+    parser.add_argument("--head-epochs", dest="head_epochs", type=int, help="fast-mode linear-head epochs (100)")
+    args = parser.parse_args(argv)
+    cfg = merge_config(args, DEFAULTS)
+    for key in ("backbone", "dataset", "data_root"):
+        if not cfg.get(key):
+            parser.error(f"--{key.replace('_', '-')} (or '{key}' in the config) is required")
+
+    from benchmarks.records import make_record, write_record
+    from ..tables import tab5_table
+    from .datasets import build_dataset, canonical_name, num_classes
+    from .probe import DEFAULT_C_GRID, DEFAULT_LR_GRID, run_fast_probe, run_moco_probe
+
+    name = canonical_name(cfg["dataset"])
+    train = seeded_subset(build_dataset(name, cfg["data_root"], "train", verify_md5=cfg["verify_md5"]),
+                          cfg["max_train"], cfg["seed"])
+    test = seeded_subset(build_dataset(name, cfg["data_root"], "test", verify_md5=cfg["verify_md5"]),
+                         cfg["max_test"], cfg["seed"] + 1)
+    common = dict(checkpoint=cfg["checkpoint"], resolution=cfg["resolution"], num_workers=cfg["num_workers"])
+    runs = []
+    if cfg["mode"] in ("fast", "both"):
+        runs.append(run_fast_probe(cfg["backbone"], train, test, batch_size=cfg["batch_size"],
+                                   cache_dir=cfg["cache_dir"], methods=cfg["methods"],
+                                   val_fraction=cfg["val_fraction"], seed=cfg["seed"],
+                                   c_grid=cfg["c_grid"] or DEFAULT_C_GRID, lr_grid=cfg["lr_grid"] or DEFAULT_LR_GRID,
+                                   head_epochs=cfg["head_epochs"], **common))
+    if cfg["mode"] in ("moco_v3", "both"):
+        runs.append(run_moco_probe(cfg["backbone"], train, test, num_classes(train), epochs=cfg["epochs"],
+                                   batch_size=cfg["train_batch_size"], base_lr=cfg["base_lr"], seed=cfg["seed"],
+                                   **common))
+    records = []
+    for run in runs:
+        for method, res in run["results"].items():
+            metrics = {k: v for k, v in res.items() if isinstance(v, (int, float))}
+            setting = {"method": method, "resolution": cfg["resolution"], "n_train": run["n_train"],
+                       "n_test": run["n_test"], "seed": cfg["seed"], "val_fraction": cfg["val_fraction"]}
+            rec = make_record("linear_probe", dataset=name, split="test", metrics=metrics,
+                              backbone=run["backbone"], setting=setting, config=cfg)
+            rec["_written_to"] = str(write_record(rec, cfg["results_dir"]))
+            records.append(rec)
+    print(tab5_table(records).to_string())
+    for rec in records:
+        print(f"record: {rec['_written_to']}")
+    return records
+
+
+if __name__ == "__main__":
+    sys.exit(main() and 0)
