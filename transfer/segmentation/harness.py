@@ -23,7 +23,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                         "(default: the config's model.test_cfg)")
     parser.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"),
                         help="sliding-window stride (default: the config's, else 2/3 of crop_size)")
-    parser.add_argument("--pretrained", help="backbone checkpoint (any format backbones.load_pretrained reads)")
+    parser.add_argument("--pretrained", help="backbone checkpoint (any format backbones.load_pretrained reads); "
+                        "for test: the one the segmentor was fine-tuned from, recorded by its sha256")
     parser.add_argument("--results-dir", help="where the JSON record goes (default results/records)")
     parser.add_argument("--no-validate-data", action="store_true",
                         help="skip the up-front check of every image / label map")

@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> dict:
         raise FileNotFoundError(f"checkpoint {args.checkpoint}: file not found")
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
-    cfg.model.backbone.init_cfg = None  # the segmentor checkpoint holds the backbone weights
+    # the segmentor checkpoint holds every weight (Runner.test never runs init_weights); the backbone's init_cfg
+    # (or --pretrained) only names the checkpoint it was fine-tuned from, for the record
     if not args.no_validate_data:
         validate_data(cfg, ("test_dataloader",))
     runner = Runner.from_cfg(cfg)

@@ -36,7 +36,6 @@ def main(argv: list[str] | None = None) -> dict:
     import backbones  # noqa: F401 - registers TinyViT and the layer-decay constructor
     from mmengine.runner import Runner
 
-
     cfg = load_config(args)
     if args.amp:
         cfg.optim_wrapper.type = "AmpOptimWrapper"
@@ -44,8 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.sync_bn:
         cfg.sync_bn = "torch"
     if args.resume:
-        cfg.resume = True
-        cfg.load_from = cfg.get("load_from")  # None → the latest checkpoint in work_dir
+        cfg.resume = True  # with load_from unset MMEngine resumes from the latest checkpoint in work_dir
     if not args.no_validate_data:
         validate_data(cfg, ("train_dataloader", "val_dataloader"))
     runner = Runner.from_cfg(cfg)

