@@ -49,10 +49,11 @@ def random_teacher(name: str, folder: Path) -> dict[str, Any]:
 
 
 def measure(mode: str, *, store: Path, teacher: dict[str, Any], img_size: int, batch: int, steps: int,
-            warmup: int, workers: int, work_dir: Path) -> list[float]:
+            warmup: int, workers: int, work_dir: Path, num_samples: int) -> list[float]:
     """Step times (s) of `steps` optimizer steps after `warmup`, one fresh Trainer."""
     from distill_pretrain.train import Trainer, load_config
     options = {"mode": mode, "store.path": str(store), "store.cycle_epochs": True, "num_classes": 1000,
+               "data.train.limit": num_samples,
                "student.img_size": img_size, "data.batch_size": batch, "data.num_workers": workers,
                "data.val": None, "data.aug.img_size": img_size, "epochs": 100, "stop_after_steps": warmup + steps,
                "eval_teacher_agreement": False, "log_interval": 1000, "record": False, "loss.gt_weight": 0.0,
@@ -105,17 +106,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         save_logits.main([str(SAVE_CONFIG), "--cfg-options", f"store.path={store}", f"dataset.limit={n_samples}",
                           "epochs=1", f"num_workers={workers}", f"batch_size={batch}", "store.topk=10",
                           f"augment.img_size={img}", "augment.mixup_alpha=0.0", "augment.cutmix_alpha=0.0",
-                          "teacher.type=timm", f"teacher.name={args.teacher}", f"teacher.weights={teacher_cfg['weights']}"])
+                          "teacher.type=timm", f"teacher.name={args.teacher}",
+                          f"teacher.weights={teacher_cfg['weights']}"])
         print(f"store saved in {time.perf_counter() - t0:.1f} s", flush=True)
         times = {}
         for mode in ("scratch", "stored", "online"):
             times[mode] = measure(mode, store=store, teacher=teacher_cfg, img_size=img, batch=batch, steps=steps,
-                                  warmup=warmup, workers=workers, work_dir=tmp / "runs")
+                                  warmup=warmup, workers=workers, work_dir=tmp / "runs", num_samples=n_samples)
             print(f"{mode:8s} median step {statistics.median(times[mode]):.4f} s over {len(times[mode])} steps",
                   flush=True)
     med = {m: statistics.median(t) for m, t in times.items()}
     metrics = {"scratch_step_s": med["scratch"], "stored_step_s": med["stored"], "online_step_s": med["online"],
-               "stored_over_scratch": med["stored"] / med["scratch"], "online_over_stored": med["online"] / med["stored"],
+               "stored_over_scratch": med["stored"] / med["scratch"],
+               "online_over_stored": med["online"] / med["stored"],
                "teacher_over_student_flops": ratio}
     print(f"stored / scratch = {metrics['stored_over_scratch']:.3f} (goal ≤ 1.05); online / stored = "
           f"{metrics['online_over_stored']:.3f} (paper supp. §D: Florence online costs 1/(1-0.298) = 1.42×); "

@@ -57,7 +57,8 @@ DEFAULTS: dict[str, Any] = dict(
     optim=dict(lr=1e-3, base_batch=1024, weight_decay=0.05, betas=(0.9, 0.999), eps=1e-8, warmup_epochs=0,
                warmup_lr=0.0, min_lr=0.0, clip_grad=5.0, accum_steps=1, layer_decay=None),
     ema=dict(decay=None), freeze_bn_stats=False, amp=True, amp_dtype="float16",
-    log_interval=10, save_interval=0, eval_interval=1, eval_teacher_agreement=False, eval_before_train=False,
+    labels_index_classes=True, log_interval=10, save_interval=0, eval_interval=1, eval_teacher_agreement=False,
+    eval_before_train=False,
     max_steps_per_epoch=None, stop_after_steps=None, work_dir=None, record=True,
 )
 _SECTIONS = ("student", "store", "data", "loss", "optim", "ema")
@@ -289,15 +290,12 @@ class Trainer:
         if cfg.mode == "stored":
             from .store import LogitStore
             self.store = LogitStore.open(cfg.store.path, expect=cfg.store.expect)
-            aug_cfg, base_seed = store_augmentation(self.store)
-            if len(train_set) != store_dataset_length(self.store):
-                raise ValueError(f"store {cfg.store.path} was saved over {store_dataset_length(self.store)} "
-                                 f"samples but data.train has {len(train_set)}")
+            # the store's own transform and base seed; refuses a data set other than the one it was saved over
+            self.train_set = augment.ReplayDataset.for_store(self.store, train_set)
         else:
-            aug_cfg = augment.AugmentConfig.coerce(cfg.data.aug)
-            base_seed = int(cfg.data.aug_seed)
-        self.aug_cfg, self.base_seed = aug_cfg, base_seed
-        self.train_set = augment.ReplayDataset(train_set, aug_cfg, base_seed)
+            self.train_set = augment.ReplayDataset(train_set, augment.AugmentConfig.coerce(cfg.data.aug),
+                                                   int(cfg.data.aug_seed))
+        aug_cfg = self.aug_cfg = self.train_set.cfg
         bs = int(cfg.data.batch_size)
         self.sampler = EpochBatchSampler(len(self.train_set), bs, self.dist.rank, self.dist.world_size,
                                          seed=int(cfg.seed), max_batches=cfg.max_steps_per_epoch and
@@ -341,6 +339,9 @@ class Trainer:
             self.teacher_identity = plain(identity)
             self.teacher_num_classes = int(identity["num_classes"])
         self.num_classes = self._num_classes()
+        if self.store is not None and self.num_classes != self.store.num_classes:
+            raise ValueError(f"config: num_classes={self.num_classes} but store {cfg.store.path} holds "
+                             f"{self.store.num_classes}-class teacher targets")
         self.model = build_student(cfg.student, self.num_classes).to(self.device)
         self.ema = None
         if cfg.ema.decay:
@@ -541,11 +542,14 @@ class Trainer:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         accum = int(cfg.optim.accum_steps)
         total_steps = int(self.schedule["total_steps"])
-        stop_at = total_steps if cfg.stop_after_steps is None else min(total_steps, self.step + int(cfg.stop_after_steps))
+        stop_at = total_steps
+        if cfg.stop_after_steps is not None:
+            stop_at = min(total_steps, self.step + int(cfg.stop_after_steps))
         self.log(f"mode={cfg.mode} student={student_meta(self.model, cfg.student)['arch']} classes={self.num_classes} "
                  f"samples={len(self.train_set)} world={self.dist.world_size} batch/rank={cfg.data.batch_size} "
                  f"accum={accum} total_batch={self.total_batch} lr={self.schedule['base_lr']:.3g} "
-                 f"steps/epoch={self.steps_per_epoch} total_steps={total_steps} device={self.device} amp={self.use_amp}")
+                 f"steps/epoch={self.steps_per_epoch} total_steps={total_steps} device={self.device} "
+                 f"amp={self.use_amp}")
         if cfg.eval_before_train and self.step == 0 and self.val_set is not None:
             self.evaluate(-1)
         t_window, n_window, t_run, steps_run = time.perf_counter(), 0, time.perf_counter(), 0
@@ -567,7 +571,7 @@ class Trainer:
                     logits = self.ddp_model(images)
                     loss = self._loss(logits, batch, target)
                 self.scaler.scale(loss / accum).backward()
-                stats.add(loss.detach(), logits.detach(), batch, teacher_top1)
+                stats.add(loss.detach(), logits.detach(), batch, teacher_top1, bool(cfg.labels_index_classes))
                 self.batch_in_epoch += 1
                 n_window += images.shape[0] * self.dist.world_size
                 if micro != accum - 1:
@@ -629,6 +633,7 @@ class Trainer:
         shard = list(range(self.dist.rank, n, self.dist.world_size))
         loader = DataLoader(torch.utils.data.Subset(self.val_set, shard), batch_size=batch_size or
                             int(self.cfg.data.batch_size), num_workers=int(self.cfg.data.num_workers))
+        with_labels = bool(self.cfg.labels_index_classes)
         counts = torch.zeros(4, dtype=torch.float64)  # seen, top1, top5, agree
         teacher_votes = torch.zeros(max(self.num_classes, 1), dtype=torch.float64)
         for images, labels in loader:
@@ -643,11 +648,12 @@ class Trainer:
             if self.teacher is not None:
                 t_top1 = self.teacher.probs(images).argmax(-1)
                 counts[3] += (t_top1 == top5[:, 0]).sum().item()
-                teacher_votes += torch.bincount(t_top1.cpu(), minlength=len(teacher_votes))[:len(teacher_votes)].double()
+                votes = torch.bincount(t_top1.cpu(), minlength=len(teacher_votes))
+                teacher_votes += votes[:len(teacher_votes)].double()
         if self.dist.world_size > 1:
             dist.all_reduce(counts)
         seen = max(counts[0].item(), 1)
-        metrics = {"top1": counts[1].item() / seen, "top5": counts[2].item() / seen}
+        metrics = {"top1": counts[1].item() / seen, "top5": counts[2].item() / seen} if with_labels else {}
         if self.teacher is not None:
             if self.dist.world_size > 1:
                 dist.all_reduce(teacher_votes)
@@ -655,7 +661,8 @@ class Trainer:
             # what a constant student predicting the teacher's most frequent class would score
             metrics["teacher_majority_baseline"] = teacher_votes.max().item() / seen
         self._set_train_mode()
-        self.log(f"eval epoch {epoch}: " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()) + f" ({int(seen)} images)")
+        shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        self.log(f"eval epoch {epoch}: {shown} ({int(seen)} images)")
         self._scalars({f"val/{k}": v for k, v in metrics.items()}, self.step)
         if self.dist.is_main and self.cfg.record:
             self._write_record(metrics, epoch)
@@ -690,11 +697,11 @@ class _Window:
         self.counts[key] = self.counts.get(key, 0.0) + n
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, batch: Mapping[str, torch.Tensor],
-            teacher_top1: torch.Tensor | None) -> None:
+            teacher_top1: torch.Tensor | None, with_labels: bool) -> None:
         self.loss_sum += float(loss)
         self.n_loss += 1
         pred = logits.argmax(-1).cpu()
-        labelled = batch["label"] >= 0
+        labelled = (batch["label"] >= 0) & with_labels
         if teacher_top1 is not None:
             t = teacher_top1.cpu()
             self._add("agree", float((pred == t).sum()), len(t))
@@ -721,20 +728,6 @@ class _nullcontext:
 def _fmt_eta(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-# ---------------------------------------------------------------------------------- store adapters (private)
-def store_augmentation(store: Any) -> tuple[Any, int]:
-    """(AugmentConfig, base seed) the store was saved with, so the student replays the same pixels."""
-    from . import augment
-    manifest = store.manifest
-    if "transform" not in manifest or "base_seed" not in manifest:
-        raise ValueError(f"{store.path}: store manifest lacks 'transform' or 'base_seed' (keys: {sorted(manifest)})")
-    return augment.AugmentConfig.coerce(manifest["transform"]), int(manifest["base_seed"])
-
-
-def store_dataset_length(store: Any) -> int:
-    return int(store.length)
 
 
 # ---------------------------------------------------------------------------------------------- entry

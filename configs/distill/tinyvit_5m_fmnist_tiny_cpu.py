@@ -10,6 +10,7 @@ student = dict(type='TinyViT', arch='5m', img_size=64, drop_path_rate=0.0)
 store = dict(path='work_dirs/stores/fmnist_mobilenet_v2', expect=None, cycle_epochs=True)
 teacher = dict(type='torchvision', name='mobilenet_v2', weights='asset:mobilenet_v2')  # eval agreement only
 eval_teacher_agreement = True
+labels_index_classes = False  # Fashion-MNIST labels are not ImageNet classes: no top-1 / teacher accuracy
 data = dict(
     train=dict(type='FashionMNIST', split='train', limit=2048),
     val=dict(type='FashionMNIST', split='test', limit=256),

@@ -34,7 +34,8 @@ def store(tmp_path_factory) -> Path:
 
 
 def _cfg(store: Path, **over):
-    options = {"store.path": str(store), "store.cycle_epochs": False, "epochs": 2, "student.img_size": 32, "student.drop_path_rate": 0.1, "data.train.limit": 32, "data.val": None,
+    options = {"store.path": str(store), "store.cycle_epochs": False, "epochs": 2, "student.img_size": 32,
+               "student.drop_path_rate": 0.1, "data.train.limit": 32, "data.val": None,
                "data.batch_size": 4, "optim.accum_steps": 2, "optim.warmup_epochs": 0.5, "ema.decay": 0.9,
                "eval_teacher_agreement": False, "log_interval": 1, "record": False}
     options.update(over)
@@ -174,7 +175,7 @@ def test_torchrun_gloo_two_processes_then_one_process_eval(store: Path, tmp_path
         f"student = dict(_delete_=True, type='TinyViT', arch={SLIM!r}, img_size=32, drop_path_rate=0.1)\n"
         f"store = dict(path='{store}', cycle_epochs=False)\n"
         "data = dict(train=dict(limit=32), val=dict(limit=8), batch_size=4)\n"
-        "epochs = 1\neval_teacher_agreement = False\nlog_interval = 1\nrecord = False\n")
+        "epochs = 1\neval_teacher_agreement = False\nlog_interval = 1\nrecord = False\nlabels_index_classes = True\n")
     work = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
