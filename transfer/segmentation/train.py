@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     cfg = load_config(args)
     if args.amp:
+        import torch
+        if not torch.cuda.is_available():
+            raise SystemExit("--amp needs a GPU (MMEngine's AmpOptimWrapper runs on CUDA/NPU/MLU only)")
         cfg.optim_wrapper.type = "AmpOptimWrapper"
         cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
     if args.sync_bn:
