@@ -1,0 +1,74 @@
+"""Linear-probe speed: feature extraction images/s (batched, no_grad, channels-last) and probe fitting time on
+cached features of a CIFAR-sized problem (50k × 576 synthetic class-structured features, 10 classes).
+
+`python -m benchmarks.probe_speed [--quick]`; writes records (task 'probe_speed') and prints figures.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+
+def extraction_rate(spec: str, resolution: int, batch_size: int, batches: int) -> float:
+    """Images/s of `Backbone.features` on random input (after one warm-up batch)."""
+    from transfer.features import load_backbone
+    backbone = load_backbone(spec, img_size=resolution)
+    model = backbone.model.to(memory_format=torch.channels_last)
+    x = torch.randn(batch_size, 3, resolution, resolution).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        backbone.features(x)
+        t0 = time.perf_counter()
+        for _ in range(batches):
+            backbone.features(x)
+    del model
+    return batch_size * batches / (time.perf_counter() - t0)
+
+
+def synthetic_features(n: int, dim: int, classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian class clusters (features with a learnable linear structure, like a probe's inputs)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    centres = rng.normal(0, 1, (classes, dim)).astype(np.float32)
+    return (centres[y] + rng.normal(0, 3, (n, dim)).astype(np.float32)), y
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    from benchmarks.records import machine_description, make_record, write_record
+    from transfer.linear_probe import fit_probes_on_features
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (seconds, for CI)")
+    parser.add_argument("--backbones", nargs="+", default=["tinyvit-5m", "tinyvit-21m", "torchvision:mobilenet_v2"])
+    parser.add_argument("--results-dir")
+    args = parser.parse_args(argv)
+    res, bs, nb = (64, 8, 2) if args.quick else (224, 32, 4)
+    n_train, n_test, dim = (5000, 1000, 576) if args.quick else (50000, 10000, 576)
+    records = []
+    print(f"machine: {machine_description()}")
+    for spec in args.backbones:
+        rate = extraction_rate(spec, res, bs, nb)
+        print(f"extract {spec:28s} {res}px batch {bs}: {rate:8.1f} images/s")
+        records.append(make_record("probe_speed", dataset="random", metrics={"images_per_s": rate},
+                                   backbone={"name": spec, "source": "random"},
+                                   setting={"what": "extraction", "resolution": res, "batch_size": bs,
+                                            "channels_last": True, "threads": torch.get_num_threads()}))
+    x, y = synthetic_features(n_train + n_test, dim, 10)
+    fits = fit_probes_on_features(x[:n_train], y[:n_train], x[n_train:], y[n_train:],
+                                  c_grid=(0.01, 0.1, 1.0), head_epochs=10 if args.quick else 100)
+    for method, r in fits.items():
+        print(f"fit {method:12s} on {n_train}×{dim}: {r['fit_s']:7.1f} s  (top1 {r['top1']:.3f})")
+        records.append(make_record("probe_speed", dataset="synthetic", metrics={"fit_s": r["fit_s"], "top1": r["top1"]},
+                                   backbone={"name": "none"},
+                                   setting={"what": "fit", "method": method, "n_train": n_train, "dim": dim,
+                                            "classes": 10}))
+    if "logreg" in fits and "linear_heads" in fits:
+        print(f"ratio logreg/linear_heads fit time: {fits['logreg']['fit_s'] / fits['linear_heads']['fit_s']:.2f}")
+    for rec in records:
+        write_record(rec, args.results_dir)
+    return records
+
+
+if __name__ == "__main__":
+    main()
