@@ -634,7 +634,7 @@ class Trainer:
         loader = DataLoader(torch.utils.data.Subset(self.val_set, shard), batch_size=batch_size or
                             int(self.cfg.data.batch_size), num_workers=int(self.cfg.data.num_workers))
         with_labels = bool(self.cfg.labels_index_classes)
-        counts = torch.zeros(4, dtype=torch.float64)  # seen, top1, top5, agree
+        counts = torch.zeros(5, dtype=torch.float64)  # seen, top1, top5, agree top-1, teacher top-1 in top-5
         teacher_votes = torch.zeros(max(self.num_classes, 1), dtype=torch.float64)
         for images, labels in loader:
             images = images.to(self.device)
@@ -648,6 +648,7 @@ class Trainer:
             if self.teacher is not None:
                 t_top1 = self.teacher.probs(images).argmax(-1)
                 counts[3] += (t_top1 == top5[:, 0]).sum().item()
+                counts[4] += (top5 == t_top1[:, None]).any(1).sum().item()
                 votes = torch.bincount(t_top1.cpu(), minlength=len(teacher_votes))
                 teacher_votes += votes[:len(teacher_votes)].double()
         if self.dist.world_size > 1:
@@ -658,6 +659,7 @@ class Trainer:
             if self.dist.world_size > 1:
                 dist.all_reduce(teacher_votes)
             metrics["teacher_agreement_top1"] = counts[3].item() / seen
+            metrics["teacher_top1_in_student_top5"] = counts[4].item() / seen
             # what a constant student predicting the teacher's most frequent class would score
             metrics["teacher_majority_baseline"] = teacher_votes.max().item() / seen
         self._set_train_mode()

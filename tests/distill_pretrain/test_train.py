@@ -193,3 +193,30 @@ def test_torchrun_gloo_two_processes_then_one_process_eval(store: Path, tmp_path
         assert torch.equal(evaluator.model.state_dict()[key], value), key
     rec = (tmp_path / "eval" / "log.jsonl").read_text()
     assert '"val/top1"' in rec
+
+
+def test_online_distillation_and_finetune_modes(store: Path, tmp_path: Path) -> None:
+    """online: the real teacher runs every step; scratch + init + layer decay + frozen BN = the finetune recipe."""
+    online = Trainer(_cfg(store, mode="online", stop_after_steps=2, **{"optim.accum_steps": 1, "ema.decay": None},
+                          teacher=dict(type="torchvision", name="mobilenet_v2", weights="asset:mobilenet_v2")),
+                     tmp_path / "online")
+    hist = online.train()
+    assert len(hist) == 2 and all(math.isfinite(h["loss"]) and 0 <= h["agree"] <= 1 for h in hist)
+    ckpt = tmp_path / "online" / "checkpoint.pth"
+    assert torch.load(ckpt, weights_only=True)["meta"]["teacher"]["name"] == "mobilenet_v2"
+
+    ft_cfg = _cfg(store, mode="scratch", num_classes=10, stop_after_steps=2, freeze_bn_stats=True,
+                  labels_index_classes=True, **{"optim.accum_steps": 1, "ema.decay": None, "optim.layer_decay": 0.8,
+                                                "data.aug": dict(img_size=32, mixup_alpha=0.8, cutmix_alpha=0.0)})
+    ft_cfg.student.init = str(ckpt)
+    finetune = Trainer(ft_cfg, tmp_path / "ft")
+    start = {k: v.clone() for k, v in finetune.model.state_dict().items()}
+    assert torch.equal(start["stages.1.blocks.0.attn.qkv.weight"],
+                       torch.load(ckpt, weights_only=True)["state_dict"]["stages.1.blocks.0.attn.qkv.weight"])
+    scales = sorted({g["lr_scale"] for g in finetune.optimizer.param_groups})
+    assert scales[0] == pytest.approx(0.8 ** 3) and scales[-1] == 1.0  # 4 blocks: 0.8^3 … 1
+    hist = finetune.train()
+    assert len(hist) == 2 and "acc" in hist[0]
+    after = finetune.model.state_dict()
+    assert torch.equal(after["patch_embed.conv1.bn.running_mean"], start["patch_embed.conv1.bn.running_mean"])
+    assert not torch.equal(after["head.fc.weight"], start["head.fc.weight"])
