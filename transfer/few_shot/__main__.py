@@ -7,7 +7,6 @@ shot count and method (task 'few_shot', metrics top1 and ci95); prints a Tab. 5-
 from __future__ import annotations
 
 import argparse
-import sys
 
 DEFAULTS = dict(backbone=None, checkpoint=None, dataset=None, data_root=None, n_way=5, shots=[5, 20, 50],
                 n_query=15, n_episodes=600, resolution=224, batch_size=64, num_workers=0, seed=0,
@@ -63,4 +62,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    from .datasets import DatasetNotFound
+    try:
+        main()
+    except (DatasetNotFound, FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None

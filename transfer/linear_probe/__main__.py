@@ -6,7 +6,6 @@ one result record per method (task 'linear_probe', metric top1) and prints a Tab
 from __future__ import annotations
 
 import argparse
-import sys
 
 DEFAULTS = dict(backbone=None, checkpoint=None, dataset=None, data_root=None, mode="fast", resolution=224,
                 batch_size=64, num_workers=0, seed=0, max_train=None, max_test=None, val_fraction=0.2,
@@ -68,4 +67,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    from .datasets import DatasetNotFound
+    try:
+        main()
+    except (DatasetNotFound, FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None

@@ -135,7 +135,7 @@ def build_dataset(name: str, root: str | Path, split: str, transform: Callable |
         return tvd.ImageFolder(sub, transform=transform)
     except (RuntimeError, FileNotFoundError, OSError) as err:
         raise DatasetNotFound(f"{DISPLAY_NAMES[key]} ({split}) not found or incomplete under {root} "
-                              f"({type(err).__name__}: {err}). Expected layout: {LAYOUTS[key]}") from err
+                              f"({type(err).__name__}: {str(err).split('. You can use download')[0]}). Expected layout: {LAYOUTS[key]}") from err
 
 
 def num_classes(dataset: Dataset) -> int:
