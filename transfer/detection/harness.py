@@ -215,6 +215,12 @@ class MetricHistoryHook(Hook):
     def __init__(self) -> None:
         self.history: list[dict[str, Any]] = []
 
+    def before_train(self, runner) -> None:  # noqa: ANN001 - mmengine's signature
+        """On --resume, keep the history written up to the resumed iteration."""
+        path = Path(runner.work_dir) / "metric_history.json"
+        if path.is_file() and runner.iter > 0:
+            self.history = [h for h in json.loads(path.read_text()) if h["iter"] <= runner.iter]
+
     def after_val_epoch(self, runner, metrics: dict[str, float] | None = None) -> None:  # noqa: ANN001 - mmengine
         if runner.rank != 0:
             return
