@@ -31,8 +31,8 @@ def synthetic_features(n: int, dim: int, classes: int, seed: int = 0) -> tuple[n
     """Gaussian class clusters (features with a learnable linear structure, like a probe's inputs)."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, classes, n)
-    centres = rng.normal(0, 1, (classes, dim)).astype(np.float32)
-    return (centres[y] + rng.normal(0, 3, (n, dim)).astype(np.float32)), y
+    centres = rng.normal(0, 0.07, (classes, dim)).astype(np.float32)  # overlapping clusters: a non-trivial fit
+    return (centres[y] + rng.normal(0, 1, (n, dim)).astype(np.float32)), y
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
