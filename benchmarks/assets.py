@@ -14,6 +14,7 @@ them from the package registries once; the accessors below only locate them and 
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import shutil
 import subprocess
@@ -46,7 +47,7 @@ def _require(path: Path, what: str) -> Path:
 
 def fashion_mnist_root() -> Path:
     """A root that `torchvision.datasets.FashionMNIST(root, download=False)` reads."""
-    _require(ASSETS_DIR / "fashion_mnist" / "FashionMNIST" / "raw", "Fashion-MNIST")
+    _require(ASSETS_DIR / "fashion_mnist" / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte", "Fashion-MNIST")
     return ASSETS_DIR / "fashion_mnist"
 
 
@@ -87,7 +88,7 @@ def _pip_download(spec: str, dest: Path, *extra: str) -> Path:
 
 def _fetch_fashion_mnist() -> None:
     raw = ASSETS_DIR / "fashion_mnist" / "FashionMNIST" / "raw"
-    if all((raw / f).exists() for f in FASHION_MNIST_FILES):
+    if all((raw / f.removesuffix(".gz")).exists() for f in FASHION_MNIST_FILES):
         return
     if not all((FASHION_MNIST_SYSTEM_DIR / f).exists() for f in FASHION_MNIST_FILES):
         if shutil.which("apt-get") is None or os.geteuid() != 0:
@@ -97,9 +98,12 @@ def _fetch_fashion_mnist() -> None:
         subprocess.run(["apt-get", "install", "-y", "-qq", "dataset-fashion-mnist"], check=True,
                        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
     raw.mkdir(parents=True, exist_ok=True)
-    for f in FASHION_MNIST_FILES:
-        (raw / f).unlink(missing_ok=True)
-        (raw / f).symlink_to(FASHION_MNIST_SYSTEM_DIR / f)
+    for f in FASHION_MNIST_FILES:  # torchvision reads the decompressed IDX files
+        target = raw / f.removesuffix(".gz")
+        part = target.with_name(target.name + ".part")
+        with gzip.open(FASHION_MNIST_SYSTEM_DIR / f) as src, open(part, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        part.rename(target)
 
 
 def _fetch_labelme() -> None:
