@@ -1,12 +1,14 @@
 """TinyViT backbones for MMEngine / mmdet / mmseg, timm-compatible, with checkpoint interop.
 
 Public API: `TinyViT` (registered as `type='TinyViT'`), `load_pretrained` (official | timm | mmpretrain | ours),
+`build_from_checkpoint` (the model a checkpoint describes),
 `LayerDecayOptimWrapperConstructor` (registered), `CHECKPOINT_FORMAT`, `file_sha256`.
 """
-from .checkpoint import CHECKPOINT_FORMAT, LoadReport, convert_state_dict, file_sha256, load_pretrained, read_checkpoint
+from .checkpoint import (CHECKPOINT_FORMAT, LoadReport, build_from_checkpoint, convert_state_dict, file_sha256,
+                         load_pretrained, read_checkpoint)
 from .layer_decay import LayerDecayOptimWrapperConstructor
 from .tiny_vit import ARCH_SETTINGS, TinyViT, default_window_sizes, resolve_arch
 
-__all__ = ["TinyViT", "ARCH_SETTINGS", "default_window_sizes", "resolve_arch", "load_pretrained",
+__all__ = ["TinyViT", "ARCH_SETTINGS", "default_window_sizes", "resolve_arch", "load_pretrained", "build_from_checkpoint",
            "convert_state_dict", "read_checkpoint", "file_sha256", "LoadReport", "CHECKPOINT_FORMAT",
            "LayerDecayOptimWrapperConstructor"]

@@ -189,3 +189,26 @@ def load_pretrained(model: nn.Module, checkpoint: str | Path | Mapping[str, Any]
         from mmengine.logging import print_log
         print_log(f"{where}: {report}", logger="current")
     return report
+
+
+def build_from_checkpoint(checkpoint: str | Path | Mapping[str, Any], *, allow_pickle: bool = False,
+                          strict: bool = False, **overrides: Any) -> tuple[nn.Module, LoadReport]:
+    """A TinyViT built as the checkpoint describes, then loaded: `(model, report)`.
+
+    Our format records arch, img_size and window_sizes in its metadata, so a student trained at 64 px with
+    custom windows comes back exactly as trained; other formats need `arch=` (and optionally img_size /
+    window_sizes) in `overrides`, which also replace metadata values (e.g. `out_indices`, `num_classes`).
+    """
+    from .tiny_vit import TinyViT
+    obj = read_checkpoint(checkpoint, allow_pickle) if isinstance(checkpoint, (str, Path)) else checkpoint
+    meta = obj.get("meta", {}) if obj.get("format") == CHECKPOINT_FORMAT else {}
+    kwargs = {k: meta[k] for k in ("arch", "img_size", "window_sizes") if meta.get(k) is not None}
+    kwargs.update(overrides)
+    if "arch" not in kwargs:
+        raise ValueError(f"{checkpoint if isinstance(checkpoint, (str, Path)) else 'state dict'}: no 'arch' in the "
+                         f"checkpoint metadata; pass arch='5m'|'11m'|'21m'")
+    if isinstance(kwargs.get("window_sizes"), list):
+        kwargs["window_sizes"] = tuple(kwargs["window_sizes"])
+    model = TinyViT(**kwargs)
+    report = load_pretrained(model, obj, strict=strict)
+    return model, report

@@ -176,11 +176,12 @@ def load_backbone(spec: str | Mapping[str, Any] | nn.Module | Backbone, checkpoi
         if arch_name not in TINYVIT_ARCHS:
             raise ValueError(f"unknown backbone spec {spec!r}; use tinyvit-5m|11m|21m, timm:<name> or "
                              f"torchvision:<name>")
-        from backbones import TinyViT, load_pretrained
-        model = TinyViT(arch=arch_name, img_size=img_size, num_classes=0)
+        from backbones import TinyViT, build_from_checkpoint
         source = "random"
-        if path is not None:
-            report = load_pretrained(model, path, allow_pickle=allow_pickle)
+        if path is None:
+            model = TinyViT(arch=arch_name, img_size=img_size, num_classes=0)
+        else:  # the architecture the checkpoint records (e.g. a 64-px student's windows), not img_size's default
+            model, report = build_from_checkpoint(path, arch=arch_name, num_classes=0, allow_pickle=allow_pickle)
             trunk_missing = [k for k in report.missing_keys if not k.startswith("head.")]
             if trunk_missing:
                 raise ValueError(f"{path}: checkpoint leaves backbone weights unset: {trunk_missing[:5]}")

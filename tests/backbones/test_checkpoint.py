@@ -150,3 +150,15 @@ def test_pickled_metadata_needs_explicit_trust(tmp_path, source):
 def test_missing_file():
     with pytest.raises(FileNotFoundError, match="checkpoint not found: /nonexistent.pth"):
         backbones.load_pretrained(TinyViT("5m"), "/nonexistent.pth")
+
+
+def test_build_from_checkpoint_restores_the_trained_architecture(tmp_path, randomize):
+    trained = randomize(TinyViT("5m", img_size=64, window_sizes=(8, 8, 4, 2), num_classes=10)).eval()
+    torch.save({"format": CHECKPOINT_FORMAT, "state_dict": trained.state_dict(),
+                "meta": {"arch": "5m", "img_size": 64, "window_sizes": [8, 8, 4, 2], "num_classes": 10}},
+               tmp_path / "student.pth")
+    model, report = backbones.build_from_checkpoint(tmp_path / "student.pth", num_classes=10, strict=True)
+    assert model.window_sizes == (8, 8, 4, 2) and report.source_format == "ours"
+    assert _same_outputs(model.eval(), trained)
+    with pytest.raises(ValueError, match="no 'arch' in the checkpoint metadata"):
+        backbones.build_from_checkpoint(trained.state_dict())
