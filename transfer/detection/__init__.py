@@ -7,7 +7,8 @@ Public API: `build_mini_coco` (the real 4-image COCO-format set), `validate_coco
 `coco_metrics` / `coco_table`, `MetricHistoryHook` (registered; the AP-vs-iteration curve), `PlainCheckpointHook` (registered;
 checkpoints that `torch.load(weights_only=True)` reads).
 """
-from .harness import MetricHistoryHook, PlainCheckpointHook, coco_metrics, coco_table, use_coco_data
+from ..runner_hooks import PlainCheckpointHook
+from .harness import MetricHistoryHook, coco_metrics, coco_table, use_coco_data
 from .mini_coco import build_mini_coco
 from .validate import BadCocoInput, CocoCheck, validate_coco
 

@@ -6,7 +6,6 @@ import os.path as osp
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 from mmengine.config import Config, ConfigDict
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
@@ -226,40 +225,6 @@ class MetricHistoryHook(Hook):
             return
         self.history.append({"iter": runner.iter, "epoch": runner.epoch, **coco_metrics(metrics or {})})
         atomic_write_text(Path(runner.work_dir) / "metric_history.json", json.dumps(self.history, indent=1) + "\n")
-
-
-def _plain(value: Any) -> Any:
-    """numpy arrays / scalars → lists / Python scalars, recursively through dicts, lists and tuples."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-@HOOKS.register_module()
-class PlainCheckpointHook(Hook):
-    """Makes MMEngine's checkpoints loadable with `torch.load(weights_only=True)` (torch ≥ 2.6's default).
-
-    MMEngine stores its logging buffers (`HistoryBuffer` objects) and numpy values in every checkpoint, so with
-    torch ≥ 2.6 neither `--resume` nor `load_from` can read the files it wrote. This hook drops the logging
-    buffers (only the smoothing window of the logged losses; resuming warns and continues) and turns numpy
-    values into plain Python ones; weights, optimizer and scheduler states are kept as they are.
-    """
-
-    priority = "VERY_LOW"
-
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:  # noqa: ANN001 - mmengine's signature
-        hub = checkpoint.get("message_hub")
-        if isinstance(hub, dict):
-            hub["log_scalars"] = {}
-        for key in ("meta", "message_hub"):
-            if key in checkpoint:
-                checkpoint[key] = _plain(checkpoint[key])
 
 
 def add_harness_hooks(cfg: Config) -> None:

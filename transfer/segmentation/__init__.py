@@ -3,7 +3,8 @@
 Entry points: `python -m transfer.segmentation.train CONFIG ...`, `python -m transfer.segmentation.test CONFIG
 CHECKPOINT ...`, `python -m transfer.segmentation.mini_set OUT_DIR`. Configs: `configs/segmentation/`.
 """
-from .hooks import MetricHistoryHook, PlainCheckpointHook
+from ..runner_hooks import PlainCheckpointHook
+from .hooks import MetricHistoryHook
 from .metrics import PerClassIoUMetric
 from .mini_set import VOC_CLASSES, build_mini_seg, voc_palette
 from .validation import SegDataError, validate_seg_dataset
