@@ -30,10 +30,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             parser.error(f"--{key.replace('_', '-')} (or '{key}' in the config) is required")
 
     from pathlib import Path
-    from benchmarks.records import make_record, write_record
+    from benchmarks.records import write_record
     from ..tables import tab5_table
     from .datasets import build_few_shot_dataset, canonical_name
-    from .runner import default_episodes_path, run_few_shot
+    from .runner import default_episodes_path, few_shot_records, run_few_shot
 
     name = canonical_name(cfg["dataset"])
     dataset = build_few_shot_dataset(name, cfg["data_root"])
@@ -47,12 +47,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                            resolution=cfg["resolution"], batch_size=cfg["batch_size"],
                            num_workers=cfg["num_workers"], cache_dir=cfg["cache_dir"], methods=cfg["methods"],
                            finetune_epochs=cfg["finetune_epochs"])
-        for method, res in run["results"].items():
-            setting = {"method": method, "n_way": cfg["n_way"], "n_shot": shot, "n_query": cfg["n_query"],
-                       "n_episodes": cfg["n_episodes"], "seed": cfg["seed"], "resolution": cfg["resolution"],
-                       "episodes_file": Path(run["episodes_path"]).name}
-            rec = make_record("few_shot", dataset=name, split="episodes", backbone=run["backbone"],
-                              metrics={"top1": res["top1"], "ci95": res["ci95"]}, setting=setting, config=cfg)
+        for rec in few_shot_records(run, name, config=cfg):
             rec["_written_to"] = str(write_record(rec, cfg["results_dir"]))
             records.append(rec)
     print(tab5_table(records).to_string())

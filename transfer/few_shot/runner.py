@@ -48,4 +48,18 @@ def run_few_shot(model_or_spec: str | Mapping[str, Any] | nn.Module | Backbone, 
                                 finetune_epochs=finetune_epochs)
     return {"backbone": backbone.record_info(), "results": results, "episodes_path": str(path),
             "n_images": len(used), "extract_s": extract_s, "n_way": n_way, "n_shot": n_shot, "n_query": n_query,
-            "n_episodes": n_episodes, "seed": seed}
+            "n_episodes": n_episodes, "seed": seed, "resolution": resolution}
+
+
+def few_shot_records(run: Mapping[str, Any], dataset: str, *, config: Any = None) -> list[dict[str, Any]]:
+    """One result record per method of a `run_few_shot` result (task 'few_shot', metrics top1 and ci95)."""
+    from benchmarks.records import make_record
+    records = []
+    for method, res in run["results"].items():
+        setting = {"method": method, "n_way": run["n_way"], "n_shot": run["n_shot"], "n_query": run["n_query"],
+                   "n_episodes": run["n_episodes"], "seed": run["seed"], "resolution": run["resolution"],
+                   "episodes_file": Path(run["episodes_path"]).name}
+        records.append(make_record("few_shot", dataset=dataset, split="episodes", backbone=run["backbone"],
+                                   metrics={"top1": res["top1"], "ci95": res["ci95"]}, setting=setting,
+                                   config=config))
+    return records

@@ -28,10 +28,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if not cfg.get(key):
             parser.error(f"--{key.replace('_', '-')} (or '{key}' in the config) is required")
 
-    from benchmarks.records import make_record, write_record
+    from benchmarks.records import write_record
     from ..tables import tab5_table
     from .datasets import build_dataset, canonical_name, num_classes
-    from .probe import DEFAULT_C_GRID, DEFAULT_LR_GRID, run_fast_probe, run_moco_probe
+    from .probe import DEFAULT_C_GRID, DEFAULT_LR_GRID, probe_records, run_fast_probe, run_moco_probe
 
     name = canonical_name(cfg["dataset"])
     train = seeded_subset(build_dataset(name, cfg["data_root"], "train", verify_md5=cfg["verify_md5"]),
@@ -52,12 +52,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                    **common))
     records = []
     for run in runs:
-        for method, res in run["results"].items():
-            metrics = {k: v for k, v in res.items() if isinstance(v, (int, float))}
-            setting = {"method": method, "resolution": cfg["resolution"], "n_train": run["n_train"],
-                       "n_test": run["n_test"], "seed": cfg["seed"], "val_fraction": cfg["val_fraction"]}
-            rec = make_record("linear_probe", dataset=name, split="test", metrics=metrics,
-                              backbone=run["backbone"], setting=setting, config=cfg)
+        for rec in probe_records(run, name, resolution=cfg["resolution"], seed=cfg["seed"],
+                                 val_fraction=cfg["val_fraction"], config=cfg):
             rec["_written_to"] = str(write_record(rec, cfg["results_dir"]))
             records.append(rec)
     print(tab5_table(records).to_string())

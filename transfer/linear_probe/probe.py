@@ -225,3 +225,17 @@ def run_moco_probe(model_or_spec: str | Mapping[str, Any] | nn.Module | Backbone
             n += len(targets)
     return {"backbone": backbone.record_info(), "n_train": len(train_ds), "n_test": n,
             "results": {"moco_v3": {"top1": correct / max(n, 1), "lr": lr, "epochs": epochs, "steps": step}}}
+
+
+def probe_records(run: Mapping[str, Any], dataset: str, *, resolution: int, seed: int, val_fraction: float = 0.2,
+                  config: Any = None) -> list[dict[str, Any]]:
+    """One result record per method of a `run_fast_probe` / `run_moco_probe` result (task 'linear_probe')."""
+    from benchmarks.records import make_record
+    records = []
+    for method, res in run["results"].items():
+        metrics = {k: v for k, v in res.items() if isinstance(v, (int, float))}
+        setting = {"method": method, "resolution": resolution, "n_train": run["n_train"], "n_test": run["n_test"],
+                   "seed": seed, "val_fraction": val_fraction}
+        records.append(make_record("linear_probe", dataset=dataset, split="test", metrics=metrics,
+                                   backbone=run["backbone"], setting=setting, config=config))
+    return records
