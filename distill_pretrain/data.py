@@ -8,7 +8,8 @@
   grey images become 3-channel. ``root`` defaults to ``benchmarks.assets.fashion_mnist_root()`` for FashionMNIST.
 * ``SkimagePhotos`` (``names``): real photos bundled in scikit-image (unlabeled).
 
-Common keys: ``limit`` (first N samples). Every dataset has ``identity``: type, length and the sha256 of its
+Common keys: ``limit`` (first N samples); torchvision data sets also take ``classes`` (keep only these labels,
+before ``limit``). Every dataset has ``identity``: type, length and the sha256 of its
 sample list (file paths + labels, or pixel bytes + labels), which the logit store records.
 """
 from __future__ import annotations
@@ -93,11 +94,21 @@ def _torchvision(cfg: Mapping[str, Any], name: str) -> ImageSamples:
     if split not in ("train", "test"):
         raise ValueError(f"dataset key 'split' must be 'train' or 'test', got {split!r}")
     ds = cls(str(_require({"root": root}, "root")), train=split == "train", download=False)
-    n = _limit(len(ds), cfg)
-    data = np.asarray(ds.data[:n])
-    targets = np.asarray(ds.targets[:n], dtype=np.int64)
+    all_targets = np.asarray(ds.targets, dtype=np.int64)
+    keep = np.arange(len(all_targets))
+    classes = cfg.get("classes")
+    if classes is not None:
+        keep = np.flatnonzero(np.isin(all_targets, list(classes)))
+        if not len(keep):
+            raise ValueError(f"dataset key 'classes' {list(classes)} matches no sample of {name} ({split})")
+    keep = keep[:_limit(len(keep), cfg)]
+    n = len(keep)
+    data = np.asarray(ds.data)[keep]
+    targets = all_targets[keep]
     ident = _identity(name, n, [data.tobytes(), targets.tobytes()])
     ident["split"] = split
+    if classes is not None:
+        ident["classes"] = sorted(int(c) for c in classes)
     mode = "L" if data.ndim == 3 else "RGB"
     return ImageSamples(n, lambda i: (Image.fromarray(data[i], mode=mode), int(targets[i])), ident)
 
