@@ -19,7 +19,7 @@ Stages (each calls another package's public entry point; each is one function be
                    (`transfer.detection`, `transfer.segmentation`)
   f. report        tables (`benchmarks.table`) and plots (`benchmarks.plots`), printed and written
 Outputs under --out: records/, work/ (store, checkpoints, logs, episodes), plots/, tables.md, demo_summary.json.
-Budget: ≤ 15 min on 2 CPU cores (measured: see README); --quick ≈ 3 min.
+Budget: ≤ 15 min on 2 CPU cores (measured 355 s); --quick ≈ 40 s.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ STUDENT_WINDOWS = (8, 8, 4, 2)  # as configs/demo/student_fmnist_seen.py
 
 @dataclass
 class DemoSize:
-    """How much work each stage does: `full` (≤ 15 min on 2 cores) or `quick` (≈ 3 min, for the test)."""
+    """How much work each stage does: `full` (≈ 6 min on 2 cores) or `quick` (≈ 40 s, for the test)."""
     images: int
     epochs: int
     probe_train: int
@@ -60,7 +60,7 @@ class DemoSize:
 
     @classmethod
     def of(cls, quick: bool) -> "DemoSize":
-        return cls(320, 2, 200, 200, 20, 2) if quick else cls(2400, 4, 1000, 500, 600, 10)
+        return cls(320, 2, 200, 200, 20, 2) if quick else cls(2400, 4, 5000, 5000, 600, 10)
 
 
 @dataclass
@@ -220,21 +220,27 @@ STAGES: dict[str, Callable[[Context], str]] = {
 
 
 def distilled_vs_scratch(records_dir: Path) -> list[str]:
-    """Lines comparing the two students on every (task, dataset, metric) both have."""
+    """Lines comparing the two students on every (task, dataset, shots) both have; a gap inside the 95% intervals
+    is called a tie."""
     from .records import read_records
     from .table import records_frame
     if not records_dir.is_dir():
         return []
     frame = records_frame(read_records(records_dir, tasks=["linear_probe", "few_shot"]))
-    frame = frame[frame["source"].isin(["distill", "scratch"]) & (frame["metric"] == "top1")]
+    frame = frame[frame["source"].isin(["distill", "scratch"])]
     lines = []
     for (task, dataset, shots), group in frame.groupby(["task", "dataset", "shots"], dropna=False):
-        by = group.groupby("source")["ours"].mean()
-        if {"distill", "scratch"} <= set(by.index):
-            verdict = "distilled ahead" if by["distill"] > by["scratch"] else "SCRATCH AHEAD: check the recipe"
-            shot = "" if shots != shots or shots is None else f" {int(shots)}-shot"
-            lines.append(f"{task}{shot} {dataset}: distilled {by['distill']:.1f}% vs scratch "
-                         f"{by['scratch']:.1f}% ({by['distill'] - by['scratch']:+.1f}) → {verdict}")
+        top1 = group[group["metric"] == "top1"].groupby("source")["ours"].mean()
+        ci95 = group[group["metric"] == "ci95"].groupby("source")["ours"].mean()
+        if not {"distill", "scratch"} <= set(top1.index):
+            continue
+        gap = top1["distill"] - top1["scratch"]
+        margin = ci95.get("distill", 0.0) + ci95.get("scratch", 0.0)
+        verdict = ("tie within the 95% intervals" if abs(gap) <= margin else
+                   "distilled ahead" if gap > 0 else "SCRATCH AHEAD: check the recipe")
+        shot = "" if shots != shots or shots is None else f" {int(shots)}-shot"
+        lines.append(f"{task}{shot} {dataset}: distilled {top1['distill']:.1f}±{ci95.get('distill', 0):.1f}% vs "
+                     f"scratch {top1['scratch']:.1f}±{ci95.get('scratch', 0):.1f}% ({gap:+.1f}) → {verdict}")
     return lines
 
 

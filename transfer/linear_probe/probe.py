@@ -229,11 +229,14 @@ def run_moco_probe(model_or_spec: str | Mapping[str, Any] | nn.Module | Backbone
 
 def probe_records(run: Mapping[str, Any], dataset: str, *, resolution: int, seed: int, val_fraction: float = 0.2,
                   config: Any = None) -> list[dict[str, Any]]:
-    """One result record per method of a `run_fast_probe` / `run_moco_probe` result (task 'linear_probe')."""
+    """One result record per method of a `run_fast_probe` / `run_moco_probe` result (task 'linear_probe'), with the
+    binomial 95% interval of the test accuracy as `ci95`."""
     from benchmarks.records import make_record
     records = []
     for method, res in run["results"].items():
         metrics = {k: v for k, v in res.items() if isinstance(v, (int, float))}
+        if "top1" in metrics:  # binomial 95% interval of the test accuracy
+            metrics["ci95"] = 1.96 * math.sqrt(metrics["top1"] * (1 - metrics["top1"]) / max(run["n_test"], 1))
         setting = {"method": method, "resolution": resolution, "n_train": run["n_train"], "n_test": run["n_test"],
                    "seed": seed, "val_fraction": val_fraction}
         records.append(make_record("linear_probe", dataset=dataset, split="test", metrics=metrics,
