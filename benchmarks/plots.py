@@ -195,17 +195,19 @@ def plot_training_curves(logs: Sequence[str | Path], out_dir: str | Path, name: 
     cols = min(3, len(scalars))
     rows = (len(scalars) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    colors = {label: f"C{i}" for i, label in enumerate(frames)}  # one colour per run in every panel
     for ax, scalar in zip(axes.flat, scalars):
         for label, frame in frames.items():
             if scalar in frame.columns:
                 series = frame[scalar].dropna()
-                ax.plot(series.index, series.values, label=label)
+                ax.plot(series.index, series.values, label=label, color=colors[label])
         ax.set_title(scalar, fontsize=9)
         ax.set_xlabel(frames[next(iter(frames))].index.name)
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(scalars):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
     return save_figure(fig, out_dir, name)
 
 
