@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from torch.utils.data import Dataset, Subset
@@ -57,3 +57,26 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results-dir", dest="results_dir", help="records directory (default results/records)")
     parser.add_argument("--cfg-options", dest="cfg_options", nargs="+", action=DictAction,
                         help="override config keys, e.g. max_train=1000")
+
+
+def write_and_print_records(records: list[dict[str, Any]], results_dir: str | None) -> list[dict[str, Any]]:
+    """Write each record, then print the Tab. 5-style table and where every record went."""
+    from benchmarks.records import write_record
+
+    from .tables import tab5_table
+    for rec in records:
+        rec["_written_to"] = str(write_record(rec, results_dir))
+    print(tab5_table(records).to_string())
+    for rec in records:
+        print(f"record: {rec['_written_to']}")
+    return records
+
+
+def run_cli(main: Callable[[], Any]) -> None:
+    """Run an entry point; missing data (`DatasetNotFound` is a FileNotFoundError) or a bad value ends the
+    program with one line naming it instead of a traceback."""
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
+

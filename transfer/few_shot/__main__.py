@@ -15,7 +15,7 @@ DEFAULTS = dict(backbone=None, checkpoint=None, dataset=None, data_root=None, n_
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    from ..cli_common import add_common_arguments, merge_config
+    from ..cli_common import add_common_arguments, merge_config, write_and_print_records
     parser = argparse.ArgumentParser(prog="python -m transfer.few_shot", description=__doc__.splitlines()[0])
     add_common_arguments(parser)
     parser.add_argument("--n-way", dest="n_way", type=int, help="classes per episode (5)")
@@ -30,8 +30,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
             parser.error(f"--{key.replace('_', '-')} (or '{key}' in the config) is required")
 
     from pathlib import Path
-    from benchmarks.records import write_record
-    from ..tables import tab5_table
     from .datasets import build_few_shot_dataset, canonical_name
     from .runner import default_episodes_path, few_shot_records, run_few_shot
 
@@ -47,18 +45,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                            resolution=cfg["resolution"], batch_size=cfg["batch_size"],
                            num_workers=cfg["num_workers"], cache_dir=cfg["cache_dir"], methods=cfg["methods"],
                            finetune_epochs=cfg["finetune_epochs"])
-        for rec in few_shot_records(run, name, config=cfg):
-            rec["_written_to"] = str(write_record(rec, cfg["results_dir"]))
-            records.append(rec)
-    print(tab5_table(records).to_string())
-    for rec in records:
-        print(f"record: {rec['_written_to']}")
-    return records
+        records += few_shot_records(run, name, config=cfg)
+    return write_and_print_records(records, cfg["results_dir"])
 
 
 if __name__ == "__main__":
-    from .datasets import DatasetNotFound
-    try:
-        main()
-    except (DatasetNotFound, FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"error: {err}") from None
+    from ..cli_common import run_cli
+    run_cli(main)

@@ -14,7 +14,7 @@ DEFAULTS = dict(backbone=None, checkpoint=None, dataset=None, data_root=None, mo
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    from ..cli_common import add_common_arguments, merge_config, seeded_subset
+    from ..cli_common import add_common_arguments, merge_config, seeded_subset, write_and_print_records
     parser = argparse.ArgumentParser(prog="python -m transfer.linear_probe", description=__doc__.splitlines()[0])
     add_common_arguments(parser)
     parser.add_argument("--mode", choices=["fast", "moco_v3", "both"], help="fast (default), moco_v3 or both")
@@ -28,8 +28,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if not cfg.get(key):
             parser.error(f"--{key.replace('_', '-')} (or '{key}' in the config) is required")
 
-    from benchmarks.records import write_record
-    from ..tables import tab5_table
     from .datasets import build_dataset, canonical_name, num_classes
     from .probe import DEFAULT_C_GRID, DEFAULT_LR_GRID, probe_records, run_fast_probe, run_moco_probe
 
@@ -52,19 +50,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                    **common))
     records = []
     for run in runs:
-        for rec in probe_records(run, name, resolution=cfg["resolution"], seed=cfg["seed"],
-                                 val_fraction=cfg["val_fraction"], config=cfg):
-            rec["_written_to"] = str(write_record(rec, cfg["results_dir"]))
-            records.append(rec)
-    print(tab5_table(records).to_string())
-    for rec in records:
-        print(f"record: {rec['_written_to']}")
-    return records
+        records += probe_records(run, name, resolution=cfg["resolution"], seed=cfg["seed"],
+                                 val_fraction=cfg["val_fraction"], config=cfg)
+    return write_and_print_records(records, cfg["results_dir"])
 
 
 if __name__ == "__main__":
-    from .datasets import DatasetNotFound
-    try:
-        main()
-    except (DatasetNotFound, FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"error: {err}") from None
+    from ..cli_common import run_cli
+    run_cli(main)
