@@ -13,7 +13,7 @@ import platform
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, BinaryIO, Callable, Iterable, Mapping
 
 from .assets import REPO_ROOT
 
@@ -24,21 +24,32 @@ REQUIRED = ("task", "dataset", "split", "backbone", "metrics", "setting", "confi
             "machine", "date")
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write via a temp file in the same folder, fsync, rename: a crash leaves the old file or the new one."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
+    """Run `write(file)` on a temp file in the same folder, fsync, rename, fsync the folder: a crash leaves the
+    old file or the new one, never a partial one. The one atomic-write mechanism of the project."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """`atomic_write` of a UTF-8 text."""
+    return atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def git_commit() -> str:

@@ -14,14 +14,13 @@ position inside the epoch. Every file is written to a temp file, fsynced and ren
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
 from backbones import CHECKPOINT_FORMAT
+from benchmarks.records import atomic_write
 
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -44,19 +43,7 @@ def plain(obj: Any, where: str = "meta") -> Any:
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """`torch.save` via temp file + fsync + rename: a crash leaves the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def build_checkpoint(state_dict: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> dict[str, Any]:

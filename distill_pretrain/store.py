@@ -29,15 +29,15 @@ import fcntl
 import hashlib
 import json
 import math
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
+
+from benchmarks.records import atomic_write
 
 FORMAT = "tinyvit-bench/logit-store/v1"
 VALUE_FORMATS = ("fp16", "compact")
@@ -196,32 +196,16 @@ def decode_records(raw: np.ndarray, num_classes: int, topk: int, value_format: s
 
 
 # ------------------------------------------------------------------------------------------------- helpers
+def _write_chunks(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
+    atomic_write(path, lambda f: f.writelines(chunks))
+
+
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _atomic_write_bytes(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for c in chunks:
-                f.write(c)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _canonical(obj: Any) -> Any:
@@ -294,7 +278,7 @@ class LogitStore:
                 store = cls.open(path, expect=expect)
                 store._remove_finished_parts()
                 return store
-            _atomic_write_bytes(path / MANIFEST, [json.dumps(manifest, indent=1, sort_keys=True).encode()])
+            _write_chunks(path / MANIFEST, [json.dumps(manifest, indent=1, sort_keys=True).encode()])
         return cls(path, manifest)
 
     # --------------------------------------------------------------------------------------------- open
@@ -424,7 +408,7 @@ class LogitStore:
         raw = encode_records(seeds, indices, values, self.num_classes, self._manifest["value_format"])
         data = raw.tobytes()
         out = self._parts_dir(epoch) / f"c{chunk:06d}-{hashlib.sha256(data).hexdigest()}.bin"
-        _atomic_write_bytes(out, [data])
+        _write_chunks(out, [data])
         return out
 
     def finalize_epoch(self, epoch: int) -> bool:
@@ -451,11 +435,11 @@ class LogitStore:
             whole = hashlib.sha256()
             for b in blobs:
                 whole.update(b)
-            _atomic_write_bytes(self.epoch_file(epoch), blobs)
+            _write_chunks(self.epoch_file(epoch), blobs)
             self._manifest["epochs"][str(epoch)] = {
                 "file": self.epoch_file(epoch).name, "bytes": sum(len(b) for b in blobs),
                 "sha256": whole.hexdigest(), "chunk_sha256": chunk_sums}
-            _atomic_write_bytes(self.path / MANIFEST,
+            _write_chunks(self.path / MANIFEST,
                                 [json.dumps(self._manifest, indent=1, sort_keys=True).encode()])
         shutil.rmtree(self._parts_dir(epoch), ignore_errors=True)
         return True
@@ -481,10 +465,10 @@ class LogitStore:
                 data = src.read_bytes()
                 if hashlib.sha256(data).hexdigest() != info["sha256"]:
                     raise StoreError(f"{src}: checksum mismatch, not merged")
-                _atomic_write_bytes(self.epoch_file(e), [data])
+                _write_chunks(self.epoch_file(e), [data])
                 self._manifest["epochs"][str(e)] = dict(info, file=self.epoch_file(e).name)
                 added.append(e)
-            _atomic_write_bytes(self.path / MANIFEST,
+            _write_chunks(self.path / MANIFEST,
                                 [json.dumps(self._manifest, indent=1, sort_keys=True).encode()])
         self._maps.clear()
         return added

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -26,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
+
+from benchmarks.records import atomic_write
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -302,20 +303,6 @@ def _with_transform(dataset: Dataset, transform: Any) -> None:
 
 
 # --------------------------------------------------------------------------------------------- extraction
-def _atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def default_cache_dir() -> Path:
     from benchmarks.assets import REPO_ROOT
     return Path(os.environ.get("TINYVIT_BENCH_FEATURE_CACHE", REPO_ROOT / ".cache" / "features"))
@@ -341,7 +328,7 @@ def extract_features(backbone: Backbone, dataset: Dataset, *, resolution: int = 
             return data["features"], data["labels"]
     _with_transform(dataset, transform)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    model = backbone.model.to(device).to(memory_format=torch.channels_last)
+    backbone.model.to(device).to(memory_format=torch.channels_last)  # in place
     feats, labels = [], []
     with torch.no_grad():
         for images, targets in tqdm(loader, desc=f"{desc} [{backbone.name}]", unit="batch", leave=False):
@@ -351,5 +338,5 @@ def extract_features(backbone: Backbone, dataset: Dataset, *, resolution: int = 
     features = np.concatenate(feats).astype(np.float32)
     label_arr = np.concatenate(labels)
     if use_cache:
-        _atomic_save_npz(path, features=features, labels=label_arr)
+        atomic_write(path, lambda f: np.savez(f, features=features, labels=label_arr))
     return features, label_arr
