@@ -11,7 +11,6 @@ A detector/segmentor checkpoint of ours loads with `prefix='backbone.'`.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
+
+from contracts.fileio import file_sha256  # noqa: F401 - re-exported as backbones.file_sha256
 
 CHECKPOINT_FORMAT = "tinyvit-bench/checkpoint/v1"
 _PROBE = {
@@ -43,14 +44,6 @@ class LoadReport:
                 f"{self.missing_keys[:8]}, {len(self.unexpected_keys)} unexpected {self.unexpected_keys[:8]}, "
                 f"{len(self.skipped_keys)} skipped {self.skipped_keys[:8]}")
 
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file (streamed)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_checkpoint(path: str | Path, allow_pickle: bool = False) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from torch import nn
 
 from backbones import TinyViT
 
-from .records import make_record, write_record
+from contracts.records import make_record, write_record
 
 # Paper Tab. 4 (V100 GPU, throughput measured with LeViT's code): params (M), MACs (G), images/s.
 PAPER_TAB4 = {

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .records import REPO_ROOT, atomic_write_text
+from contracts.provenance import REPO_ROOT
+from contracts.fileio import atomic_write_text
 
 SAVE_LOGITS_CONFIG = REPO_ROOT / "configs/demo/store_fmnist_seen.py"
 STUDENT_CONFIG = REPO_ROOT / "configs/demo/student_fmnist_seen.py"
@@ -129,7 +130,7 @@ def _novel_classes(split: str, limit: int):
 
     from transfer.linear_probe import build_dataset
 
-    from .assets import fashion_mnist_root
+    from contracts.assets import fashion_mnist_root
     dataset = build_dataset("fashion_mnist", fashion_mnist_root(), split)
     keep = np.flatnonzero(np.isin(np.asarray(dataset.targets), NOVEL_CLASSES))[:limit]
     return Subset(dataset, keep.tolist())
@@ -142,7 +143,7 @@ def _transfer_backbones(ctx: Context) -> dict:
     from backbones import TinyViT
     from transfer.features import load_backbone
 
-    from .assets import mobilenet_v2_weights
+    from contracts.assets import mobilenet_v2_weights
     out = {}
     for mode, source in (("stored", "distill"), ("scratch", "scratch")):
         out[source] = load_backbone("tinyvit-5m", ctx.checkpoint(mode))
@@ -160,7 +161,7 @@ def stage_transfer(ctx: Context) -> str:
     from transfer.few_shot import few_shot_records, run_few_shot
     from transfer.linear_probe import probe_records, run_fast_probe
 
-    from .records import write_record
+    from contracts.records import write_record
     train, test = _novel_classes("train", ctx.size.probe_train), _novel_classes("test", ctx.size.probe_test)
     episodes = ctx.work / "episodes" / f"{TRANSFER_DATASET}_5way5shot_{ctx.size.episodes}.json"
     common = dict(resolution=RESOLUTION, cache_dir=str(ctx.work / "features"))
@@ -222,7 +223,7 @@ STAGES: dict[str, Callable[[Context], str]] = {
 def distilled_vs_scratch(records_dir: Path) -> list[str]:
     """Lines comparing the two students on every (task, dataset, shots) both have; a gap inside the 95% intervals
     is called a tie."""
-    from .records import read_records
+    from contracts.records import read_records
     from .table import records_frame
     if not records_dir.is_dir():
         return []

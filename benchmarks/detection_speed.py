@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.records import make_record, write_record
+from contracts.records import make_record, write_record
 
 CONFIGS = {
     "tinyvit-21m": "configs/detection/cascade-mask-rcnn_tinyvit-21m_fpn_1x_coco.py",

@@ -23,8 +23,9 @@ from typing import Any, Sequence
 
 import torch
 
-from .assets import REPO_ROOT
-from .records import make_record, machine_description, write_record
+from contracts.assets import REPO_ROOT
+from contracts.records import make_record, write_record
+from contracts.provenance import machine_description
 
 TINY_CONFIG = REPO_ROOT / "configs" / "distill" / "tinyvit_5m_fmnist_tiny_cpu.py"
 SAVE_CONFIG = REPO_ROOT / "configs" / "distill" / "save_logits_mobilenetv2_fmnist.py"

@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .paper_numbers import paper_numbers  # noqa: E402
-from .records import DEFAULT_RESULTS_DIR, read_records  # noqa: E402
+from contracts.records import DEFAULT_RESULTS_DIR, read_records  # noqa: E402
 from .table import paper_reference, records_frame  # noqa: E402
 
 DEFAULT_PLOTS_DIR = DEFAULT_RESULTS_DIR.parent / "plots"

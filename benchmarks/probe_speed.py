@@ -36,7 +36,8 @@ def synthetic_features(n: int, dim: int, classes: int, seed: int = 0) -> tuple[n
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    from benchmarks.records import machine_description, make_record, write_record
+    from contracts.provenance import machine_description
+    from contracts.records import make_record, write_record
     from transfer.linear_probe import fit_probes_on_features
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds, for CI)")

@@ -23,7 +23,8 @@ from mmengine.dataset import pseudo_collate
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-from .records import REPO_ROOT, make_record, write_record
+from contracts.provenance import REPO_ROOT
+from contracts.records import make_record, write_record
 
 CONFIGS = REPO_ROOT / "configs" / "segmentation"
 SWIN_CONFIG = CONFIGS / "upernet_swin-t_512x512_160k_ade20k.py"

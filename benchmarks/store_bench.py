@@ -172,7 +172,7 @@ def plot_storage_vs_k(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, na
 
 def _records(storage: list[dict], kls: list[dict], throughput: list[dict], replay: dict, quick: bool,
              results_dir: str | None) -> list[Path]:
-    from .records import make_record, write_record
+    from contracts.records import make_record, write_record
     kl_by_k = {r["K"]: r for r in kls}
     rate = {(r["format"], r["K"]): r for r in throughput}
     paths = []

@@ -33,7 +33,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import pandas as pd
 
 from .paper_numbers import paper_dataset_name, paper_model_name, paper_numbers, record_pretrain
-from .records import DEFAULT_RESULTS_DIR, atomic_write_text, read_records
+from contracts.records import DEFAULT_RESULTS_DIR, read_records
+from contracts.fileio import atomic_write_text
 
 DASH = "—"
 TRACE = ["machine", "date", "commit"]

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import torch
 
 from backbones import CHECKPOINT_FORMAT
-from benchmarks.records import atomic_write
+from contracts.fileio import atomic_write
 
 _PLAIN = (str, int, float, bool, type(None))
 

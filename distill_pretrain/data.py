@@ -5,7 +5,7 @@
 * ``ImageFolder`` (``root``): torchvision ImageFolder, labels from sub-folders.
 * ``ImageList`` (``root``): every image file under a folder, recursively, unlabeled (web-style data).
 * ``FashionMNIST`` / any torchvision dataset class name (``root``, ``split``='train'|'test'): ``download=False``;
-  grey images become 3-channel. ``root`` defaults to ``benchmarks.assets.fashion_mnist_root()`` for FashionMNIST.
+  grey images become 3-channel. ``root`` defaults to ``contracts.assets.fashion_mnist_root()`` for FashionMNIST.
 * ``SkimagePhotos`` (``names``): real photos bundled in scikit-image (unlabeled).
 
 Common keys: ``limit`` (first N samples); torchvision data sets also take ``classes`` (keep only these labels,
@@ -88,7 +88,7 @@ def _torchvision(cfg: Mapping[str, Any], name: str) -> ImageSamples:
         raise ValueError(f"dataset type {name!r} is neither a known type nor a torchvision dataset")
     root = cfg.get("root")
     if root is None and name == "FashionMNIST":
-        from benchmarks.assets import fashion_mnist_root
+        from contracts.assets import fashion_mnist_root
         root = fashion_mnist_root()
     split = cfg.get("split", "train")
     if split not in ("train", "test"):

@@ -37,7 +37,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from benchmarks.records import atomic_write
+from contracts.fileio import atomic_write, file_sha256
 
 FORMAT = "tinyvit-bench/logit-store/v1"
 VALUE_FORMATS = ("fp16", "compact")
@@ -198,14 +198,6 @@ def decode_records(raw: np.ndarray, num_classes: int, topk: int, value_format: s
 # ------------------------------------------------------------------------------------------------- helpers
 def _write_chunks(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
     atomic_write(path, lambda f: f.writelines(chunks))
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _canonical(obj: Any) -> Any:
@@ -519,7 +511,7 @@ class LogitStore:
             size = f.stat().st_size
             if size != info["bytes"]:
                 errs.append(f"{f.name}: {size} bytes, manifest says {info['bytes']} (truncated?)")
-            elif _sha256_file(f) != info["sha256"]:
+            elif file_sha256(f) != info["sha256"]:
                 chunk_bytes = self._manifest["chunk_size"] * self.record_bytes
                 with open(f, "rb") as fh:
                     for c, want in enumerate(info["chunk_sha256"]):

@@ -7,7 +7,7 @@
 * ``type='torchvision'``, ``name`` (``torchvision.models`` builder, e.g. ``mobilenet_v2``), ``weights`` (path).
 * ``type='checkpoint'``, ``path``: a contract-2 TinyViT checkpoint (arch / img_size / num_classes from its meta).
 
-``weights`` may be ``asset:mobilenet_v2`` or ``asset:efficientnet_lite0`` (located by ``benchmarks.assets``).
+``weights`` may be ``asset:mobilenet_v2`` or ``asset:efficientnet_lite0`` (located by ``contracts.assets``).
 ``mean`` / ``std`` override the teacher's input normalisation (defaults: the timm model's pretrained config, or
 ImageNet's). The identity (name, weights_sha256, mean, std, num_classes) goes into the store's manifest.
 """
@@ -25,10 +25,10 @@ _ASSETS = {"mobilenet_v2": "mobilenet_v2_weights", "efficientnet_lite0": "effici
 
 
 def resolve_weights(weights: str | Path) -> Path:
-    """A weights path, resolving ``asset:<name>`` through `benchmarks.assets`."""
+    """A weights path, resolving ``asset:<name>`` through `contracts.assets`."""
     text = str(weights)
     if text.startswith("asset:"):
-        from benchmarks import assets
+        from contracts import assets
         name = text.split(":", 1)[1]
         if name not in _ASSETS:
             raise ValueError(f"unknown weights asset {name!r}; known: {sorted(_ASSETS)}")

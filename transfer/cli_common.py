@@ -61,7 +61,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def write_and_print_records(records: list[dict[str, Any]], results_dir: str | None) -> list[dict[str, Any]]:
     """Write each record, then print the Tab. 5-style table and where every record went."""
-    from benchmarks.records import write_record
+    from contracts.records import write_record
 
     from .tables import tab5_table
     for rec in records:

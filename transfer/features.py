@@ -6,7 +6,7 @@ Backbone specs (`load_backbone`):
   the model's in order and shape, such as the EfficientNet-Lite0 asset, loads by position);
 - `torchvision:<model name>` + optional checkpoint (a torchvision state dict, loaded strictly);
 - no checkpoint → random initialisation from `seed` (source 'random').
-A checkpoint may be `asset:mobilenet_v2` / `asset:efficientnet_lite0` (the offline files of `benchmarks.assets`).
+A checkpoint may be `asset:mobilenet_v2` / `asset:efficientnet_lite0` (the offline files of `contracts.assets`).
 An in-memory `nn.Module` is accepted too (source 'module', identified by the sha256 of its weights).
 
 Features are the backbone's pooled pre-logits vector. `extract_features` caches them on disk under a key of
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
-from benchmarks.records import atomic_write
+from contracts.fileio import atomic_write
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -92,12 +92,12 @@ def pooled_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def resolve_checkpoint(checkpoint: str | Path | None) -> Path | None:
-    """A checkpoint path, with `asset:<name>` resolved through `benchmarks.assets`."""
+    """A checkpoint path, with `asset:<name>` resolved through `contracts.assets`."""
     if checkpoint is None or checkpoint == "":
         return None
     text = str(checkpoint)
     if text.startswith("asset:"):
-        from benchmarks import assets
+        from contracts import assets
         name = text.split(":", 1)[1]
         if name not in _ASSETS:
             raise ValueError(f"unknown asset checkpoint {text!r}; known: {['asset:' + k for k in _ASSETS]}")
@@ -304,7 +304,7 @@ def _with_transform(dataset: Dataset, transform: Any) -> None:
 
 # --------------------------------------------------------------------------------------------- extraction
 def default_cache_dir() -> Path:
-    from benchmarks.assets import REPO_ROOT
+    from contracts.assets import REPO_ROOT
     return Path(os.environ.get("TINYVIT_BENCH_FEATURE_CACHE", REPO_ROOT / ".cache" / "features"))
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.records import make_record, write_record
+from contracts.records import make_record, write_record
 
 
 def write_realistic_records(results: Path) -> Path:

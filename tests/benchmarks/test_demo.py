@@ -6,7 +6,7 @@ import json
 import pytest
 
 from benchmarks import demo, plots, table
-from benchmarks.records import read_records
+from contracts.records import read_records
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from benchmarks.records import make_record, read_records, write_record
+from contracts.records import make_record, read_records, write_record
 
 
 def test_round_trip_and_replace(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks import table
 from benchmarks.paper_numbers import load_paper_numbers, paper_dataset_name, paper_model_name, record_pretrain
-from benchmarks.records import read_records
+from contracts.records import read_records
 
 OURS = ["metric", "ours", "paper", "delta", "paper_ref", "machine", "date", "commit"]
 

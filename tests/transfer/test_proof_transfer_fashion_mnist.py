@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.assets import fashion_mnist_root, mobilenet_v2_weights
+from contracts.assets import fashion_mnist_root, mobilenet_v2_weights
 from transfer.features import load_backbone
 from transfer.few_shot import run_few_shot
 from transfer.linear_probe import build_dataset, run_fast_probe

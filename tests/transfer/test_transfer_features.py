@@ -43,7 +43,7 @@ def test_timm_by_name_and_by_position(tmp_path):
 
 
 def test_torchvision_asset_weights():
-    from benchmarks.assets import AssetMissing
+    from contracts.assets import AssetMissing
     try:
         bb = load_backbone("torchvision:mobilenet_v2", "asset:mobilenet_v2")
     except AssetMissing as err:

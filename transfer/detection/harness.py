@@ -11,7 +11,8 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from tabulate import tabulate
 
-from benchmarks.records import atomic_write_text, make_record, write_record
+from contracts.fileio import atomic_write_text
+from contracts.records import make_record, write_record
 from .validate import CocoCheck, validate_coco
 
 COCO_KEYS = {"mAP": "AP", "mAP_50": "AP50", "mAP_75": "AP75", "mAP_s": "APs", "mAP_m": "APm", "mAP_l": "APl"}

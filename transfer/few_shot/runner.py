@@ -15,7 +15,7 @@ from .episodes import evaluate_episodes, load_or_create_episodes
 
 def default_episodes_path(dataset_name: str, n_way: int, n_shot: int, n_query: int, n_episodes: int,
                           seed: int) -> Path:
-    from benchmarks.assets import REPO_ROOT
+    from contracts.assets import REPO_ROOT
     return (REPO_ROOT / "results" / "episodes"
             / f"{dataset_name}_{n_way}way{n_shot}shot{n_query}query_{n_episodes}ep_seed{seed}.json")
 
@@ -53,7 +53,7 @@ def run_few_shot(model_or_spec: str | Mapping[str, Any] | nn.Module | Backbone, 
 
 def few_shot_records(run: Mapping[str, Any], dataset: str, *, config: Any = None) -> list[dict[str, Any]]:
     """One result record per method of a `run_few_shot` result (task 'few_shot', metrics top1 and ci95)."""
-    from benchmarks.records import make_record
+    from contracts.records import make_record
     records = []
     for method, res in run["results"].items():
         setting = {"method": method, "n_way": run["n_way"], "n_shot": run["n_shot"], "n_query": run["n_query"],

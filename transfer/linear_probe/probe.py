@@ -231,7 +231,7 @@ def probe_records(run: Mapping[str, Any], dataset: str, *, resolution: int, seed
                   config: Any = None) -> list[dict[str, Any]]:
     """One result record per method of a `run_fast_probe` / `run_moco_probe` result (task 'linear_probe'), with the
     binomial 95% interval of the test accuracy as `ci95`."""
-    from benchmarks.records import make_record
+    from contracts.records import make_record
     records = []
     for method, res in run["results"].items():
         metrics = {k: v for k, v in res.items() if isinstance(v, (int, float))}

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from mmengine.config import Config, ConfigDict, DictAction
 
-from benchmarks.records import make_record, write_record
+from contracts.records import make_record, write_record
 
 from .metrics import SUMMARY_KEYS
 from .validation import validate_seg_dataset

@@ -10,7 +10,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-from benchmarks.records import read_records
+from contracts.records import read_records
 from mmdet.registry import DATASETS, MODELS
 from transfer.detection import test as det_test
 from transfer.detection import train as det_train

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.records import read_records
+from contracts.records import read_records
 from transfer.few_shot.__main__ import main as few_shot_main
 from transfer.linear_probe.__main__ import main as probe_main
 

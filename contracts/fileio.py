@@ -1,0 +1,60 @@
+"""Atomic writes and hashing: the one mechanism the project uses for every file it writes or fingerprints."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
+    """Run `write(file)` on a temp file in the same folder, fsync, rename, fsync the folder: a crash leaves the
+    old file or the new one, never a partial one. Temp files are named `.<name>.<random>.tmp`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """`atomic_write` of a UTF-8 text."""
+    return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def remove_orphaned_temps(folder: str | Path, name: str = "*") -> list[Path]:
+    """Delete the temp files `atomic_write` left in `folder` for files matching `name` (after a kill -9)."""
+    removed = []
+    for tmp in Path(folder).glob(f".{name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def json_sha256(obj: Any) -> str:
+    """sha256 of a JSON-able object in canonical form (sorted keys; non-JSON values through `str`)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
