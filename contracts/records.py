@@ -6,14 +6,17 @@
      "metrics": {"top1": 0.862, "ci95": 0.004},
      "setting": {...}, "config_sha256": "...", "git_commit": "...", "machine": "...", "date": "..."}
 
-- `task` is a key of `TASKS`; each task fixes its metric names and their units (`METRIC_UNITS`). Accuracies and
-  APs are fractions in [0, 1] (tables may print percent); diagnostics (`best_c`, `fit_s`, ...) are marked so tables
-  can keep them apart.
+- `task` is a key of `TASKS`; each task fixes its metric names and their units (`UNITS`). Accuracies and
+  APs are fractions in [0, 1] (tables print percent); a value that is undefined (mmdet's -1 for an empty area
+  range) is `null`; diagnostics (`best_c`, `fit_s`, ...) are marked so tables keep them apart.
 - `backbone` (for tasks that measure one; `None` for the others): `source` is one of `SOURCES`,
   `checkpoint_sha256` is required unless the source is `random`, `pretrain` names what the weights were
   pretrained on / with (`PRETRAIN_PATTERN`: `none` for random weights, `in1k`, `in21k`, `in21k-distill`, `mae`,
   `dmae`, `tinymim`, `fashion_mnist-seen-distill`, ... or `unknown` when a third-party file does not say).
-- `write_record` refuses a record that breaks the schema with a `RecordError` naming the field.
+  `checkpoint_sha256` is the sha256 of the weights file (64 hex digits). Extra keys are free (`checkpoint`,
+  `load_report`, `init_seed`, ...).
+- `write_record` refuses a record that breaks the schema with a `RecordError` naming the field; `read_records`
+  refuses a bad file naming the file and the field. Documented for users in docs/records.md.
 """
 from __future__ import annotations
 
@@ -32,17 +35,25 @@ from .provenance import REPO_ROOT, config_sha256, git_commit, machine_descriptio
 DEFAULT_RESULTS_DIR = REPO_ROOT / "results" / "records"
 SOURCES = ("random", "distill", "scratch", "finetune", "timm", "official", "mmpretrain", "torchvision", "checkpoint")
 PRETRAIN_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 REQUIRED = ("task", "dataset", "split", "backbone", "metrics", "setting", "config_sha256", "git_commit",
             "machine", "date")
 # unit → check of one value
 UNITS = {
-    "fraction": lambda v: isinstance(v, (int, float)) and 0.0 <= v <= 1.0,
-    "number": lambda v: isinstance(v, (int, float)) and math.isfinite(v),
-    "count": lambda v: isinstance(v, int) and v >= 0,
+    "fraction": lambda v: _real(v) and 0.0 <= v <= 1.0,
+    "number": lambda v: _real(v) and math.isfinite(v),
+    "count": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
     "fraction_map": lambda v: isinstance(v, Mapping) and all(
-        isinstance(x, (int, float)) and (0.0 <= x <= 1.0 or math.isnan(x)) for x in v.values()),
+        _real(x) and (0.0 <= x <= 1.0 or math.isnan(x)) for x in v.values()),
     "series": lambda v: isinstance(v, list),
 }
+UNIT_HINTS = {"fraction": "a fraction in [0, 1] (records hold 0.862, not 86.2; tables print percent)",
+              "number": "a finite number", "count": "a non-negative integer",
+              "fraction_map": "a mapping of names to fractions in [0, 1] (NaN allowed)", "series": "a list"}
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class RecordError(ValueError):
@@ -76,7 +87,7 @@ class TaskSchema:
 
 TASKS: dict[str, TaskSchema] = {
     "linear_probe": TaskSchema({**_m("fraction", "top1", "ci95"), **_m("fraction", "val_top1", diagnostic=True),
-                                **_m("number", "best_c", "fit_s", "lr", diagnostic=True),
+                                **_m("number", "best_c", "best_lr", "fit_s", "lr", diagnostic=True),
                                 **_m("count", "epochs", "steps", diagnostic=True)}, required=("top1",)),
     "few_shot": TaskSchema(_m("fraction", "top1", "ci95"), required=("top1", "ci95")),
     "finetune": TaskSchema({**_m("fraction", "top1", "top5", "ci95"), **_m("number", "loss", diagnostic=True)},
@@ -96,7 +107,9 @@ TASKS: dict[str, TaskSchema] = {
                          has_backbone=False),
     "distill_speed": TaskSchema(_m("number", "scratch_step_s", "stored_step_s", "online_step_s",
                                    "stored_over_scratch", "online_over_stored", "teacher_over_student_flops")),
-    "probe_speed": TaskSchema({**_m("number", "images_per_s", "fit_s"), **_m("fraction", "top1")}),
+    "probe_speed": TaskSchema(_m("number", "images_per_s"), required=("images_per_s",)),
+    "probe_fit": TaskSchema({**_m("number", "fit_s"), **_m("fraction", "top1", diagnostic=True)},
+                            has_backbone=False, required=("fit_s",)),
     "iteration_time": TaskSchema(_m("number", "tinyvit_21m_s_per_iter", "swin_t_s_per_iter",
                                     "ratio_tinyvit21m_over_swint", "train_s_per_iter", "infer_s_per_iter",
                                     "swin_t_train_s_per_iter", "swin_t_infer_s_per_iter", "train_speedup_vs_swin_t",
@@ -114,6 +127,8 @@ def backbone_block(name: str, source: str, *, pretrain: str | None = None, check
 
 def validate_record(record: Mapping[str, Any]) -> None:
     """Raise `RecordError` naming the first field that breaks the schema (see the module doc)."""
+    if not isinstance(record, Mapping):
+        raise RecordError(f"record: must be a JSON object, got {type(record).__name__}")
     missing = [k for k in REQUIRED if k not in record]
     if missing:
         raise RecordError(f"record lacks {missing}")
@@ -133,7 +148,7 @@ def validate_record(record: Mapping[str, Any]) -> None:
             raise RecordError(f"metrics.{name}: not a {task} metric; allowed: {sorted(schema.metrics)}")
         unit = schema.metrics[name].unit
         if value is not None and not UNITS[unit](value):
-            raise RecordError(f"metrics.{name}: {value!r} is not a valid {unit}")
+            raise RecordError(f"metrics.{name}: {value!r} is not {UNIT_HINTS[unit]}")
     lacking = [name for name in schema.required if metrics.get(name) is None]
     if lacking:
         raise RecordError(f"metrics: {task} record lacks {lacking}")
@@ -151,8 +166,11 @@ def _validate_backbone(backbone: Any, schema: TaskSchema, task: str) -> None:
     source = backbone.get("source")
     if source not in SOURCES:
         raise RecordError(f"backbone.source: {source!r} is not one of {SOURCES}")
-    if source != "random" and not backbone.get("checkpoint_sha256"):
+    sha = backbone.get("checkpoint_sha256")
+    if source != "random" and not sha:
         raise RecordError(f"backbone.checkpoint_sha256: required when backbone.source is {source!r}")
+    if sha is not None and not (isinstance(sha, str) and SHA256_PATTERN.match(sha)):
+        raise RecordError(f"backbone.checkpoint_sha256: {sha!r} is not a full sha256 (64 lower-case hex digits)")
     pretrain = backbone.get("pretrain")
     if not isinstance(pretrain, str) or not PRETRAIN_PATTERN.match(pretrain):
         raise RecordError(f"backbone.pretrain: {pretrain!r} must be a lower-case name such as 'in21k-distill', "
