@@ -33,6 +33,14 @@ def merge_config(args: argparse.Namespace, defaults: Mapping[str, Any]) -> dict[
     return cfg
 
 
+def cli_backbone(cfg: Mapping[str, Any]) -> Any:
+    """The `transfer.features.Backbone` a probe / few-shot command line asked for (spec, checkpoint, pretrain,
+    allow-list)."""
+    from .features import load_backbone
+    return load_backbone(cfg["backbone"], cfg["checkpoint"], img_size=cfg["resolution"], pretrain=cfg["pretrain"],
+                         allow_keys=tuple(cfg["allow_keys"] or ()))
+
+
 def seeded_subset(dataset: Dataset, limit: int | None, seed: int) -> Dataset:
     """A seeded random subset of at most `limit` items (the whole set when limit is None or ≥ its size)."""
     if limit is None or limit >= len(dataset):
@@ -47,6 +55,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", help="tinyvit-5m|11m|21m, timm:<name>, torchvision:<name>")
     parser.add_argument("--checkpoint", help="weights file (or asset:mobilenet_v2 / asset:efficientnet_lite0); "
                                              "omitted: random initialisation")
+    parser.add_argument("--pretrain", help="what a third-party checkpoint was pretrained on/with (in1k, in21k, "
+                                           "in21k-distill, mae, ...); ours say it in their meta (default unknown)")
+    parser.add_argument("--allow-keys", dest="allow_keys", nargs="+", metavar="PATTERN",
+                        help="fnmatch patterns of checkpoint keys a partial load may leave missing/unexpected "
+                             "(default: none besides the dropped classifier); recorded in backbone.load_report")
     parser.add_argument("--dataset", help="data set name")
     parser.add_argument("--data-root", dest="data_root", help="local root holding the data set's files")
     parser.add_argument("--resolution", type=int, help="input resolution (224 in the papers)")

@@ -7,13 +7,15 @@ Backbone specs (`load_backbone`):
 - `torchvision:<model name>` + optional checkpoint (a torchvision state dict, loaded strictly);
 - no checkpoint → random initialisation from `seed` (source 'random').
 A checkpoint may be `asset:mobilenet_v2` / `asset:efficientnet_lite0` (the offline files of `contracts.assets`).
-An in-memory `nn.Module` is accepted too (source 'module', identified by the sha256 of its weights).
+An in-memory `nn.Module` is accepted too (source 'checkpoint', identified by the sha256 of its weights).
+Loads are strict (see `load_backbone`); each `Backbone` carries its record block (`Backbone.record`).
 
 Features are the backbone's pooled pre-logits vector. `extract_features` caches them on disk under a key of
 backbone weights + data set fingerprint + transform, written atomically.
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -32,26 +34,28 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TINYVIT_ARCHS = ("5m", "11m", "21m")
 _ASSETS = {"mobilenet_v2": "mobilenet_v2_weights", "efficientnet_lite0": "efficientnet_lite0_weights"}
+_ASSET_PRETRAIN = {"mobilenet_v2": "in1k", "efficientnet_lite0": "in1k"}  # both are ImageNet-1k classifiers
+TINYVIT_HEAD_KEYS = ("head.fc.*",)  # the classifier a feature extractor (num_classes=0) leaves out by design
 
 
 @dataclass
 class Backbone:
-    """A frozen feature extractor in eval mode, with what a result record needs to name it."""
+    """A frozen feature extractor in eval mode, with the `backbone` block of the records it produces."""
 
     model: nn.Module
     name: str
-    source: str  # ours | official | timm | mmpretrain | torchvision | random | module
-    checkpoint: str | None = None
-    checkpoint_sha256: str | None = None
+    record: dict[str, Any]  # contracts.records.backbone_block(...): source, pretrain, checkpoint_sha256, ...
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
-    extra: dict[str, Any] = field(default_factory=dict)
     _weights_sha256: str | None = field(default=None, repr=False)
 
+    @property
+    def source(self) -> str:
+        return self.record["source"]
+
     def record_info(self) -> dict[str, Any]:
-        """The `backbone` field of a result record."""
-        return {"name": self.name, "checkpoint_sha256": self.checkpoint_sha256, "source": self.source,
-                "checkpoint": self.checkpoint, **self.extra}
+        """The `backbone` field of a result record (a copy)."""
+        return dict(self.record)
 
     def weights_sha256(self) -> str:
         """sha256 over the weights (names, shapes, bytes): the backbone part of the feature-cache key."""
@@ -124,8 +128,24 @@ def _strip_head(model: nn.Module) -> nn.Module:
     raise ValueError(f"{type(model).__name__}: no fc/classifier/heads/head attribute to strip")
 
 
-def _load_by_name_or_order(model: nn.Module, state: Mapping[str, torch.Tensor], where: str) -> str:
-    """Load by name; a file with foreign names but identical tensor order and shapes loads by position."""
+def check_load(where: str, missing: Sequence[str], unexpected: Sequence[str],
+               allow_keys: Sequence[str]) -> dict[str, Any]:
+    """The record's `load_report` of a partial load; raises when a key outside the `allow_keys` fnmatch patterns
+    is missing from the file or unexpected in it (a partly matching checkpoint is an error, not a quiet load)."""
+    refused = [k for k in [*missing, *unexpected] if not any(fnmatch.fnmatchcase(k, p) for p in allow_keys)]
+    if refused:
+        bad_missing = [k for k in missing if k in refused]
+        bad_unexpected = [k for k in unexpected if k in refused]
+        raise ValueError(f"{where}: checkpoint only partly matches the model: {len(bad_missing)} missing "
+                         f"{bad_missing[:5]}, {len(bad_unexpected)} unexpected {bad_unexpected[:5]}; pass allow_keys "
+                         f"(fnmatch patterns, --allow-keys) to accept them (allowed now: {list(allow_keys)})")
+    return {"missing": list(missing), "unexpected": list(unexpected), "allowed": list(allow_keys)}
+
+
+def _load_by_name_or_order(model: nn.Module, state: Mapping[str, torch.Tensor], where: str,
+                           allow_keys: Sequence[str]) -> dict[str, Any]:
+    """Load by name; a file with foreign names but identical tensor order and shapes loads by position.
+    Returns the `load_report` (with `loaded_by`)."""
     own = model.state_dict()
     named = {k: v for k, v in state.items() if k in own}
     if named:
@@ -133,25 +153,39 @@ def _load_by_name_or_order(model: nn.Module, state: Mapping[str, torch.Tensor], 
         if bad:
             raise ValueError(f"{where}: key {bad[0]!r} has shape {tuple(state[bad[0]].shape)} in the checkpoint "
                              f"but {tuple(own[bad[0]].shape)} in the model")
+        report = check_load(where, [k for k in own if k not in named], [k for k in state if k not in own],
+                            allow_keys)
         model.load_state_dict(named, strict=False)
-        return "name"
+        return {**report, "loaded_by": "name"}
     ours = [k for k in own if not k.endswith("num_batches_tracked")]
     theirs = [k for k in state if not k.endswith("num_batches_tracked")]
     if len(ours) != len(theirs) or any(tuple(own[a].shape) != tuple(state[b].shape) for a, b in zip(ours, theirs)):
         raise ValueError(f"{where}: no key matches the model and the tensors do not match it in order and shape "
                          f"({len(theirs)} tensors in the file, {len(ours)} in the model)")
     model.load_state_dict({a: state[b] for a, b in zip(ours, theirs)}, strict=False)
-    return "position"
+    return {"missing": [], "unexpected": [], "allowed": list(allow_keys), "loaded_by": "position"}
 
 
 def load_backbone(spec: str | Mapping[str, Any] | nn.Module | Backbone, checkpoint: str | Path | None = None,
-                  *, seed: int = 0, img_size: int = 224, allow_pickle: bool = False) -> Backbone:
-    """Build a frozen, eval-mode `Backbone` from a spec (see module doc), a dict with the same keys, or a module."""
+                  *, seed: int = 0, img_size: int = 224, allow_pickle: bool = False, pretrain: str | None = None,
+                  allow_keys: Sequence[str] = ()) -> Backbone:
+    """Build a frozen, eval-mode `Backbone` from a spec (see module doc), a dict with the same keys, or a module.
+
+    The record block comes from `backbones.provenance.describe_checkpoint` (TinyViT files: source and pretraining
+    from our checkpoint meta) or `contracts.records.backbone_block` (timm / torchvision files); `pretrain` names the
+    pretraining of a file that does not say (default 'unknown'; offline assets know theirs). Loading is strict:
+    keys missing or unexpected beyond the classifier the feature extractor drops and `allow_keys` raise; the keys
+    a load left out go into the block's `load_report`.
+    """
+    from contracts.records import backbone_block
     if isinstance(spec, Backbone):
         return spec
     if isinstance(spec, nn.Module):
         model = _freeze(spec)
-        return Backbone(model, name=type(spec).__name__, source="module", checkpoint_sha256=None)
+        name = type(spec).__name__
+        return Backbone(model, name=name, record=backbone_block(
+            name, "checkpoint", pretrain=pretrain or "unknown", checkpoint_sha256=module_sha256(model),
+            checkpoint="in-memory module"))
     if isinstance(spec, Mapping):
         spec = dict(spec)
         name = spec.pop("spec", None) or spec.pop("name", None)
@@ -160,34 +194,37 @@ def load_backbone(spec: str | Mapping[str, Any] | nn.Module | Backbone, checkpoi
         checkpoint = spec.pop("checkpoint", checkpoint)
         seed = spec.pop("seed", seed)
         img_size = spec.pop("img_size", img_size)
+        pretrain = spec.pop("pretrain", pretrain)
         if spec:
-            raise ValueError(f"unknown backbone keys {sorted(spec)} (known: spec, checkpoint, seed, img_size)")
+            raise ValueError(f"unknown backbone keys {sorted(spec)} (known: spec, checkpoint, seed, img_size, "
+                             f"pretrain)")
         spec = name
     path = resolve_checkpoint(checkpoint)
+    if path is None and pretrain not in (None, "none"):
+        raise ValueError(f"pretrain={pretrain!r} names the pretraining of a checkpoint, but backbone {spec!r} has "
+                         f"none (random initialisation)")
+    if pretrain is None and str(checkpoint).startswith("asset:"):
+        pretrain = _ASSET_PRETRAIN.get(str(checkpoint).split(":", 1)[1])
     torch.manual_seed(seed)
     kind, _, arch = spec.partition(":") if ":" in spec else ("tinyvit", "", spec)
-    sha = None
-    if path is not None:
-        from backbones import file_sha256
-        sha = file_sha256(path)
     mean, std = IMAGENET_MEAN, IMAGENET_STD
-    extra: dict[str, Any] = {} if path is not None else {"init_seed": seed}
     if kind == "tinyvit":
         arch_name = arch.lower().removeprefix("tinyvit-").removeprefix("tiny_vit_").removeprefix("tinyvit_")
         if arch_name not in TINYVIT_ARCHS:
             raise ValueError(f"unknown backbone spec {spec!r}; use tinyvit-5m|11m|21m, timm:<name> or "
                              f"torchvision:<name>")
         from backbones import TinyViT, build_from_checkpoint
-        source = "random"
+        from backbones.provenance import describe_checkpoint
+        name = f"tinyvit-{arch_name}"
         if path is None:
             model = TinyViT(arch=arch_name, img_size=img_size, num_classes=0)
+            record = backbone_block(name, "random", init_seed=seed)
         else:  # the architecture the checkpoint records (e.g. a 64-px student's windows), not img_size's default
             model, report = build_from_checkpoint(path, arch=arch_name, num_classes=0, allow_pickle=allow_pickle)
-            trunk_missing = [k for k in report.missing_keys if not k.startswith("head.")]
-            if trunk_missing:
-                raise ValueError(f"{path}: checkpoint leaves backbone weights unset: {trunk_missing[:5]}")
-            source = "distill" if report.source_format == "ours" else report.source_format
-        name = f"tinyvit-{arch_name}"
+            load_report = check_load(str(path), report.missing_keys, report.unexpected_keys,
+                                     [*TINYVIT_HEAD_KEYS, *allow_keys])
+            record = describe_checkpoint(path, name, pretrain=pretrain, allow_pickle=allow_pickle,
+                                         load_report=load_report)
     elif kind == "timm":
         import timm
         model = timm.create_model(arch, pretrained=False, num_classes=0)
@@ -195,32 +232,40 @@ def load_backbone(spec: str | Mapping[str, Any] | nn.Module | Backbone, checkpoi
         mean, std = tuple(cfg["mean"]), tuple(cfg["std"])
         if arch.startswith("tf_efficientnet_lite"):
             mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
-        source = "random"
+        name = f"timm:{arch}"
+        record = backbone_block(name, "random", init_seed=seed)
         if path is not None:
             from backbones import read_checkpoint
             obj = read_checkpoint(path, allow_pickle)
             state = obj.get("state_dict", obj.get("model", obj))
-            extra["loaded_by"] = _load_by_name_or_order(model, state, str(path))
-            source = "timm"
-        name = f"timm:{arch}"
+            classifier = model.pretrained_cfg.get("classifier", "head")
+            load_report = _load_by_name_or_order(model, state, str(path), [f"{classifier}.*", *allow_keys])
+            record = _file_block(name, "timm", path, pretrain, load_report)
     elif kind == "torchvision":
         import torchvision
         try:
             model = torchvision.models.get_model(arch, weights=None)
         except ValueError as err:
             raise ValueError(f"unknown torchvision model {arch!r} in backbone spec {spec!r}: {err}") from None
-        source = "random"
+        name = f"torchvision:{arch}"
+        record = backbone_block(name, "random", init_seed=seed)
         if path is not None:
             from backbones import read_checkpoint
-            model.load_state_dict(read_checkpoint(path, allow_pickle), strict=True)
-            source = "torchvision"
+            result = model.load_state_dict(read_checkpoint(path, allow_pickle), strict=False)
+            load_report = check_load(str(path), result.missing_keys, result.unexpected_keys, allow_keys)
+            record = _file_block(name, "torchvision", path, pretrain, load_report)
         model = _strip_head(model)
-        name = f"torchvision:{arch}"
     else:
         raise ValueError(f"unknown backbone kind {kind!r} in spec {spec!r}; use tinyvit-*, timm:<name>, "
                          f"torchvision:<name>")
-    return Backbone(_freeze(model), name=name, source=source, checkpoint=str(path) if path else None,
-                    checkpoint_sha256=sha, mean=mean, std=std, extra=extra)
+    return Backbone(_freeze(model), name=name, record=record, mean=mean, std=std)
+
+
+def _file_block(name: str, source: str, path: Path, pretrain: str | None, load_report: dict) -> dict[str, Any]:
+    from contracts.fileio import file_sha256
+    from contracts.records import backbone_block
+    return backbone_block(name, source, pretrain=pretrain or "unknown", checkpoint_sha256=file_sha256(path),
+                          checkpoint=path.name, load_report=load_report)
 
 
 # ------------------------------------------------------------------------------------------------ transforms
@@ -264,7 +309,9 @@ def dataset_targets(dataset: Dataset) -> np.ndarray:
 
 
 def dataset_fingerprint(dataset: Dataset) -> str:
-    """sha256 naming a data set's contents: class, root, split, length, labels (and subset indices)."""
+    """sha256 naming a data set's contents wherever it lies: class, split, length, labels, subset indices, the
+    files' paths relative to the data set's root (or in-memory image bytes) — never the root path itself, so the
+    same data reached through another path or machine has the same fingerprint."""
     h = hashlib.sha256()
 
     def visit(ds: Dataset) -> None:
@@ -277,18 +324,33 @@ def dataset_fingerprint(dataset: Dataset) -> str:
             for d in ds.datasets:
                 visit(d)
             return
-        for attr in ("root", "train", "_split", "split"):
+        for attr in ("train", "_split", "split"):
             if hasattr(ds, attr):
-                h.update(f"{attr}={os.fspath(getattr(ds, attr)) if attr == 'root' else getattr(ds, attr)}".encode())
+                h.update(f"{attr}={getattr(ds, attr)}".encode())
         h.update(str(len(ds)).encode())
+        root = os.fspath(getattr(ds, "root", "")) if getattr(ds, "root", None) is not None else ""
         for attr in ("samples", "_image_files", "_images", "image_paths"):
             if hasattr(ds, attr):
-                h.update(json.dumps([str(s) for s in getattr(ds, attr)]).encode())
+                h.update(json.dumps([_relative(s, root) for s in getattr(ds, attr)]).encode())
                 break
+        else:
+            data = getattr(ds, "data", None)  # CIFAR / MNIST keep decoded images in memory
+            if isinstance(data, (np.ndarray, torch.Tensor)):
+                h.update(np.ascontiguousarray(np.asarray(data)).tobytes())
         h.update(dataset_targets(ds).tobytes())
 
     visit(dataset)
     return h.hexdigest()
+
+
+def _relative(item: Any, root: str) -> Any:
+    """A sample entry (a path or a (path, label) tuple) with paths made relative to the data set's root."""
+    if isinstance(item, (tuple, list)):
+        return [_relative(x, root) for x in item]
+    if isinstance(item, (str, os.PathLike)):
+        path = os.fspath(item)
+        return os.path.relpath(path, root) if root and os.path.isabs(path) else path
+    return str(item)
 
 
 def _with_transform(dataset: Dataset, transform: Any) -> None:

@@ -13,13 +13,13 @@ FEW_SHOT_ORDER = ["ISIC", "EuroSAT", "CropD", "ChestX", "Fashion-MNIST", "ImageF
 
 
 def tab5_table(records: Iterable[Mapping]) -> pd.DataFrame:
-    """Rows: backbone (name, source, method); columns: ('Linear probe', data set) and ('N-shot', data set); cells:
+    """Rows: backbone (name, source, pretrain, method); columns: ('Linear probe', data set) and ('N-shot', data set); cells:
     top-1 in % (few-shot: 'mean ± ci95')."""
     cells: dict[tuple[str, str, str], dict[tuple[str, str], str]] = {}
     order: list[tuple[str, str]] = []
     for rec in records:
         setting, metrics, bb = rec["setting"], rec["metrics"], rec["backbone"]
-        row = (bb["name"], str(bb.get("source")), setting.get("method", ""))
+        row = (bb["name"], str(bb.get("source")), str(bb.get("pretrain")), setting.get("method", ""))
         if rec["task"] == "linear_probe":
             col = ("Linear probe", PROBE_NAMES.get(rec["dataset"], rec["dataset"]))
             value = f"{100 * metrics['top1']:.1f}"
@@ -37,7 +37,7 @@ def tab5_table(records: Iterable[Mapping]) -> pd.DataFrame:
     columns = [c for g in groups for n in (names.get(g, FEW_SHOT_ORDER) + sorted({d for gg, d in order}))
                for c in [(g, n)] if c in order]
     columns = list(dict.fromkeys(columns))
-    index = pd.MultiIndex.from_tuples(list(cells), names=["backbone", "source", "method"])
+    index = pd.MultiIndex.from_tuples(list(cells), names=["backbone", "source", "pretrain", "method"])
     frame = pd.DataFrame([[cells[r].get(c, "") for c in columns] for r in cells], index=index,
                          columns=pd.MultiIndex.from_tuples(columns) if columns else None)
     return frame

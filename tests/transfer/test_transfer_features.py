@@ -9,21 +9,54 @@ from backbones import CHECKPOINT_FORMAT, TinyViT, file_sha256
 from transfer.features import extract_features, load_backbone, module_sha256
 
 
-def test_tinyvit_distill_checkpoint_and_random(tmp_path):
+def _student(path, num_classes=10, **meta):
+    from distill_pretrain.checkpoint import save_checkpoint
     torch.manual_seed(1)
-    src = TinyViT("5m", num_classes=0)
+    src = TinyViT("5m", num_classes=num_classes)
+    save_checkpoint(path, src.state_dict(), {"arch": "5m", "img_size": 224, "window_sizes": [7, 7, 14, 7],
+                                             "num_classes": num_classes, "epoch": 0, **meta})
+    return src
+
+
+def test_tinyvit_distill_checkpoint_and_random(tmp_path):
     path = tmp_path / "student.pth"
-    torch.save({"format": CHECKPOINT_FORMAT, "state_dict": src.state_dict(), "meta": {"arch": "5m"}}, path)
+    src = _student(path, mode="stored", pretrain="in21k-distill")
     bb = load_backbone("tinyvit-5m", path)
-    assert bb.source == "distill" and bb.checkpoint_sha256 == file_sha256(path) and not bb.model.training
-    assert all(not p.requires_grad for p in bb.model.parameters())
+    assert bb.record_info() == {"name": "tinyvit-5m", "source": "distill", "pretrain": "in21k-distill",
+                                "checkpoint_sha256": file_sha256(path), "checkpoint": "student.pth",
+                                "load_report": {"missing": [], "unexpected": ["head.fc.weight", "head.fc.bias"],
+                                                "allowed": ["head.fc.*"]}}
+    assert not bb.model.training and all(not p.requires_grad for p in bb.model.parameters())
     x = torch.randn(2, 3, 64, 64)
     src.eval()
     torch.testing.assert_close(bb.features(x), src.forward_head(src.forward_features(x), pre_logits=True))
     rnd = load_backbone({"spec": "tinyvit-5m", "seed": 3})
-    assert rnd.source == "random" and rnd.checkpoint_sha256 is None and rnd.record_info()["init_seed"] == 3
+    assert rnd.record_info() == {"name": "tinyvit-5m", "source": "random", "pretrain": "none",
+                                 "checkpoint_sha256": None, "init_seed": 3}
     assert module_sha256(rnd.model) == module_sha256(load_backbone("tinyvit-5m", seed=3).model)
     assert bb.features(x).shape == (2, 320)
+    # --pretrain overrides the meta; a scratch run is named so; random weights cannot claim a pretraining
+    assert load_backbone("tinyvit-5m", path, pretrain="in1k").record["pretrain"] == "in1k"
+    _student(tmp_path / "scratch.pth", mode="scratch")
+    assert load_backbone("tinyvit-5m", tmp_path / "scratch.pth").record["source"] == "scratch"
+    with pytest.raises(ValueError, match="pretrain='in1k' names the pretraining of a checkpoint"):
+        load_backbone("tinyvit-5m", pretrain="in1k")
+
+
+def test_partial_tinyvit_checkpoint_is_an_error_unless_allowed(tmp_path):
+    from distill_pretrain.checkpoint import save_checkpoint
+    state = TinyViT("5m", num_classes=0).state_dict()
+    dropped = [k for k in state if k.startswith("stages.3.blocks.1.")]  # 18 weights + 1 index buffer
+    path = tmp_path / "partial.pth"
+    save_checkpoint(path, {k: v for k, v in state.items() if k not in dropped},
+                    {"arch": "5m", "img_size": 224, "window_sizes": [7, 7, 14, 7], "num_classes": 0, "epoch": 0,
+                     "mode": "stored", "pretrain": "in21k-distill"})
+    with pytest.raises(ValueError, match=rf"partial\.pth: checkpoint only partly matches the model: "
+                                         r"18 missing \['stages\.3\.blocks\.1\."):
+        load_backbone("tinyvit-5m", path)
+    bb = load_backbone("tinyvit-5m", path, allow_keys=["stages.3.blocks.1.*"])
+    report = bb.record["load_report"]
+    assert len(report["missing"]) == 18 and set(report["missing"]) < set(dropped) and report["allowed"] == ["head.fc.*", "stages.3.blocks.1.*"]
 
 
 def test_timm_by_name_and_by_position(tmp_path):
@@ -31,12 +64,18 @@ def test_timm_by_name_and_by_position(tmp_path):
     ref = timm.create_model("resnet18", num_classes=0)
     path = tmp_path / "r18.pth"
     torch.save(ref.state_dict(), path)
-    bb = load_backbone("timm:resnet18", path)
-    assert bb.source == "timm" and bb.extra["loaded_by"] == "name"
+    bb = load_backbone("timm:resnet18", path, pretrain="in1k")
+    assert bb.record["pretrain"] == "in1k" and bb.record["checkpoint_sha256"] == file_sha256(path)
+    assert bb.source == "timm" and bb.record["load_report"]["loaded_by"] == "name"
     assert module_sha256(bb.model) == module_sha256(ref)
     renamed = tmp_path / "renamed.pth"
     torch.save({f"t{i}": v for i, (k, v) in enumerate(ref.state_dict().items()) if "num_batches" not in k}, renamed)
     assert module_sha256(load_backbone("timm:resnet18", renamed).model) == module_sha256(ref)
+    assert load_backbone("timm:resnet18", renamed).record["pretrain"] == "unknown"  # a file that does not say
+    partial = tmp_path / "partial.pth"
+    torch.save({k: v for k, v in ref.state_dict().items() if not k.startswith("layer4.")}, partial)
+    with pytest.raises(ValueError, match=r"partial\.pth: checkpoint only partly matches .* missing \['layer4\."):
+        load_backbone("timm:resnet18", partial)
     torch.save({"bogus": torch.zeros(3)}, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="no key matches"):
         load_backbone("timm:resnet18", tmp_path / "bad.pth")
@@ -48,7 +87,8 @@ def test_torchvision_asset_weights():
         bb = load_backbone("torchvision:mobilenet_v2", "asset:mobilenet_v2")
     except AssetMissing as err:
         pytest.skip(str(err))
-    assert bb.source == "torchvision" and len(bb.checkpoint_sha256) == 64
+    assert bb.source == "torchvision" and len(bb.record["checkpoint_sha256"]) == 64
+    assert bb.record["pretrain"] == "in1k"  # the asset is torchvision's ImageNet-1k classifier
     assert bb.features(torch.randn(1, 3, 64, 64)).shape == (1, 1280)
 
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import argparse
 
-DEFAULTS = dict(backbone=None, checkpoint=None, dataset=None, data_root=None, n_way=5, shots=[5, 20, 50],
+DEFAULTS = dict(backbone=None, checkpoint=None, pretrain=None, allow_keys=None, dataset=None, data_root=None,
+                n_way=5, shots=[5, 20, 50],
                 n_query=15, n_episodes=600, resolution=224, batch_size=64, num_workers=0, seed=0,
                 methods=["finetune", "logreg"], finetune_epochs=100, episodes_dir=None, cache_dir=None,
                 results_dir=None)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    from ..cli_common import add_common_arguments, merge_config, write_and_print_records
+    from ..cli_common import add_common_arguments, cli_backbone, merge_config, write_and_print_records
     parser = argparse.ArgumentParser(prog="python -m transfer.few_shot", description=__doc__.splitlines()[0])
     add_common_arguments(parser)
     parser.add_argument("--n-way", dest="n_way", type=int, help="classes per episode (5)")
@@ -35,13 +36,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     name = canonical_name(cfg["dataset"])
     dataset = build_few_shot_dataset(name, cfg["data_root"])
+    backbone = cli_backbone(cfg)
     records = []
     for shot in cfg["shots"]:
         path = default_episodes_path(name, cfg["n_way"], shot, cfg["n_query"], cfg["n_episodes"], cfg["seed"])
         if cfg["episodes_dir"]:
             path = Path(cfg["episodes_dir"]) / path.name
-        run = run_few_shot(cfg["backbone"], dataset, cfg["n_way"], shot, cfg["n_query"], cfg["n_episodes"],
-                           cfg["seed"], dataset_name=name, episodes_path=path, checkpoint=cfg["checkpoint"],
+        run = run_few_shot(backbone, dataset, cfg["n_way"], shot, cfg["n_query"], cfg["n_episodes"],
+                           cfg["seed"], dataset_name=name, episodes_path=path,
                            resolution=cfg["resolution"], batch_size=cfg["batch_size"],
                            num_workers=cfg["num_workers"], cache_dir=cfg["cache_dir"], methods=cfg["methods"],
                            finetune_epochs=cfg["finetune_epochs"])

@@ -1,9 +1,10 @@
 """Seeded, saved few-shot episodes and the CD-FSL evaluation on frozen features.
 
 Episodes come from `numpy.random.default_rng(seed)` over the data set's labels and are written to a JSON file
-(atomically) together with the data set's fingerprint; a later run — any backbone — reads the same file, so all
-backbones are compared on identical episodes and a rerun reproduces every number. A file made for another data
-set, way/shot/query count or seed is refused with the differing field.
+(atomically) together with the sha256 of the labels and the data set's path-independent fingerprint; a later
+run — any backbone, any checkout or machine holding the same data — reads the same file, so all backbones are
+compared on identical episodes and a rerun reproduces every number. A file made for other data (labels or files),
+another way/shot/query count or seed is refused with the differing field.
 
 Per episode, on the frozen features of the support and query images:
 - `finetune`: the cdfsl-benchmark's linear head (`nn.Linear(D, n_way)`, SGD lr 0.01, momentum 0.9, dampening 0.9,
@@ -14,6 +15,7 @@ Accuracy: mean over episodes ± 1.96·std/√episodes.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -53,19 +55,35 @@ def generate_episodes(labels: np.ndarray, n_way: int, n_shot: int, n_query: int,
 
 def load_or_create_episodes(path: str | Path, labels: np.ndarray, dataset_fingerprint: str, *, dataset: str,
                             n_way: int, n_shot: int, n_query: int, n_episodes: int, seed: int) -> list[dict]:
-    """Read the episode file if it exists (checking it matches), else generate and write it atomically."""
+    """Read the episode file if it exists (checking it matches), else generate and write it atomically.
+
+    The file is tied to the data, not to where it lies: the labels' sha256 and `dataset_fingerprint` (see
+    `transfer.features.dataset_fingerprint`: labels, file names relative to the root, in-memory image bytes), so a
+    copy of the data under another path reuses it and changed labels or files are refused.
+    """
     path = Path(path)
-    spec = {"format": EPISODES_FORMAT, "dataset": dataset, "dataset_fingerprint": dataset_fingerprint,
-            "n_way": n_way, "n_shot": n_shot, "n_query": n_query, "n_episodes": n_episodes, "seed": seed}
+    labels_sha = hashlib.sha256(np.asarray(labels, dtype=np.int64).tobytes()).hexdigest()
+    spec = {"format": EPISODES_FORMAT, "dataset": dataset, "n_way": n_way, "n_shot": n_shot, "n_query": n_query,
+            "n_episodes": n_episodes, "seed": seed, "labels_sha256": labels_sha,
+            "dataset_fingerprint": dataset_fingerprint}
     if path.is_file():
         try:
             saved = json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}: not a valid episode file ({err})") from err
         for key, value in spec.items():
-            if saved.get(key) != value:
-                raise ValueError(f"{path}: episode file has {key}={saved.get(key)!r} but this run needs {value!r}; "
-                                 f"use another --episodes path or delete the file")
+            if saved.get(key) == value:
+                continue
+            if key == "labels_sha256":
+                raise ValueError(f"{path}: the {dataset!r} labels differ from those these episodes were drawn from "
+                                 f"(labels_sha256 {str(saved.get(key))[:12]}… ≠ {value[:12]}…); the episodes would "
+                                 f"pick wrong classes — use another --episodes path or delete the file")
+            if key == "dataset_fingerprint":
+                raise ValueError(f"{path}: the {dataset!r} files differ from those these episodes were drawn from "
+                                 f"(same labels, other images: dataset_fingerprint {str(saved.get(key))[:12]}… ≠ "
+                                 f"{value[:12]}…); use another --episodes path or delete the file")
+            raise ValueError(f"{path}: episode file has {key}={saved.get(key)!r} but this run needs {value!r}; "
+                             f"use another --episodes path or delete the file")
         return saved["episodes"]
     episodes = generate_episodes(labels, n_way, n_shot, n_query, n_episodes, seed)
     atomic_write_text(path, json.dumps({**spec, "episodes": episodes}) + "\n")

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import argparse
 
-DEFAULTS = dict(backbone=None, checkpoint=None, dataset=None, data_root=None, mode="fast", resolution=224,
+DEFAULTS = dict(backbone=None, checkpoint=None, pretrain=None, allow_keys=None, dataset=None, data_root=None,
+                mode="fast", resolution=224,
                 batch_size=64, num_workers=0, seed=0, max_train=None, max_test=None, val_fraction=0.2,
                 methods=["logreg", "linear_heads"], c_grid=None, lr_grid=None, head_epochs=100, epochs=90,
                 train_batch_size=256, base_lr=0.1, verify_md5=True, cache_dir=None, results_dir=None)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    from ..cli_common import add_common_arguments, merge_config, seeded_subset, write_and_print_records
+    from ..cli_common import (add_common_arguments, cli_backbone, merge_config, seeded_subset,
+                              write_and_print_records)
     parser = argparse.ArgumentParser(prog="python -m transfer.linear_probe", description=__doc__.splitlines()[0])
     add_common_arguments(parser)
     parser.add_argument("--mode", choices=["fast", "moco_v3", "both"], help="fast (default), moco_v3 or both")
@@ -36,16 +38,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
                           cfg["max_train"], cfg["seed"])
     test = seeded_subset(build_dataset(name, cfg["data_root"], "test", verify_md5=cfg["verify_md5"]),
                          cfg["max_test"], cfg["seed"] + 1)
-    common = dict(checkpoint=cfg["checkpoint"], resolution=cfg["resolution"], num_workers=cfg["num_workers"])
+    backbone = cli_backbone(cfg)
+    common = dict(resolution=cfg["resolution"], num_workers=cfg["num_workers"])
     runs = []
     if cfg["mode"] in ("fast", "both"):
-        runs.append(run_fast_probe(cfg["backbone"], train, test, batch_size=cfg["batch_size"],
+        runs.append(run_fast_probe(backbone, train, test, batch_size=cfg["batch_size"],
                                    cache_dir=cfg["cache_dir"], methods=cfg["methods"],
                                    val_fraction=cfg["val_fraction"], seed=cfg["seed"],
                                    c_grid=cfg["c_grid"] or DEFAULT_C_GRID, lr_grid=cfg["lr_grid"] or DEFAULT_LR_GRID,
                                    head_epochs=cfg["head_epochs"], **common))
     if cfg["mode"] in ("moco_v3", "both"):
-        runs.append(run_moco_probe(cfg["backbone"], train, test, num_classes(train), epochs=cfg["epochs"],
+        runs.append(run_moco_probe(backbone, train, test, num_classes(train), epochs=cfg["epochs"],
                                    batch_size=cfg["train_batch_size"], base_lr=cfg["base_lr"], seed=cfg["seed"],
                                    **common))
     records = []

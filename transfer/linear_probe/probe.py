@@ -234,9 +234,9 @@ def probe_records(run: Mapping[str, Any], dataset: str, *, resolution: int, seed
     from contracts.records import make_record
     records = []
     for method, res in run["results"].items():
-        metrics = {k: v for k, v in res.items() if isinstance(v, (int, float))}
-        if "top1" in metrics:  # binomial 95% interval of the test accuracy
-            metrics["ci95"] = 1.96 * math.sqrt(metrics["top1"] * (1 - metrics["top1"]) / max(run["n_test"], 1))
+        metrics = {k.lower(): v for k, v in res.items() if isinstance(v, (int, float))}  # best_C → best_c
+        # binomial 95% interval of the test accuracy
+        metrics["ci95"] = 1.96 * math.sqrt(metrics["top1"] * (1 - metrics["top1"]) / max(run["n_test"], 1))
         setting = {"method": method, "resolution": resolution, "n_train": run["n_train"], "n_test": run["n_test"],
                    "seed": seed, "val_fraction": val_fraction}
         records.append(make_record("linear_probe", dataset=dataset, split="test", metrics=metrics,

@@ -117,3 +117,33 @@ def test_rerun_gives_identical_episodes_and_accuracies(tmp_path):
     for method in ("finetune", "logreg"):
         assert runs[0]["results"][method]["accuracies"] == runs[1]["results"][method]["accuracies"]
         assert runs[0]["results"][method]["top1"] > 0.2
+
+
+def test_episode_files_follow_the_data_not_its_path(tmp_path):
+    """The same EuroSAT folder copied elsewhere reuses the saved episodes; moved labels or swapped files are
+    refused with a message saying which."""
+    import shutil
+
+    from PIL import Image
+
+    from transfer.features import dataset_fingerprint, dataset_targets
+    for c in range(5):
+        for i in range(4):
+            p = tmp_path / "a" / f"class{c}" / f"{i}.jpg"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((8, 8, 3), 40 * c + i, np.uint8)).save(p)
+    shutil.copytree(tmp_path / "a", tmp_path / "elsewhere" / "b")
+
+    def episodes(root):
+        ds = build_few_shot_dataset("eurosat", root)
+        return load_or_create_episodes(tmp_path / "ep.json", dataset_targets(ds), dataset_fingerprint(ds),
+                                       dataset="eurosat", n_way=5, n_shot=1, n_query=2, n_episodes=3, seed=0)
+    first = episodes(tmp_path / "a")
+    stamp = (tmp_path / "ep.json").stat().st_mtime_ns
+    assert episodes(tmp_path / "elsewhere" / "b") == first and (tmp_path / "ep.json").stat().st_mtime_ns == stamp
+    (tmp_path / "a" / "class0" / "3.jpg").rename(tmp_path / "a" / "class1" / "9.jpg")  # one image changes class
+    with pytest.raises(ValueError, match=r"ep\.json: the 'eurosat' labels differ from those these episodes"):
+        episodes(tmp_path / "a")
+    (tmp_path / "elsewhere" / "b" / "class0" / "3.jpg").rename(tmp_path / "elsewhere" / "b" / "class0" / "7.jpg")
+    with pytest.raises(ValueError, match=r"the 'eurosat' files differ .*same labels, other images"):
+        episodes(tmp_path / "elsewhere" / "b")
