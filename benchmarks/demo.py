@@ -137,22 +137,22 @@ def _novel_classes(split: str, limit: int):
 
 
 def _transfer_backbones(ctx: Context) -> dict:
-    """The evaluated backbones, named for the records: both students, random init and the teacher."""
+    """The evaluated backbones, named for the records: both students (source and sha256 from their checkpoints,
+    pretraining named here: the seen classes of Fashion-MNIST), random init and the teacher."""
     import torch
 
     from backbones import TinyViT
+    from contracts.records import backbone_block
     from transfer.features import load_backbone
-
-    from contracts.assets import mobilenet_v2_weights
     out = {}
-    for mode, source in (("stored", "distill"), ("scratch", "scratch")):
-        out[source] = load_backbone("tinyvit-5m", ctx.checkpoint(mode))
-        out[source].source = source
+    for mode, label, pretrain in (("stored", "distill", "fashion_mnist-seen-distill"),
+                                  ("scratch", "scratch", "fashion_mnist-seen")):
+        out[label] = load_backbone("tinyvit-5m", ctx.checkpoint(mode), pretrain=pretrain)
     torch.manual_seed(0)
     random = load_backbone(TinyViT("5m", img_size=RESOLUTION, window_sizes=STUDENT_WINDOWS, num_classes=0))
-    random.name, random.source = "tinyvit-5m", "random"
+    random.name, random.record = "tinyvit-5m", backbone_block("tinyvit-5m", "random", init_seed=0)
     out["random"] = random
-    out["teacher"] = load_backbone("torchvision:mobilenet_v2", mobilenet_v2_weights())
+    out["teacher"] = load_backbone("torchvision:mobilenet_v2", "asset:mobilenet_v2")
     return out
 
 
@@ -228,11 +228,11 @@ def distilled_vs_scratch(records_dir: Path) -> list[str]:
     if not records_dir.is_dir():
         return []
     frame = records_frame(read_records(records_dir, tasks=["linear_probe", "few_shot"]))
-    frame = frame[frame["source"].isin(["distill", "scratch"])]
+    frame = frame[frame["source"].isin(["distill", "scratch"]) & (frame["metric"] == "top1")]
     lines = []
     for (task, dataset, shots), group in frame.groupby(["task", "dataset", "shots"], dropna=False):
-        top1 = group[group["metric"] == "top1"].groupby("source")["ours"].mean()
-        ci95 = group[group["metric"] == "ci95"].groupby("source")["ours"].mean()
+        top1 = group.groupby("source")["ours"].mean()
+        ci95 = group.groupby("source")["ci95"].mean().fillna(0.0)
         if not {"distill", "scratch"} <= set(top1.index):
             continue
         gap = top1["distill"] - top1["scratch"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from contracts.records import make_record, write_record
+from contracts.records import backbone_block, make_record, write_record
 
 CONFIGS = {
     "tinyvit-21m": "configs/detection/cascade-mask-rcnn_tinyvit-21m_fpn_1x_coco.py",
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                "threads": torch.get_num_threads(), "detector": "CascadeMaskRCNN 4conv1fc GIoU (full heads)",
                "configs": list(CONFIGS.values())}
     record = make_record("iteration_time", dataset="mini_coco", split="train", metrics=metrics,
-                         backbone={"name": "tinyvit-21m", "source": "random"}, setting=setting)
+                         backbone=backbone_block("tinyvit-21m", "random"), setting=setting)
     print(f"[detection_speed] record: {write_record(record, args.results_dir)}")
     return metrics
 

@@ -1,11 +1,13 @@
 """The papers' own numbers, kept as data in `paper_numbers.csv` (one number a row, each with its reference).
 
-Columns: `ref` (e.g. 'TinyViT Tab. 4'), `model` (paper spelling, e.g. 'TinyViT-21M'), `pretrain` (`in1k` = trained
-from scratch on IN-1k, `in1k-distill`, `in21k`, `in21k-clean`, `in21k-distill`, or the method name for the D-MAE
-rows; empty for architecture facts), `protocol` (`finetune-in1k`, `linear_probe`, `few_shot`,
-`cascade_mask_rcnn_1x`, `model` (params/MACs), `v100` (throughput), `store`, `fast_distill`, `online_distill`,
-`finetune`, `upernet_ade20k`), `dataset`, `metric`, `value`, `resolution`, `shots`, `note`.
-Percentages are in percent (84.8, not 0.848). Sources: /work/shared/seeds (TinyViT paper + supp., the D-MAE
+Columns: `ref` (e.g. 'TinyViT Tab. 4'), `model` (paper spelling, e.g. 'TinyViT-21M'), `pretrain` (the records'
+`backbone.pretrain` vocabulary: `in1k` = trained from scratch on IN-1k, `in1k-distill`, `in21k`, `in21k-clean`,
+`in21k-distill`, or the method for the D-MAE rows: `mae`, `dmae`, `mocov3`, ...; empty for architecture facts),
+`protocol` (`finetune-in1k`, `linear_probe`, `few_shot`, `cascade_mask_rcnn_1x`, `model` (params/MACs), `v100`
+(throughput), `store`, `fast_distill`, `online_distill`, `finetune`, `upernet_ade20k`), `dataset` (the key
+`paper_dataset_name` maps record data sets to), `metric` (the records' metric names where one exists: `top1`,
+`bbox_ap`, `bbox_ap_s`, `params_m`, `macs_g`, ...), `value`, `resolution`, `shots`, `note`.
+Percentages are in percent (84.8, not 0.848; records hold fractions, the tables convert them by their unit). Sources: /work/shared/seeds (TinyViT paper + supp., the D-MAE
 poster, TinyMIM supp.); cells garbled in those texts were left out, never guessed (see each row's `note`).
 """
 from __future__ import annotations
@@ -13,13 +15,11 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
 
 import pandas as pd
 
 PAPER_CSV = Path(__file__).with_name("paper_numbers.csv")
 COLUMNS = ("ref", "model", "pretrain", "protocol", "dataset", "metric", "value", "resolution", "shots", "note")
-PRETRAINS = ("in1k", "in1k-distill", "in21k", "in21k-clean", "in21k-distill")
 
 
 def load_paper_numbers(path: str | Path = PAPER_CSV) -> pd.DataFrame:
@@ -55,7 +55,7 @@ _MODEL_PATTERNS = (
     (re.compile(r"swin[_-]?(t\b|tiny)", re.I), lambda m: "Swin-T"),
     (re.compile(r"deit[_-]?(ti\b|tiny)", re.I), lambda m: "DeiT-Ti"),
     (re.compile(r"deit[_-]?(s\b|small)", re.I), lambda m: "DeiT-S"),
-    (re.compile(r"vit[_-]?tiny", re.I), lambda m: "ViT-Tiny"),
+    (re.compile(r"vit[_-]?(tiny|ti\b)", re.I), lambda m: "ViT-Tiny"),
 )
 
 
@@ -80,18 +80,3 @@ def paper_dataset_name(name: str) -> str:
     """Map a record's data set name ('oxford_pets', 'CIFAR-100', 'fgvc_aircraft') to the paper table's key."""
     key = re.sub(r"[^a-z0-9]", "", str(name).lower())
     return _DATASETS.get(key, key)
-
-
-def record_pretrain(backbone: Mapping[str, Any], setting: Mapping[str, Any]) -> str | None:
-    """The paper's pretraining key for a record: `setting['pretrain']` if it is one, else read from the name."""
-    for value in (setting.get("pretrain"), backbone.get("pretrain")):
-        if value in PRETRAINS:
-            return value
-    name = str(backbone.get("name", "")).lower()
-    if re.search(r"dist\w*in2[12]k|in2[12]k\w*dist", name):
-        return "in21k-distill"
-    if re.search(r"in2[12]k", name):
-        return "in21k"
-    if re.search(r"\bin1k\b|_in1k$", name):
-        return "in1k"
-    return None

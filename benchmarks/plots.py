@@ -62,10 +62,10 @@ def plot_accuracy_vs_cost(records: Sequence[Mapping[str, Any]], out_dir: str | P
     paper = paper_numbers() if paper is None else paper
     tab4 = paper_reference("tab4", paper)
     ours = records_frame(records)
-    ours = ours[ours["task"].isin(["throughput", "backbone"])]
+    ours = ours[ours["task"] == "throughput"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, metric, label in ((axes[0], "imagenet-1k:macs_G", "MACs (G)"),
-                              (axes[1], "imagenet-1k:params_M", "#Params (M)")):
+    for ax, metric, label in ((axes[0], "imagenet-1k:macs_g", "MACs (G)"),
+                              (axes[1], "imagenet-1k:params_m", "#Params (M)")):
         rows = tab4.dropna(subset=["imagenet-1k:top1", metric])
         tiny = rows["model"].str.startswith("TinyViT")
         others = rows[~tiny]
@@ -81,7 +81,7 @@ def plot_accuracy_vs_cost(records: Sequence[Mapping[str, Any]], out_dir: str | P
         measured = ours[ours["metric"] == metric_name]
         first = True
         for _, r in measured.iterrows():
-            res = str(int(r["resolution"])) if pd.notna(r["resolution"]) else "224"
+            res = str(int(r["resolution"])) if pd.notna(r["resolution"]) else "224"  # paper: "" = any
             match = rows[(rows["model"] == r["model"]) & (rows["resolution"].isin([res, ""]))]
             for top1 in match["imagenet-1k:top1"]:
                 ax.scatter([r["ours"]], [top1], facecolors="none", edgecolors="red", s=90, linewidths=1.5,

@@ -1,7 +1,8 @@
 """Linear-probe speed: feature extraction images/s (batched, no_grad, channels-last) and probe fitting time on
 cached features of a CIFAR-sized problem (50k × 576 synthetic class-structured features, 10 classes).
 
-`python -m benchmarks.probe_speed [--quick]`; writes records (task 'probe_speed') and prints figures.
+`python -m benchmarks.probe_speed [--quick]`; writes records (task 'probe_speed': extraction images/s of a randomly
+initialised backbone; task 'probe_fit': fit seconds, no backbone) and prints figures.
 """
 from __future__ import annotations
 
@@ -37,12 +38,12 @@ def synthetic_features(n: int, dim: int, classes: int, seed: int = 0) -> tuple[n
 
 def main(argv: list[str] | None = None) -> list[dict]:
     from contracts.provenance import machine_description
-    from contracts.records import make_record, write_record
+    from contracts.records import backbone_block, make_record, write_record
     from transfer.linear_probe import fit_probes_on_features
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds, for CI)")
     parser.add_argument("--backbones", nargs="+", default=["tinyvit-5m", "tinyvit-21m", "torchvision:mobilenet_v2"])
-    parser.add_argument("--results-dir")
+    parser.add_argument("--results-dir", help="records folder (default results/records)")
     args = parser.parse_args(argv)
     res, bs, nb = (64, 8, 2) if args.quick else (224, 32, 4)
     n_train, n_test, dim = (5000, 1000, 576) if args.quick else (50000, 10000, 576)
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rate = extraction_rate(spec, res, bs, nb)
         print(f"extract {spec:28s} {res}px batch {bs}: {rate:8.1f} images/s")
         records.append(make_record("probe_speed", dataset="random", metrics={"images_per_s": rate},
-                                   backbone={"name": spec, "source": "random"},
+                                   backbone=backbone_block(spec, "random", init_seed=0),
                                    setting={"what": "extraction", "resolution": res, "batch_size": bs,
                                             "channels_last": True, "threads": torch.get_num_threads()}))
     x, y = synthetic_features(n_train + n_test, dim, 10)
@@ -60,8 +61,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                   c_grid=(0.01, 0.1, 1.0), head_epochs=10 if args.quick else 100)
     for method, r in fits.items():
         print(f"fit {method:12s} on {n_train}×{dim}: {r['fit_s']:7.1f} s  (top1 {r['top1']:.3f})")
-        records.append(make_record("probe_speed", dataset="synthetic", metrics={"fit_s": r["fit_s"], "top1": r["top1"]},
-                                   backbone={"name": "none"},
+        records.append(make_record("probe_fit", dataset="synthetic", metrics={"fit_s": r["fit_s"], "top1": r["top1"]},
+                                   backbone=None,
                                    setting={"what": "fit", "method": method, "n_train": n_train, "dim": dim,
                                             "classes": 10}))
     if "logreg" in fits and "linear_heads" in fits:

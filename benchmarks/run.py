@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {name:<20} {status:<8} {seconds:8.1f} s")
     if not args.no_tables:
         from . import table
-        table_argv = ["--layout", "tab4", "store", "distill", "speed"]
+        table_argv = ["--layout", "tab4", "fig5", "distill", "other"]
         if args.records:
             table_argv += ["--records", args.records]
         try:

@@ -24,7 +24,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
 from contracts.provenance import REPO_ROOT
-from contracts.records import make_record, write_record
+from contracts.records import backbone_block, make_record, write_record
 
 CONFIGS = REPO_ROOT / "configs" / "segmentation"
 SWIN_CONFIG = CONFIGS / "upernet_swin-t_512x512_160k_ade20k.py"
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                    "warmup": args.warmup, "threads": torch.get_num_threads(), "quick": args.quick,
                    "data": "mini VOC set (real photos), resized", "reference": "swin-t"}
         record = make_record("iteration_time", dataset="ade20k-upernet-512", split="synthetic-timing",
-                             metrics=metrics, backbone={"name": name, "source": "random"}, setting=setting)
+                             metrics=metrics, backbone=backbone_block(name, "random"), setting=setting)
         print(f"[segmentation_speed] record: {write_record(record, args.results_dir)}")
         records.append(record)
     print("(train ratio = Swin-T seconds / this backbone's seconds; > 1 means faster than Swin-T)")

@@ -1,58 +1,95 @@
-"""Synthetic-but-realistic result records (the names and shapes the harnesses write), in a tmp dir."""
+"""Result records written by the real writers at tiny size, once per session (no hand-made record shapes).
+
+- a TinyViT-21M checkpoint written by `distill_pretrain.checkpoint.save_checkpoint` whose meta names its
+  pretraining (`mode='stored'`, `pretrain='in21k-distill'`); its weights are random: the numbers are not the
+  paper's, the join is what is tested;
+- `python -m transfer.linear_probe` on CIFAR-100 (torchvision's real class over files in the exact on-disk format)
+  and on the offline Fashion-MNIST (a stand-in), with that checkpoint; the same CIFAR-100 probe with a random
+  TinyViT-5M; `python -m transfer.few_shot` on an EuroSAT folder (5-way 5-shot) with the checkpoint;
+- `benchmarks.probe_speed --quick` (task probe_speed / probe_fit).
+"""
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from contracts.records import make_record, write_record
+
+def write_cifar100(root: Path, classes: int = 3, train_per_class: int = 6, test_per_class: int = 2) -> Path:
+    """CIFAR-100 python-pickle files (train, test, meta), as torchvision's CIFAR100 reads them."""
+    base = root / "cifar-100-python"
+    base.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for split, per_class in (("train", train_per_class), ("test", test_per_class)):
+        labels = [c for c in range(classes) for _ in range(per_class)]
+        # class-coloured images with noise: separable, so the probe learns something
+        data = np.stack([np.clip(rng.normal(60 + 60 * c, 20, 3072), 0, 255) for c in labels]).astype(np.uint8)
+        (base / split).write_bytes(pickle.dumps({"data": data, "fine_labels": labels,
+                                                 "coarse_labels": [0] * len(labels)}))
+    (base / "meta").write_bytes(pickle.dumps({"fine_label_names": [f"c{i}" for i in range(100)]}))
+    return root
 
 
-def write_realistic_records(results: Path) -> Path:
-    """One or more records for every task the tables lay out; returns the directory."""
-    tv5 = {"name": "tinyvit-5m", "source": "random"}
-    official = {"name": "tiny_vit_21m_224.dist_in22k_ft_in1k", "source": "timm", "checkpoint_sha256": "ab" * 32}
-    distilled = {"name": "tinyvit-5m", "source": "distill", "checkpoint_sha256": "cd" * 32}
-    scratch = {"name": "tinyvit-5m", "source": "scratch", "checkpoint_sha256": "ef" * 32}
-    recs = [
-        make_record("throughput", dataset="synthetic", split="none", backbone=tv5,
-                    setting={"img_size": 224, "batch": 16, "device": "cpu", "amp": False},
-                    metrics={"params_m": 5.39, "macs_g": 1.27, "ours_img_s": 41.0, "timm_img_s": 40.0,
-                             "speedup_vs_timm": 1.025}),
-        make_record("linear_probe", dataset="cifar100", backbone=official, setting={"img_size": 224},
-                    metrics={"top1": 0.861, "ci95": 0.004}),
-        make_record("linear_probe", dataset="fashion_mnist", backbone=distilled, setting={"img_size": 64},
-                    metrics={"top1": 0.80}),
-        make_record("linear_probe", dataset="fashion_mnist", backbone=scratch, setting={"img_size": 64},
-                    metrics={"top1": 0.74}),
-        make_record("few_shot", dataset="eurosat", backbone=official, setting={"shots": 5, "ways": 5},
-                    metrics={"top1": 87.0, "ci95": 0.6}),
-        make_record("few_shot", dataset="fashion_mnist", backbone=distilled, setting={"shots": 5, "ways": 5},
-                    metrics={"top1": 0.71, "ci95": 0.02}),
-        make_record("detection", dataset="coco", split="val2017", backbone=official,
-                    setting={"detector": "cascade_mask_rcnn"},
-                    metrics={"coco/bbox_mAP": 0.497, "coco/bbox_mAP_50": 0.69, "coco/bbox_mAP_s": 0.33,
-                             "coco/segm_mAP": 0.43}),
-        make_record("detection", dataset="labelme_mini", backbone=distilled, setting={"detector": "mask_rcnn"},
-                    metrics={"bbox_AP": 0.01, "bbox_APs": 0.0, "segm_AP": 0.0}),
-        make_record("segmentation", dataset="labelme_voc_mini", backbone=distilled, setting={"crop_size": [64, 64]},
-                    metrics={"mIoU": 3.2, "mAcc": 8.1, "aAcc": 41.0, "IoU.person": 5.1, "Acc.person": 9.0}),
-        make_record("store", dataset="imagenet-1k", backbone={"name": "logit-store-fp16", "source": "ours"},
-                    setting={"K": 10, "format": "fp16"},
-                    metrics={"bytes_per_sample": 44, "storage_GiB": 15.75, "write_records_per_s": 900.0}),
-        make_record("store", dataset="imagenet-21k", backbone={"name": "logit-store-fp16", "source": "ours"},
-                    setting={"K": 100, "format": "fp16"}, metrics={"bytes_per_sample": 404, "storage_GiB": 480.4}),
-        make_record("distill_speed", dataset="fashion_mnist", backbone=tv5, setting={"img_size": 64},
-                    metrics={"stored_step_s": 0.21, "online_step_s": 0.47, "scratch_step_s": 0.20,
-                             "online_over_stored": 2.24, "online_over_scratch": 2.35}),
-        make_record("iteration_time", dataset="labelme_mini", backbone=tv5,
-                    setting={"harness": "detection", "img_size": 128}, metrics={"train_step_s": 0.5, "infer_s": 0.1}),
-    ]
-    for rec in recs:
-        write_record(rec, results)
-    return results
+def write_eurosat(root: Path, classes: int = 5, per_class: int = 6) -> Path:
+    """An EuroSAT-style class-folder tree of small JPEGs."""
+    from PIL import Image
+    rng = np.random.default_rng(1)
+    for c in range(classes):
+        for i in range(per_class):
+            path = root / f"class{c}" / f"{i}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.clip(rng.normal(40 * c + 20, 15, (16, 16, 3)), 0, 255).astype(np.uint8)).save(path)
+    return root
 
 
-@pytest.fixture(scope="module")
-def records_dir(tmp_path_factory) -> Path:
-    return write_realistic_records(tmp_path_factory.mktemp("records"))
+def write_student(path: Path, arch: str = "21m", **meta) -> Path:
+    """A contract-2 TinyViT checkpoint (random weights) written by the trainer's own writer."""
+    import torch
+
+    from backbones import TinyViT
+    from distill_pretrain.checkpoint import save_checkpoint
+    torch.manual_seed(0)
+    model = TinyViT(arch, num_classes=10)
+    return save_checkpoint(path, model.state_dict(), {"arch": arch, "img_size": 224, "window_sizes": [7, 7, 14, 7],
+                                                      "num_classes": 10, "epoch": 0, **meta})
+
+
+@pytest.fixture(scope="session")
+def student(tmp_path_factory) -> Path:
+    return write_student(tmp_path_factory.mktemp("student") / "tinyvit_21m_in21k_distill.pth", mode="stored",
+                         pretrain="in21k-distill")
+
+
+@pytest.fixture(scope="session")
+def records_dir(tmp_path_factory, student) -> Path:
+    """The records folder the real writers filled (see the module doc)."""
+    from contracts.assets import AssetMissing, fashion_mnist_root
+    from transfer.few_shot.__main__ import main as few_shot_main
+    from transfer.linear_probe.__main__ import main as probe_main
+
+    from benchmarks import probe_speed
+    work = tmp_path_factory.mktemp("writers")
+    records = work / "records"
+    cifar = write_cifar100(work / "cifar")
+    probe = ["--dataset", "cifar100", "--data-root", str(cifar), "--resolution", "32", "--cache-dir",
+             str(work / "cache"), "--results-dir", str(records), "--cfg-options", "verify_md5=False",
+             "methods=[logreg]", "c_grid=[1.0]", "val_fraction=0.3"]
+    probe_main(["--backbone", "tinyvit-21m", "--checkpoint", str(student), *probe])
+    probe_main(["--backbone", "tinyvit-5m", *probe])
+    try:
+        fmnist = fashion_mnist_root()
+    except AssetMissing as err:  # set up by `python -m contracts.assets fetch`
+        pytest.skip(str(err))
+    probe_main(["--backbone", "tinyvit-21m", "--checkpoint", str(student), "--dataset", "fashion_mnist",
+                "--data-root", str(fmnist), "--resolution", "32", "--max-train", "30", "--max-test", "20",
+                "--cache-dir", str(work / "cache"), "--results-dir", str(records), "--cfg-options",
+                "methods=[logreg]", "c_grid=[1.0]", "val_fraction=0.3"])
+    few_shot_main(["--backbone", "tinyvit-21m", "--checkpoint", str(student), "--dataset", "eurosat",
+                   "--data-root", str(write_eurosat(work / "eurosat")), "--resolution", "32", "--shots", "5",
+                   "--n-query", "1", "--n-episodes", "3", "--episodes-dir", str(work / "episodes"),
+                   "--cache-dir", str(work / "cache"), "--results-dir", str(records), "--cfg-options",
+                   "methods=[logreg]"])
+    probe_speed.main(["--quick", "--backbones", "tinyvit-5m", "--results-dir", str(records)])
+    return records
