@@ -57,6 +57,11 @@ def write_student(path: Path, arch: str = "21m", **meta) -> Path:
 
 
 @pytest.fixture(scope="session")
+def student_writer():
+    return write_student
+
+
+@pytest.fixture(scope="session")
 def student(tmp_path_factory) -> Path:
     return write_student(tmp_path_factory.mktemp("student") / "tinyvit_21m_in21k_distill.pth", mode="stored",
                          pretrain="in21k-distill")
