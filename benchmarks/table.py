@@ -286,18 +286,22 @@ def layout_table(name: str, frame: pd.DataFrame, paper: pd.DataFrame) -> tuple[p
 
 
 def _stand_in_table(entries: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """Our numbers on stand-in data sets: rows by data set + keys, one column per (shots, metric); no paper."""
+    """Our numbers on stand-in data sets: rows by data set + keys, one column per (protocol, metric); no paper."""
     if entries.empty:
         return pd.DataFrame()
-    labels = sorted({(_shots_label(s), m) for s, m in zip(entries["shots"], entries["metric"])})
-    columns = [(f"{s}{m}", (lambda e, s=s, m=m: _shots_label(e["shots"]) == s and e["metric"] == m), None, False)
-               for s, m in labels]
+    labels = list(dict.fromkeys(f"{_protocol(t, s)}{m}" for t, s, m in zip(entries["task"], entries["shots"],
+                                                                             entries["metric"])))
+    columns = [(label, (lambda e, label=label: f"{_protocol(e['task'], e['shots'])}{e['metric']}" == label), None,
+                False) for label in labels]
     table = _wide(entries, ["dataset", *keys], columns)
     return table.drop(columns=[c for c in table.columns if c.endswith(("| paper", "| Δ"))])
 
 
-def _shots_label(shots: Any) -> str:
-    return "" if shots is None or (isinstance(shots, float) and math.isnan(shots)) else f"{int(shots)}-shot "
+def _protocol(task: str, shots: Any) -> str:
+    """Column prefix of a stand-in number: 'probe ', '5-shot ' or ''."""
+    if shots is not None and not (isinstance(shots, float) and math.isnan(shots)):
+        return f"{int(shots)}-shot "
+    return "probe " if task == "linear_probe" else ""
 
 
 def layout_fig5(frame: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:

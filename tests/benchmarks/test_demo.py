@@ -30,7 +30,7 @@ def test_quick_demo_writes_records_tables_and_plots(tmp_path):
     assert "## Linear probe and few-shot transfer (TinyViT Tab. 5): stand-in data sets" in text
     stand_in = sections[("tab5", "stand-in")]  # Fashion-MNIST is never joined to a paper number
     assert set(stand_in["dataset"]) == {demo.TRANSFER_DATASET} and ("tab5", "joined") not in sections
-    assert {"top1 | ours", "5-shot top1 | ours", "commit", "machine"} <= set(stand_in.columns)
+    assert {"probe top1 | ours", "5-shot top1 | ours", "commit", "machine"} <= set(stand_in.columns)
     assert set(stand_in["pretrain"]) == {"fashion_mnist-seen-distill", "fashion_mnist-seen", "none", "in1k"}
     assert (tmp_path / "plots" / "accuracy_vs_cost.png").is_file()
     assert (tmp_path / "plots" / "training_curves.pdf").is_file()

@@ -43,7 +43,13 @@ def test_fast_probe_and_few_shot_separate_pretrained_from_random(fmnist, tmp_pat
     assert rnd["logreg"]["top1"] <= 0.30
     assert pre["linear_heads"]["top1"] >= 0.70 and rnd["linear_heads"]["top1"] <= 0.30
     assert probes["pretrained"]["backbone"]["checkpoint_sha256"] is not None
+    assert probes["pretrained"]["backbone"]["pretrain"] == "in1k"  # the asset is an ImageNet-1k classifier
     assert probes["random"]["backbone"]["source"] == "random"
+    from transfer.few_shot import few_shot_records
+    from transfer.linear_probe import probe_records
+    for name in probes:  # both runs give records that pass the schema (make_record validates)
+        assert len(probe_records(probes[name], "fashion_mnist", resolution=RES, seed=0)) == 2
+        assert len(few_shot_records(shots[name], "fashion_mnist")) == 2
     for method in ("finetune", "logreg"):
         p, r = shots["pretrained"]["results"][method], shots["random"]["results"][method]
         print(method, p["top1"], p["ci95"], r["top1"], r["ci95"])

@@ -1,4 +1,4 @@
-"""python -m transfer.few_shot [CONFIG] [--backbone SPEC --checkpoint PATH --dataset NAME --data-root DIR ...]
+"""python -m transfer.few_shot [CONFIG] [--backbone SPEC --checkpoint PATH --pretrain NAME --dataset NAME ...]
 
 CD-FSL protocol: n-way, k-shot (5/20/50), 15 queries, 600 seeded episodes saved under results/episodes/ (every
 backbone sees the same ones); fine-tuned linear head and logistic regression on frozen features; one record per

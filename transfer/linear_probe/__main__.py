@@ -1,4 +1,4 @@
-"""python -m transfer.linear_probe [CONFIG] [--backbone SPEC --checkpoint PATH --dataset NAME --data-root DIR ...]
+"""python -m transfer.linear_probe [CONFIG] [--backbone SPEC --checkpoint PATH --pretrain NAME --dataset NAME ...]
 
 Runs the fast probe (logistic regression + lr-grid heads on cached features) and/or the MoCo v3 protocol, writes
 one result record per method (task 'linear_probe', metric top1) and prints a Tab. 5-style table.
