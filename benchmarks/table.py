@@ -107,7 +107,7 @@ class Column:
 
     `dataset` None: any data set (architecture facts); `facts`: the paper row has no pretraining (params, MACs,
     V100 throughput); `join`: the row fields that must equal the paper row's; `compare` False: shown beside ours
-    without a Δ (other hardware / teacher)."""
+    without a Δ (other hardware / teacher); `anchored` False: the paper has no such number (ours only)."""
 
     label: str
     task: str
@@ -118,6 +118,7 @@ class Column:
     facts: bool = False
     join: tuple[str, ...] = ("model", "pretrain")
     compare: bool = True
+    anchored: bool = True
 
     def takes(self, entry: Mapping[str, Any]) -> bool:
         return (entry["task"] == self.task and entry["metric"] == self.metric
@@ -165,7 +166,7 @@ LAYOUTS: dict[str, Layout] = {
          Column("MACs (G)", "throughput", "macs_g", facts=True, join=("model", "resolution")),
          Column("Throughput (img/s; paper: V100)", "throughput", "ours_img_s", paper_metric="images_per_s",
                 facts=True, join=("model", "resolution"), compare=False),
-         Column("timm (img/s)", "throughput", "timm_img_s", paper_metric="-", facts=True),
+         Column("timm (img/s)", "throughput", "timm_img_s", anchored=False),
          Column("IN-1k top-1", "finetune", "top1", dataset="imagenet-1k", join=("model", "pretrain", "resolution")),
          Column("IN-1k top-5", "finetune", "top5", dataset="imagenet-1k", join=("model", "pretrain", "resolution"))),
         ("throughput",), row_keys=("resolution",),
@@ -261,8 +262,9 @@ def _wide(entries: pd.DataFrame, keys: Sequence[str], columns: Sequence[tuple[st
         return pd.DataFrame()
     frame = pd.DataFrame(out)
     ordered = list(keys)
-    for label, *_ in columns:
-        cells = [f"{label} | {kind}" for kind in ("ours", "±95", "paper", "Δ")]
+    for label, _, paper, compare in columns:
+        kinds = ("ours", "±95") + (("paper",) if paper is not None else ()) + (("Δ",) if paper and compare else ())
+        cells = [f"{label} | {kind}" for kind in kinds]
         if frame.get(cells[0]) is None or frame[cells[0]].isna().all():
             continue
         ordered += [c for c in cells if not (c.endswith("±95") and frame[c].isna().all())]
@@ -277,7 +279,8 @@ def layout_table(name: str, frame: pd.DataFrame, paper: pd.DataFrame) -> tuple[p
     mine = frame[frame.apply(lambda e: any(c.takes(e) for c in layout.columns), axis=1)] if len(frame) else frame
     if layout.paper_models_only and len(mine):
         mine = mine[mine["model"].isin(set(refs["model"]))]
-    columns = [(c.label, c.takes, (lambda row, c=c: c.paper_value(refs, row)), c.compare) for c in layout.columns]
+    columns = [(c.label, c.takes, (lambda row, c=c: c.paper_value(refs, row)) if c.anchored else None, c.compare)
+               for c in layout.columns]
     joined = _wide(mine, keys, columns)
     datasets = {c.dataset for c in layout.columns}
     stand_in = frame[frame["task"].isin(layout.tasks) & ~frame["paper_dataset"].isin(datasets)] \
@@ -293,8 +296,7 @@ def _stand_in_table(entries: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
                                                                              entries["metric"])))
     columns = [(label, (lambda e, label=label: f"{_protocol(e['task'], e['shots'])}{e['metric']}" == label), None,
                 False) for label in labels]
-    table = _wide(entries, ["dataset", *keys], columns)
-    return table.drop(columns=[c for c in table.columns if c.endswith(("| paper", "| Δ"))])
+    return _wide(entries, ["dataset", *keys], columns)
 
 
 def _protocol(task: str, shots: Any) -> str:
@@ -339,8 +341,8 @@ def layout_other(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     for task, entries in frame[~frame["task"].isin(placed)].groupby("task", sort=True):
         metrics = list(dict.fromkeys(entries["metric"]))
         columns = [(m, (lambda e, m=m: e["metric"] == m), None, False) for m in metrics]
-        table = _wide(entries, ["dataset", "backbone", "source", "pretrain", "mode", "method", "resolution"], columns)
-        out[task] = table.drop(columns=[c for c in table.columns if c.endswith(("| paper", "| Δ"))])
+        out[task] = _wide(entries, ["dataset", "backbone", "source", "pretrain", "mode", "method", "resolution"],
+                          columns)
     return out
 
 
@@ -352,7 +354,7 @@ def diagnostics_table(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     metrics = list(dict.fromkeys(frame["metric"]))
     columns = [(m, (lambda e, m=m: e["metric"] == m), None, False) for m in metrics]
     table = _wide(frame, ["task", "dataset", "model", "pretrain", "source", "method", "shots", "record"], columns)
-    return table.drop(columns=[c for c in table.columns if c.endswith(("| paper", "| Δ", "| ±95"))])
+    return table.drop(columns=[c for c in table.columns if c.endswith("| ±95")])
 
 
 # ------------------------------------------------------------------------------------------------ building

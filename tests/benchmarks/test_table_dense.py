@@ -1,5 +1,5 @@
 """The other writers' records through the tables: detection and segmentation train CLIs on the mini sets, the
-distillation trainer, the throughput benchmark — each at tiny size, once per module, each started from a TinyViT-5M
+distillation trainer, the throughput and store benchmarks — each at tiny size, once per module, each started from a TinyViT-5M
 checkpoint whose meta names its pretraining where it takes one.
 
 `PENDING` names writers whose records do not yet satisfy the schema on this branch (their owners fix them on
@@ -18,7 +18,7 @@ from benchmarks import table
 from contracts.records import RecordError, read_records
 
 REPO = Path(__file__).resolve().parents[2]
-PENDING = {"detection", "segmentation", "distill", "throughput"}
+PENDING = {"detection", "segmentation", "distill", "throughput", "store"}
 pytestmark = pytest.mark.slow
 
 
@@ -77,9 +77,13 @@ def dense(tmp_path_factory, monkeypatch_module, student_writer):
         monkeypatch_module.setattr("contracts.records.DEFAULT_RESULTS_DIR", records)
         backbone_speed.main(["--quick", "--rounds", "1", "--iters", "1", "--batch", "2"])
 
+    def store() -> None:
+        from benchmarks import store_bench
+        store_bench.main(["--quick", "--results-dir", str(records), "--out-dir", str(work / "plots")])
+
     records.mkdir(parents=True)
     for name, fn in (("detection", detection), ("segmentation", segmentation), ("distill", distill),
-                     ("throughput", throughput)):
+                     ("throughput", throughput), ("store", store)):
         errors[name] = _run(name, fn)
     return errors, records
 
@@ -133,4 +137,14 @@ def test_throughput_joins_tab4_facts(dense):
     row = tab4[tab4["model"] == "TinyViT-5M"].iloc[0]
     assert row["#Params (M) | paper"] == 5.4 and row["MACs (G) | paper"] == 1.3
     assert abs(row["#Params (M) | Δ"]) < 0.2 and row["Throughput (img/s; paper: V100) | paper"] == 3060
-    assert pd.isna(row["Throughput (img/s; paper: V100) | Δ"])  # other hardware: no Δ
+    assert "Throughput (img/s; paper: V100) | Δ" not in tab4.columns  # other hardware: no Δ
+
+
+def test_store_records_fill_fig5(dense):
+    records = _need(dense, "store")
+    fig5 = {(s.layout, s.kind): s.table for s in table.build_tables(records, ["fig5"])}[("fig5", "joined")]
+    k10 = fig5[(fig5["dataset"] == "imagenet-1k") & (fig5["K"] == 10) & (fig5["format"] == "fp16")].iloc[0]
+    assert k10["bytes/sample | ours"] == 44 and k10["bytes/sample | paper"] == 44.7
+    assert k10["bytes/sample | Δ"] == pytest.approx(44 - 44.7)
+    k100 = fig5[(fig5["dataset"] == "imagenet-21k") & (fig5["K"] == 100) & (fig5["format"] == "fp16")].iloc[0]
+    assert k100["storage (GiB) | paper"] == 481 and abs(k100["storage (GiB) | Δ"]) < 1
