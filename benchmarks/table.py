@@ -460,6 +460,8 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
         elif str(col).endswith("| Δ"):
             shown[col] = [DASH if v is None or pd.isna(v) else f"{v:+.1f}" if abs(v) >= 0.1 else f"{v:+.2g}"
                           for v in table[col]]
+        elif " | " not in str(col) and ":" not in str(col) and pd.api.types.is_float_dtype(table[col]):  # keys
+            shown[col] = [DASH if pd.isna(v) else str(int(v)) if float(v).is_integer() else str(v) for v in table[col]]
         elif pd.api.types.is_float_dtype(table[col]) or str(col).endswith("| paper") or ":" in str(col):
             shown[col] = [_cells(v) if isinstance(v, (int, float)) else DASH for v in table[col]]
         else:
@@ -468,18 +470,24 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+_TEX = (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("#", r"\#"), ("&", r"\&"), ("^", r"\^{}"),
+        ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("—", "--"), ("§", r"\S{}"), ("²", r"$^2$"))
+
+
+def _tex(text: str) -> str:
+    for char, escaped in _TEX:
+        text = text.replace(char, escaped)
+    return text
+
+
 def _latex(section: Section) -> str:
+    """A booktabs table; `X | ours`, `X | paper`, `X | Δ` become a multicolumn `X` over ours / paper / Δ."""
     shown = _display(section.table)
-    shown.columns = pd.MultiIndex.from_tuples([tuple(str(c).split(" | ")) if " | " in str(c) else (str(c), "")
-                                               for c in shown.columns])
-    escaped = shown.map(lambda v: v.replace("_", r"\_").replace("%", r"\%").replace("±", r"$\pm$")
-                        .replace("—", "--").replace("Δ", r"$\Delta$"))
-    escaped.columns = pd.MultiIndex.from_tuples([tuple(x.replace("_", r"\_").replace("^", r"\^{}")
-                                                       .replace("Δ", r"$\Delta$").replace("±", r"$\pm$")
-                                                       .replace("%", r"\%") for x in c) for c in shown.columns])
-    return escaped.to_latex(index=False, caption=section.title.replace("§", r"\S{}").replace("²", "$^2$"),
-                            label=f"tab:{section.layout}-{section.kind}", multicolumn=True,
-                            multicolumn_format="c", column_format="l" * len(shown.columns))
+    shown.columns = pd.MultiIndex.from_tuples([tuple(_tex(p) for p in (str(c).split(" | ") if " | " in str(c)
+                                                                         else (str(c), ""))) for c in shown.columns])
+    shown = shown.map(_tex)
+    return shown.to_latex(index=False, caption=_tex(section.title), label=f"tab:{section.layout}-{section.kind}",
+                          multicolumn=True, multicolumn_format="c", column_format="l" * len(shown.columns))
 
 
 def render(sections: Sequence[Section], fmt: str = "md") -> str:
