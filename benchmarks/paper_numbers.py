@@ -7,8 +7,8 @@ Columns: `ref` (e.g. 'TinyViT Tab. 4'), `model` (paper spelling, e.g. 'TinyViT-2
 (throughput), `store`, `fast_distill`, `online_distill`, `finetune`, `upernet_ade20k`), `dataset` (the key
 `paper_dataset_name` maps record data sets to), `metric` (the records' metric names where one exists: `top1`,
 `bbox_ap`, `bbox_ap_s`, `params_m`, `macs_g`, ...), `value`, `resolution`, `shots`, `note`.
-Percentages are in percent (84.8, not 0.848; records hold fractions, the tables convert them by their unit). Sources: /work/shared/seeds (TinyViT paper + supp., the D-MAE
-poster, TinyMIM supp.); cells garbled in those texts were left out, never guessed (see each row's `note`).
+Percentages are in percent (84.8, not 0.848; records hold fractions, the tables convert them by their unit).
+Sources: /work/shared/seeds (TinyViT paper + supp., the D-MAE poster, TinyMIM supp.); cells garbled in those texts were left out, never guessed (see each row's `note`).
 """
 from __future__ import annotations
 

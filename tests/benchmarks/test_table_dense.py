@@ -1,6 +1,6 @@
 """The other writers' records through the tables: detection and segmentation train CLIs on the mini sets, the
-distillation trainer, the throughput and store benchmarks — each at tiny size, once per module, each started from a TinyViT-5M
-checkpoint whose meta names its pretraining where it takes one.
+distillation trainer, the throughput and store benchmarks — each at tiny size, once per module, each started from a
+TinyViT-5M checkpoint whose meta names its pretraining where it takes one.
 
 `PENDING` names writers whose records do not yet satisfy the schema on this branch (their owners fix them on
 theirs, issue 11); for those, a schema refusal (`RecordError`) is an expected failure. Empty it once they merge:
@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-import pandas as pd
 import pytest
 
 from benchmarks import table
@@ -67,7 +66,8 @@ def dense(tmp_path_factory, monkeypatch_module, student_writer):
     def distill() -> None:
         from distill_pretrain import train
         train.main([str(REPO / "configs/distill/tinyvit_5m_fmnist_tiny_cpu.py"), "--work-dir", str(work / "distill"),
-                    "--cfg-options", "mode=scratch", "num_classes=10", "epochs=1", "data.train.limit=32", "data.val.limit=16",
+                    "--cfg-options", "mode=scratch", "num_classes=10", "epochs=1", "data.train.limit=32",
+                    "data.val.limit=16",
                     "data.batch_size=16", "eval_teacher_agreement=False"])
         for path in (work / "distill" / "records").glob("*.json"):
             (records / path.name).write_bytes(path.read_bytes())

@@ -76,8 +76,8 @@ def load_or_create_episodes(path: str | Path, labels: np.ndarray, dataset_finger
                 continue
             if key == "labels_sha256":
                 raise ValueError(f"{path}: the {dataset!r} labels differ from those these episodes were drawn from "
-                                 f"(labels_sha256 {str(saved.get(key))[:12]}… ≠ {value[:12]}…); the episodes would "
-                                 f"pick wrong classes — use another --episodes path or delete the file")
+                                 f"(labels_sha256 {str(saved.get(key))[:12]}… ≠ {value[:12]}…); the episodes "
+                                 f"would pick wrong classes — use another --episodes path or delete the file")
             if key == "dataset_fingerprint":
                 raise ValueError(f"{path}: the {dataset!r} files differ from those these episodes were drawn from "
                                  f"(same labels, other images: dataset_fingerprint {str(saved.get(key))[:12]}… ≠ "
