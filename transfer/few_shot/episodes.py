@@ -74,6 +74,9 @@ def load_or_create_episodes(path: str | Path, labels: np.ndarray, dataset_finger
         for key, value in spec.items():
             if saved.get(key) == value:
                 continue
+            if key not in saved:
+                raise ValueError(f"{path}: episode file lacks {key!r} (written by an older version); delete it to "
+                                 f"draw the episodes again")
             if key == "labels_sha256":
                 raise ValueError(f"{path}: the {dataset!r} labels differ from those these episodes were drawn from "
                                  f"(labels_sha256 {str(saved.get(key))[:12]}… ≠ {value[:12]}…); the episodes "

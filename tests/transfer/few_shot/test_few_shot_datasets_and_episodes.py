@@ -147,3 +147,14 @@ def test_episode_files_follow_the_data_not_its_path(tmp_path):
     (tmp_path / "elsewhere" / "b" / "class0" / "3.jpg").rename(tmp_path / "elsewhere" / "b" / "class0" / "7.jpg")
     with pytest.raises(ValueError, match=r"the 'eurosat' files differ .*same labels, other images"):
         episodes(tmp_path / "elsewhere" / "b")
+
+
+def test_episode_file_without_labels_hash_is_refused_by_name(tmp_path):
+    labels = np.repeat(np.arange(5), 3)
+    path = tmp_path / "old.json"
+    load_or_create_episodes(path, labels, "fp", dataset="d", n_way=5, n_shot=1, n_query=1, n_episodes=2, seed=0)
+    saved = json.loads(path.read_text())
+    del saved["labels_sha256"]
+    path.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"old\.json: episode file lacks 'labels_sha256'"):
+        load_or_create_episodes(path, labels, "fp", dataset="d", n_way=5, n_shot=1, n_query=1, n_episodes=2, seed=0)
