@@ -481,9 +481,11 @@ class Trainer:
         if self._val_loader is None:
             shard = list(range(self.dist.rank, len(self.val_set), self.dist.world_size))
             workers = int(self.cfg.data.num_workers)
+            # an own generator: evaluating must not draw from the global RNG the training steps use
             self._val_loader = DataLoader(torch.utils.data.Subset(self.val_set, shard),
                                           batch_size=int(self.cfg.data.batch_size), num_workers=workers,
-                                          pin_memory=self.device.type == "cuda", persistent_workers=workers > 0)
+                                          pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+                                          generator=torch.Generator().manual_seed(int(self.cfg.seed)))
         return self._val_loader
 
     def _evaluated_file(self, use_ema: bool, checkpoint: str | Path | None) -> Path | None:

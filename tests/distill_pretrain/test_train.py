@@ -77,6 +77,10 @@ def test_stored_distillation_resumes_exactly(store: Path, tmp_path: Path) -> Non
     assert meta["window_sizes"] == [1, 1, 2, 1] and meta["arch"] == SLIM
     assert meta["teacher"]["name"] == "mobilenet_v2" and len(meta["teacher"]["weights_sha256"]) == 64
     assert meta["store"]["topk"] == 10 and len(meta["config_sha256"]) == 64 and meta["git_commit"]
+    manifest = full.store.manifest  # the store keys the manifest has survive into the meta
+    assert meta["store"]["transform_hash"] == manifest["transform_hash"] and meta["store"]["base_seed"] == 0
+    assert meta["store"]["value_format"] == "fp16" and meta["store"]["dataset"]["sha256"]
+    assert meta["objective"] == "stored" and meta["pretrain"] == "fashionmnist-distill"
     assert torch.load(tmp_path / "split" / "resume.pth", weights_only=True)["step"] == 8
 
     # backbones.load_pretrained into a backbone-mode TinyViT: every backbone weight placed, equal
@@ -239,3 +243,42 @@ def test_online_distillation_and_finetune_modes(store: Path, tmp_path: Path) -> 
     after = finetune.model.state_dict()
     assert torch.equal(after["patch_embed.conv1.bn.running_mean"], start["patch_embed.conv1.bn.running_mean"])
     assert not torch.equal(after["head.fc.weight"], start["head.fc.weight"])
+
+
+def test_workers_prefetch_across_epochs_and_ema_records(store: Path, tmp_path: Path) -> None:
+    """Persistent workers (one loader iterator over both epochs) replay exactly what the main process does (the
+    store's seeds are checked per batch), and evaluating between epochs does not disturb training; the evaluation
+    of the EMA is recorded under checkpoint_ema.pth."""
+    from contracts.fileio import file_sha256
+    from contracts.records import read_records
+    base = Trainer(_cfg(store), tmp_path / "w0").train()
+    over = {"data.num_workers": 2, "data.prefetch_factor": 2, "data.val": dict(type="FashionMNIST", split="test",
+                                                                           limit=8), "record": True, "labels_index_classes": True}
+    trainer = Trainer(_cfg(store, **over), tmp_path / "w2")
+    assert [h["loss"] for h in trainer.train()] == [h["loss"] for h in base]
+    assert trainer._train_loader.persistent_workers and trainer._train_loader.prefetch_factor == 2
+    records = read_records(tmp_path / "w2" / "records")
+    assert len(records) == 2 and all(r["setting"]["ema"] and 0 <= r["metrics"]["top1"] <= 1 for r in records)
+    last = next(r for r in records if r["setting"]["epoch"] == 1)["backbone"]
+    ema_sha = file_sha256(tmp_path / "w2" / "checkpoint_ema.pth")
+    assert last["checkpoint_sha256"] == ema_sha != file_sha256(tmp_path / "w2" / "checkpoint.pth")
+    assert last["source"] == "distill" and last["pretrain"] == "fashionmnist-distill" and last["name"] == "tinyvit-custom"
+
+
+def test_missing_store_epoch_is_refused_at_start(store: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no epoch 2 of the 3"):
+        Trainer(_cfg(store, epochs=3), tmp_path)
+    assert Trainer(_cfg(store, epochs=3, **{"store.cycle_epochs": True}), tmp_path).train_set.data_epochs == [0, 1, 0]
+
+
+def test_checkpoint_teacher_keeps_its_window_sizes(tmp_path: Path) -> None:
+    """A student trained at 64 px with global-attention windows comes back as that model when used as a teacher."""
+    from distill_pretrain.checkpoint import save_checkpoint
+    from distill_pretrain.student import student_meta
+    from distill_pretrain.teachers import build_teacher
+    student = TinyViT(arch=SLIM, img_size=64, window_sizes=(8, 8, 4, 2), num_classes=10).eval()
+    path = save_checkpoint(tmp_path / "student.pth", student.state_dict(), {**student_meta(student, {}), "epoch": 0})
+    teacher, identity = build_teacher(dict(type="checkpoint", path=str(path)))
+    assert tuple(teacher.window_sizes) == (8, 8, 4, 2) and identity["num_classes"] == 10
+    x = torch.randn(2, 3, 64, 64)
+    assert torch.equal(teacher(x), student(x))
