@@ -156,7 +156,7 @@ class Trainer:
             raise ValueError(f"config: num_classes={self.num_classes} but store {cfg.store.path} holds "
                              f"{self.store.num_classes}-class teacher targets")
         self.model = build_student(cfg.student, self.num_classes).to(self.device)
-        self.objective = build_objective(cfg.objective).to(self.device)
+        self.objective = build_objective(cfg.objective, self.model).to(self.device)
         if self.objective.needs_teacher:
             self.objective.set_teacher(self.teacher)
         init_pretrain = None
@@ -173,7 +173,7 @@ class Trainer:
         if self.dist.world_size > 1:
             self.ddp_step = nn.parallel.DistributedDataParallel(
                 self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=bool(getattr(self.objective, "find_unused_parameters", False)))
+                find_unused_parameters=self.objective.find_unused_parameters)
 
     def _build_optim(self) -> None:
         o = self.cfg.optim
@@ -504,7 +504,7 @@ class Trainer:
         backbone = describe_checkpoint(weights, student_name(self.model, self.cfg.student))
         rec = make_record("distill", dataset=str(self.cfg.data.val.get("type", "val")), split="val",
                           metrics=metrics, config=self.cfg.to_dict(), backbone=backbone,
-                          setting={"objective": self.cfg.mode, "epoch": epoch, "step": self.step, "ema": ema,
+                          setting={"mode": self.cfg.mode, "epoch": epoch,  # mode: the objective's name "step": self.step, "ema": ema,
                                    "img_size": int(self.aug_cfg.img_size), "total_batch": self.total_batch,
                                    "device": str(self.device), "amp": self.amp_description,
                                    "work_dir": str(self.work_dir)})

@@ -1,6 +1,7 @@
 """The objective interface and its registry."""
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Mapping
 
 import torch
@@ -19,7 +20,11 @@ class Objective(nn.Module):
       meaningful), and what the objective's data needs: with `needs_store`, `teacher_index` / `teacher_value`
       (B, K) — the stored sparse teacher targets of exactly these augmented images).
     - `needs_labels` / `needs_store` / `needs_teacher`: what the trainer must provide; checked before training.
-      `needs_init`: the student must start from a checkpoint (`student.init`).
+      `needs_teacher` means the trainer builds the config's `teacher` and calls `set_teacher` (an objective may
+      instead build its own teacher from its arguments). `needs_init`: the student must start from a checkpoint
+      (`student.init`). `find_unused_parameters`: part of the student stays out of the loss (e.g. the classifier
+      under MAE), so DDP must look for unused parameters.
+    - A constructor with a `student` parameter receives the built student (`build_objective`).
     - A frozen teacher is set with `set_teacher`: it follows `.to()` / `.cuda()` but is no submodule, so it is in
       neither `parameters()` nor `state_dict()`.
     - Trainable parameters (a decoder, a projection) are optimised with the student's and saved in the resume
@@ -30,6 +35,7 @@ class Objective(nn.Module):
     needs_store: bool = False
     needs_teacher: bool = False
     needs_init: bool = False
+    find_unused_parameters: bool = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -60,12 +66,18 @@ class Objective(nn.Module):
         raise NotImplementedError
 
 
-def build_objective(cfg: Mapping[str, Any]) -> Objective:
-    """`OBJECTIVES.build(cfg)`, with the objective's name in the error when its arguments do not fit."""
+def build_objective(cfg: Mapping[str, Any], student: nn.Module | None = None) -> Objective:
+    """Build the objective `cfg` names; a constructor with a `student` parameter (to size a decoder, pick
+    layers) gets the built student. Arguments that do not fit raise with the objective's config."""
     cfg = dict(cfg)
     cls = objective_class(cfg.get("type"))
+    kwargs = {k: v for k, v in cfg.items() if k != "type"}
+    if "student" in inspect.signature(cls.__init__).parameters:
+        if student is None:
+            raise ValueError(f"objective {cfg.get('type')!r} is built from the student: pass student=")
+        kwargs["student"] = student
     try:
-        return cls(**{k: v for k, v in cfg.items() if k != "type"})
+        return cls(**kwargs)
     except TypeError as exc:
         raise TypeError(f"config: objective={cfg}: {exc}") from exc
 

@@ -23,11 +23,12 @@ AUG = dict(img_size=32, auto_augment=None, color_jitter=None, re_prob=0.0, mixup
 
 @OBJECTIVES.register_module("test_projection", force=True)
 class ProjectionObjective(Objective):
-    """Label-free toy objective with a trainable part, as an MAE decoder would be: a projection of the logits."""
+    """Label-free toy objective with a trainable part sized from the student, as an MAE decoder would be: a
+    projection of the logits."""
 
-    def __init__(self, dim: int = 8) -> None:
+    def __init__(self, student: nn.Module, dim: int = 8) -> None:
         super().__init__()
-        self.proj = nn.Linear(10, dim)
+        self.proj = nn.Linear(student.num_classes, dim)
         self.target = nn.Parameter(torch.randn(dim))
 
     def forward(self, student: nn.Module, batch) -> dict:
@@ -55,6 +56,11 @@ def test_registry_names_builtins_and_refuses_unknown() -> None:
         build_objective(dict(type="nope"))
     with pytest.raises(TypeError, match="objective=.*'scratch'.*temperature"):
         build_objective(dict(type="scratch", temperature=2.0))
+    with pytest.raises(ValueError, match="'test_projection' is built from the student"):
+        build_objective(dict(type="test_projection"))
+    student = nn.Linear(2, 7)
+    student.num_classes = 7
+    assert build_objective(dict(type="test_projection", dim=3), student).proj.weight.shape == (3, 7)
     with pytest.raises(ValueError, match="temperature must be > 0"):
         build_objective(dict(type="online", temperature=0))
     # `mode` is the short form of objective.type and wins over it; objective arguments stay
@@ -69,10 +75,12 @@ def test_registry_names_builtins_and_refuses_unknown() -> None:
 
 
 def test_teacher_is_moved_but_never_saved_or_trained() -> None:
-    objective = ProjectionObjective()
+    student = nn.Linear(2, 10)
+    student.num_classes = 10
+    objective = ProjectionObjective(student)
     teacher = nn.Linear(3, 3)
     objective.set_teacher(teacher)
-    assert set(objective.state_dict()) == {"target", "proj.weight", "proj.bias"}
+    assert set(objective.state_dict()) == {"target", "proj.weight", "proj.bias"}  # no student, no teacher
     assert all(p is not teacher.weight for p in objective.parameters())
     objective.to(torch.float64).train()
     assert teacher.weight.dtype == torch.float64 and not teacher.training and not teacher.weight.requires_grad
