@@ -504,7 +504,8 @@ class Trainer:
         backbone = describe_checkpoint(weights, student_name(self.model, self.cfg.student))
         rec = make_record("distill", dataset=str(self.cfg.data.val.get("type", "val")), split="val",
                           metrics=metrics, config=self.cfg.to_dict(), backbone=backbone,
-                          setting={"mode": self.cfg.mode, "epoch": epoch,  # mode: the objective's name "step": self.step, "ema": ema,
+                          # setting.mode: the objective's name (benchmarks.table groups distill records by it)
+                          setting={"mode": self.cfg.mode, "epoch": epoch, "step": self.step, "ema": ema,
                                    "img_size": int(self.aug_cfg.img_size), "total_batch": self.total_batch,
                                    "device": str(self.device), "amp": self.amp_description,
                                    "work_dir": str(self.work_dir)})
