@@ -22,7 +22,8 @@ def build_student(student_cfg: Mapping[str, Any], num_classes: int) -> nn.Module
         return model
     if kind == "timm":
         import timm
-        name = cfg.pop("model_name", None) or cfg.pop("arch", None)
+        model_name, arch = cfg.pop("model_name", None), cfg.pop("arch", None)  # arch: the TinyViT default
+        name = model_name or arch
         if not name:
             raise ValueError("config: student.type='timm' needs student.model_name (e.g. 'deit_tiny_patch16_224')")
         cfg.pop("norm_eval", None)

@@ -141,3 +141,15 @@ def test_device_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     cfg = _cfg()
     cfg.device = "auto"
     assert Trainer(cfg, tmp_path).device == torch.device("cpu") and asked == ["auto"]
+
+
+def test_timm_student_from_config_defaults() -> None:
+    """student.type='timm' with the section's TinyViT defaults (arch='5m', window_sizes=None) filled in."""
+    from distill_pretrain.student import build_student, student_name
+    cfg = _cfg(student=dict(_delete_=True, type="timm", model_name="vit_tiny_patch16_224", img_size=32, patch_size=8,
+                            depth=1))
+    model = build_student(cfg.student, 10)
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10) and student_name(model, cfg.student) == \
+        "vit_tiny_patch16_224"
+    with pytest.raises(ValueError, match="student.type='resnet'"):
+        build_student({**cfg.student, "type": "resnet"}, 10)
