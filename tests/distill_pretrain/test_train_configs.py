@@ -61,3 +61,11 @@ def test_every_recipe_resolves() -> None:
     assert len(names) == 12
     for name in names:
         _load(name)  # unknown keys / bad modes would raise
+
+
+def test_every_runnable_config_names_its_command() -> None:
+    """The leading comment of each config under configs/distill/ (not `_base_/`) shows how to run it."""
+    for path in sorted(CONFIGS.glob("*.py")):
+        head = "\n".join(line for line in path.read_text().splitlines() if line.startswith("#"))
+        module = "save_logits" if path.stem.startswith("save_logits") else "train"
+        assert f"-m distill_pretrain.{module} configs/distill/{path.name}" in head, path.name
