@@ -252,8 +252,8 @@ def test_workers_prefetch_across_epochs_and_ema_records(store: Path, tmp_path: P
     from contracts.fileio import file_sha256
     from contracts.records import read_records
     base = Trainer(_cfg(store), tmp_path / "w0").train()
-    over = {"data.num_workers": 2, "data.prefetch_factor": 2, "data.val": dict(type="FashionMNIST", split="test",
-                                                                           limit=8), "record": True, "labels_index_classes": True}
+    over = {"data.num_workers": 2, "data.prefetch_factor": 2, "record": True, "labels_index_classes": True,
+            "data.val": dict(type="FashionMNIST", split="test", limit=8)}
     trainer = Trainer(_cfg(store, **over), tmp_path / "w2")
     assert [h["loss"] for h in trainer.train()] == [h["loss"] for h in base]
     assert trainer._train_loader.persistent_workers and trainer._train_loader.prefetch_factor == 2
@@ -262,7 +262,13 @@ def test_workers_prefetch_across_epochs_and_ema_records(store: Path, tmp_path: P
     last = next(r for r in records if r["setting"]["epoch"] == 1)["backbone"]
     ema_sha = file_sha256(tmp_path / "w2" / "checkpoint_ema.pth")
     assert last["checkpoint_sha256"] == ema_sha != file_sha256(tmp_path / "w2" / "checkpoint.pth")
-    assert last["source"] == "distill" and last["pretrain"] == "fashionmnist-distill" and last["name"] == "tinyvit-custom"
+    assert (last["source"], last["pretrain"], last["name"]) == ("distill", "fashionmnist-distill", "tinyvit-custom")
+    # --eval CKPT: the loaded weights are evaluated (not the EMA) and recorded under that file
+    ckpt = tmp_path / "w2" / "checkpoint.pth"
+    trainer.load_weights(ckpt)
+    trainer.evaluate(checkpoint=ckpt)
+    evaluated = [r for r in read_records(tmp_path / "w2" / "records") if not r["setting"]["ema"]]
+    assert [r["backbone"]["checkpoint_sha256"] for r in evaluated] == [file_sha256(ckpt)]
 
 
 def test_missing_store_epoch_is_refused_at_start(store: Path, tmp_path: Path) -> None:
