@@ -18,7 +18,12 @@ def build_student(student_cfg: Mapping[str, Any], num_classes: int) -> nn.Module
         cfg = {k: v for k, v in cfg.items() if v is not None or k == "window_sizes"}
         model = TinyViT(num_classes=num_classes, **cfg)
         if init:
-            load_pretrained(model, init)
+            # strict but for the classifier: a backbone-only or other-class-count checkpoint leaves it fresh
+            report = load_pretrained(model, init, strict=False)
+            bad = [k for k in report.missing_keys if not k.startswith("head.")] + list(report.unexpected_keys)
+            if bad:
+                raise ValueError(f"student.init {init} does not fit the student (only the classifier 'head.*' may "
+                                 f"be missing): {report}")
         return model
     if kind == "timm":
         import timm

@@ -240,6 +240,18 @@ def test_online_distillation_and_finetune_modes(store: Path, tmp_path: Path) -> 
     assert scales[0] == pytest.approx(0.8 ** 3) and scales[-1] == 1.0  # 4 blocks: 0.8^3 … 1
     hist = finetune.train()
     assert len(hist) == 2 and "acc" in hist[0]
+    # init: a backbone-only export leaves the classifier fresh; any other missing key is refused with the file
+    from distill_pretrain.checkpoint import load_checkpoint, save_checkpoint
+    from distill_pretrain.student import build_student
+    exported = export_backbone(ckpt, tmp_path / "backbone.pth")
+    model = build_student({**ft_cfg.student, "init": str(exported)}, 10)
+    key = "stages.1.blocks.0.attn.qkv.weight"
+    assert torch.equal(model.state_dict()[key], start[key])
+    partial = load_checkpoint(ckpt)
+    del partial["state_dict"]["stages.3.blocks.0.mlp.fc1.weight"]
+    save_checkpoint(tmp_path / "partial.pth", partial["state_dict"], partial["meta"])
+    with pytest.raises(ValueError, match="partial.pth does not fit the student.*stages.3.blocks.0.mlp.fc1.weight"):
+        build_student({**ft_cfg.student, "init": str(tmp_path / "partial.pth")}, 10)
     after = finetune.model.state_dict()
     assert torch.equal(after["patch_embed.conv1.bn.running_mean"], start["patch_embed.conv1.bn.running_mean"])
     assert not torch.equal(after["head.fc.weight"], start["head.fc.weight"])
