@@ -45,7 +45,7 @@ _PRETRAIN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 def resolve_config(cfg: Config | Mapping[str, Any]) -> Config:
     """Fill defaults and check keys / values, raising with the offending key."""
-    from .objectives import objective_class
+    from .objectives import check_objective_cfg
     cfg = Config(dict(cfg.to_dict() if isinstance(cfg, Config) else cfg))
     for key, hint in _MOVED.items():
         if key in cfg:
@@ -70,7 +70,7 @@ def resolve_config(cfg: Config | Mapping[str, Any]) -> Config:
     if "type" not in objective:
         raise ValueError("config: no objective; set objective=dict(type='stored'|'online'|'scratch'|'finetune', "
                          "...) or mode=NAME")
-    cls = objective_class(objective["type"])
+    cls = check_objective_cfg(objective)
     cfg.objective, cfg.mode = objective, objective["type"]
     if cls.needs_store and not cfg.store.path:
         raise ValueError(f"config: objective '{cfg.mode}' needs store.path (a directory written by "

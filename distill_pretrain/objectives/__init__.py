@@ -7,11 +7,11 @@ the objective's trainable parameters, checkpoints both state dicts (never the te
 Built in: `stored` (fast distillation from the logit store), `online` (teacher every step), `scratch`
 (ground-truth labels from random weights), `finetune` (the same loss from `student.init`).
 """
-from .base import OBJECTIVES, Objective, build_objective, objective_class
+from .base import OBJECTIVES, Objective, build_objective, check_objective_cfg, objective_class
 from .losses import label_targets, soft_cross_entropy
 from .online import OnlineDistillation
 from .stored import StoredDistillation
 from .supervised import Finetune, Supervised
 
-__all__ = ["OBJECTIVES", "Objective", "build_objective", "objective_class", "soft_cross_entropy", "label_targets",
-           "StoredDistillation", "OnlineDistillation", "Supervised", "Finetune"]
+__all__ = ["OBJECTIVES", "Objective", "build_objective", "check_objective_cfg", "objective_class",
+           "soft_cross_entropy", "label_targets", "StoredDistillation", "OnlineDistillation", "Supervised", "Finetune"]

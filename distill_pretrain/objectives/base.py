@@ -82,6 +82,17 @@ def build_objective(cfg: Mapping[str, Any], student: nn.Module | None = None) ->
         raise TypeError(f"config: objective={cfg}: {exc}") from exc
 
 
+def check_objective_cfg(cfg: Mapping[str, Any]) -> type[Objective]:
+    """The class `cfg` names, after checking its arguments fit the constructor (before anything is built)."""
+    cls = objective_class(cfg.get("type"))
+    kwargs = {k: v for k, v in cfg.items() if k not in ("type", "student")}
+    try:
+        inspect.signature(cls).bind_partial(**kwargs)
+    except TypeError as exc:
+        raise TypeError(f"config: objective={dict(cfg)}: {exc}") from exc
+    return cls
+
+
 def objective_class(name: Any) -> type[Objective]:
     """The registered class called `name`; an unknown name raises with the known ones."""
     cls = OBJECTIVES.get(name) if isinstance(name, str) else None

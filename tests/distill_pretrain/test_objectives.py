@@ -66,12 +66,14 @@ def test_registry_names_builtins_and_refuses_unknown() -> None:
     # `mode` is the short form of objective.type and wins over it; objective arguments stay
     cfg = _cfg(mode="scratch", objective=dict(type="stored", label_smoothing=0.2))
     assert cfg.objective == {"type": "scratch", "label_smoothing": 0.2} and cfg.mode == "scratch"
+    with pytest.raises(TypeError, match="objective=.*'stored'.*unexpected keyword argument 'temprature'"):
+        _cfg(objective=dict(type="stored", temprature=2.0))  # refused when the config is read
     with pytest.raises(ValueError, match="no objective"):
         _cfg(objective=None)
     with pytest.raises(ValueError, match="'stored' needs store.path"):
-        _cfg(mode="stored")
+        _cfg(objective=dict(type="stored"))
     with pytest.raises(ValueError, match="'online' needs a teacher"):
-        _cfg(mode="online")
+        _cfg(objective=dict(type="online"))
 
 
 def test_teacher_is_moved_but_never_saved_or_trained() -> None:
