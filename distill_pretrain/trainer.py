@@ -513,23 +513,24 @@ class Trainer:
 
 
 class _Window:
-    """Means over the micro-batches of one optimizer step of the objective's outputs."""
+    """Means over the micro-batches of one optimizer step of the objective's outputs (summed on the device, read
+    once per step)."""
 
     def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
+        self.sums: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
 
     def add(self, out: Mapping[str, Any]) -> None:
         for key, value in out.items():
-            value = value.detach() if isinstance(value, torch.Tensor) else value
-            self.sums[key] = self.sums.get(key, 0.0) + float(value)
+            value = value.detach().float() if isinstance(value, torch.Tensor) else float(value)
+            self.sums[key] = self.sums.get(key, 0.0) + value
             self.counts[key] = self.counts.get(key, 0) + 1
 
     def loss(self) -> float:
-        return self.sums.get("loss", 0.0) / max(self.counts.get("loss", 0), 1)
+        return float(self.sums.get("loss", 0.0)) / max(self.counts.get("loss", 0), 1)
 
     def rates(self) -> dict[str, float]:
-        return {k: self.sums[k] / self.counts[k] for k in self.sums if k != "loss"}
+        return {k: float(self.sums[k]) / self.counts[k] for k in self.sums if k != "loss"}
 
 
 def _fmt_eta(seconds: float) -> str:

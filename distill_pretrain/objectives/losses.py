@@ -42,22 +42,24 @@ def batch_label_loss(logits: torch.Tensor, batch: Mapping[str, Any], smoothing: 
 
 
 def accuracy_logs(logits: torch.Tensor, batch: Mapping[str, Any],
-                  teacher_top1: torch.Tensor | None = None) -> dict[str, float]:
-    """Batch rates to log: `acc` (student vs label), `agree` (student vs teacher top-1), `teacher_acc`.
+                  teacher_top1: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Batch rates to log (0-d tensors on the logits' device, so logging forces no GPU sync): `acc` (student vs
+    label), `agree` (student vs teacher top-1), `teacher_acc` (teacher vs label).
 
     Label rates only over labelled samples, and only when `batch['labels_index_classes']` says the labels are
     the student's classes.
     """
-    pred = logits.detach().argmax(-1).cpu()
-    label = batch["label"].cpu()
+    pred = logits.detach().argmax(-1)
+    label = batch["label"]
     labelled = (label >= 0) & bool(batch.get("labels_index_classes", True))
-    with_labels = bool(labelled.any()) and int(label[labelled].max()) < logits.shape[1]
-    logs: dict[str, float] = {}
+    with_labels = bool(labelled.any()) and int(label[labelled].max()) < logits.shape[1]  # CPU tensors
+    label, weight = label.to(pred.device, non_blocking=True), labelled.to(pred.device, torch.float32)
+    logs: dict[str, torch.Tensor] = {}
     if teacher_top1 is not None:
-        t = teacher_top1.detach().cpu()
-        logs["agree"] = float((pred == t).float().mean())
+        t = teacher_top1.detach().to(pred.device)
+        logs["agree"] = (pred == t).float().mean()
         if with_labels:
-            logs["teacher_acc"] = float((t[labelled] == label[labelled]).float().mean())
+            logs["teacher_acc"] = ((t == label).float() * weight).sum() / weight.sum()
     if with_labels:
-        logs["acc"] = float((pred[labelled] == label[labelled]).float().mean())
+        logs["acc"] = ((pred == label).float() * weight).sum() / weight.sum()
     return logs

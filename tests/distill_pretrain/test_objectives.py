@@ -155,3 +155,13 @@ def test_timm_student_from_config_defaults() -> None:
         "vit_tiny_patch16_224"
     with pytest.raises(ValueError, match="student.type='resnet'"):
         build_student({**cfg.student, "type": "resnet"}, 10)
+
+
+def test_accuracy_logs_count_only_labelled_samples() -> None:
+    from distill_pretrain.objectives.losses import accuracy_logs
+    logits = torch.tensor([[5.0, 0, 0], [0, 5.0, 0], [0, 5.0, 0]])  # predicts 0, 1, 1
+    batch = {"label": torch.tensor([0, -1, 2])}
+    logs = accuracy_logs(logits, batch, teacher_top1=torch.tensor([0, 1, 2]))
+    assert {k: round(float(v), 4) for k, v in logs.items()} == {"agree": 0.6667, "teacher_acc": 1.0, "acc": 0.5}
+    assert set(accuracy_logs(logits, {**batch, "labels_index_classes": False}, torch.tensor([0, 1, 2]))) == {"agree"}
+    assert accuracy_logs(logits, {"label": torch.tensor([-1, -1, -1])}) == {}
