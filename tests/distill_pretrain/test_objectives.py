@@ -91,6 +91,10 @@ def test_teacher_is_moved_but_never_saved_or_trained() -> None:
 def test_objective_parameters_are_trained_resumed_exactly_and_not_exported(tmp_path: Path) -> None:
     full = Trainer(_cfg(), tmp_path / "full")
     start = {k: v.clone() for k, v in full.objective.state_dict().items()}
+    groups = {id(p): g for g in full.optimizer.param_groups for p in g["params"]}
+    assert groups[id(full.objective.proj.weight)]["weight_decay"] == full.cfg.optim.weight_decay > 0
+    assert groups[id(full.objective.target)]["weight_decay"] == 0.0 == groups[id(full.objective.proj.bias)][
+        "weight_decay"]
     hist = full.train()
     assert len(hist) == 4 and all(math.isfinite(h["loss"]) for h in hist)  # 2 epochs × 16 / (4 × 2)
     assert not torch.equal(full.objective.proj.weight, start["proj.weight"])  # optimised with the student
