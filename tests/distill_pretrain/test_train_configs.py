@@ -69,3 +69,10 @@ def test_every_runnable_config_names_its_command() -> None:
         head = "\n".join(line for line in path.read_text().splitlines() if line.startswith("#"))
         module = "save_logits" if path.stem.startswith("save_logits") else "train"
         assert f"-m distill_pretrain.{module} configs/distill/{path.name}" in head, path.name
+
+
+def test_entry_point_help(capsys: pytest.CaptureFixture) -> None:
+    from distill_pretrain.train import parse_args
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--help"])
+    assert exit_info.value.code == 0 and "--cfg-options" in capsys.readouterr().out
