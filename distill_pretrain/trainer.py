@@ -471,7 +471,8 @@ class Trainer:
             metrics["teacher_majority_baseline"] = teacher_votes.max().item() / seen
         self._set_train_mode()
         shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        self.log(f"eval epoch {epoch}{' (EMA)' if use_ema else ''}: {shown} ({int(seen)} images)")
+        self.log(f"eval epoch {epoch}{' (EMA)' if use_ema else ''}: {shown} ({int(seen)} images, device={self.device} "
+                 f"amp={self.amp_description})")
         self._scalars({f"val/{k}": v for k, v in metrics.items()}, self.step)
         if self.dist.is_main and self.cfg.record:
             self._write_record(metrics, epoch, self._evaluated_file(use_ema, checkpoint), use_ema)
