@@ -5,7 +5,13 @@ Checkpoint (one `torch.save` file of plain types; `torch.load(weights_only=True)
     {"format": "tinyvit-bench/checkpoint/v1",
      "state_dict": {<TinyViT / timm parameter names>: tensor},
      "meta": {"arch": "5m", "img_size": 224, "window_sizes": [7, 7, 14, 7], "num_classes": 21841,
-              "teacher": {...}, "store": {...}, "config_sha256": "...", "epoch": 89, "git_commit": "..."}}
+              "objective": "stored", "pretrain": "in21k-distill", "teacher": {...},
+              "store": {"topk": 100, "transform_hash": "...", "base_seed": 0, ...}, "config_sha256": "...",
+              "epoch": 89, "step": 123, "git_commit": "..."}}
+
+`objective` (the registered objective that trained it) and `pretrain` (config `pretrain_name`) are what
+`backbones.provenance.describe_checkpoint` turns into a record's `backbone.source` / `backbone.pretrain`;
+`checkpoint_ema.pth` carries the same meta plus `"ema": true`.
 
 `backbones.load_pretrained` and `init_cfg=dict(type='Pretrained', checkpoint=...)` read it unchanged.
 

@@ -14,7 +14,10 @@ from distill_pretrain import save_logits
 from distill_pretrain.export import export_backbone
 from distill_pretrain.optim import cosine_lr, schedule_from_cfg
 from distill_pretrain.store import recover_dense
-from distill_pretrain.train import EpochBatchSampler, Trainer, label_targets, load_config, soft_cross_entropy
+from distill_pretrain.config import load_config
+from distill_pretrain.objectives import label_targets, soft_cross_entropy
+from distill_pretrain.sampler import EpochBatchSampler
+from distill_pretrain.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[2]
 SLIM = dict(embed_dims=[16, 32, 32, 64], depths=[1, 1, 1, 1], head_dim=16)
@@ -74,6 +77,10 @@ def test_stored_distillation_resumes_exactly(store: Path, tmp_path: Path) -> Non
     assert meta["window_sizes"] == [1, 1, 2, 1] and meta["arch"] == SLIM
     assert meta["teacher"]["name"] == "mobilenet_v2" and len(meta["teacher"]["weights_sha256"]) == 64
     assert meta["store"]["topk"] == 10 and len(meta["config_sha256"]) == 64 and meta["git_commit"]
+    manifest = full.store.manifest  # the store keys the manifest has survive into the meta
+    assert meta["store"]["transform_hash"] == manifest["transform_hash"] and meta["store"]["base_seed"] == 0
+    assert meta["store"]["value_format"] == "fp16" and meta["store"]["dataset"]["sha256"]
+    assert meta["objective"] == "stored" and meta["pretrain"] == "fashionmnist-distill"
     assert torch.load(tmp_path / "split" / "resume.pth", weights_only=True)["step"] == 8
 
     # backbones.load_pretrained into a backbone-mode TinyViT: every backbone weight placed, equal
@@ -145,20 +152,32 @@ def test_schedule_and_lr_scaling() -> None:
 
 def test_sampler_shards_are_disjoint_and_resumable() -> None:
     shards = [list(EpochBatchSampler(50, 4, r, 3, seed=1)) for r in range(3)]
-    flat = [i for s in shards for b in s for i in b]
+    flat = [i for s in shards for b in s for e, i in b]
     assert len(flat) == len(set(flat)) == 48 and len(shards[0]) == 4
+    assert {e for s in shards for b in s for e, _ in b} == {0}
     sampler = EpochBatchSampler(50, 4, 1, 3, seed=1)
     sampler.set_epoch(0, start_batch=2)
-    assert list(sampler) == shards[1][2:]
+    assert list(sampler) == shards[1][2:] and len(sampler) == 2
     sampler.set_epoch(1)
-    assert list(sampler) != shards[1]
+    assert [i for b in sampler for _, i in b] != [i for b in shards[1] for _, i in b]
+    # one iteration across epochs (the loader's iterator does not restart at an epoch boundary)
+    sampler.set_epoch(0, start_batch=3, end_epoch=2)
+    run = list(sampler)
+    assert len(run) == len(sampler) == 5 and run[0] == shards[1][3]
+    assert [b[0][0] for b in run] == [0, 1, 1, 1, 1]
+    assert [i for b in run[1:] for _, i in b] == [i for b in sampler.epoch_batches(1) for i in b]
+    # accumulation: an epoch holds whole steps
+    assert EpochBatchSampler(50, 4, 0, 1, seed=1, multiple_of=5).num_batches == 10
+    assert EpochBatchSampler(50, 4, 0, 1, seed=1, multiple_of=4).num_batches == 12
 
 
 def test_bad_config_is_refused(store: Path) -> None:
     with pytest.raises(KeyError, match="optim"):
         _cfg(store, **{"optim.learning_rate": 1.0})
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(ValueError, match="'distill' is not registered"):
         _cfg(store, mode="distill")
+    with pytest.raises(KeyError, match="objective"):
+        _cfg(store, **{"loss.temperature": 2.0})
 
 
 @pytest.mark.slow
@@ -196,7 +215,7 @@ def test_torchrun_gloo_two_processes_then_one_process_eval(store: Path, tmp_path
 
 
 def test_online_distillation_and_finetune_modes(store: Path, tmp_path: Path) -> None:
-    """online: the real teacher runs every step; scratch + init + layer decay + frozen BN = the finetune recipe."""
+    """online: the real teacher runs every step; finetune (init required) + layer decay + frozen BN."""
     online = Trainer(_cfg(store, mode="online", stop_after_steps=2, **{"optim.accum_steps": 1, "ema.decay": None},
                           teacher=dict(type="torchvision", name="mobilenet_v2", weights="asset:mobilenet_v2")),
                      tmp_path / "online")
@@ -205,10 +224,14 @@ def test_online_distillation_and_finetune_modes(store: Path, tmp_path: Path) -> 
     ckpt = tmp_path / "online" / "checkpoint.pth"
     assert torch.load(ckpt, weights_only=True)["meta"]["teacher"]["name"] == "mobilenet_v2"
 
-    ft_cfg = _cfg(store, mode="scratch", num_classes=10, stop_after_steps=2, freeze_bn_stats=True,
+    with pytest.raises(ValueError, match="'finetune' needs student.init"):
+        _cfg(store, mode="finetune", num_classes=10)
+    with pytest.raises(ValueError, match="use mode='finetune'"):
+        _cfg(store, mode="scratch", num_classes=10, **{"student.init": str(ckpt)})
+    ft_cfg = _cfg(store, mode="finetune", num_classes=10, stop_after_steps=2, freeze_bn_stats=True,
                   labels_index_classes=True, **{"optim.accum_steps": 1, "ema.decay": None, "optim.layer_decay": 0.8,
-                                                "data.aug": dict(img_size=32, mixup_alpha=0.8, cutmix_alpha=0.0)})
-    ft_cfg.student.init = str(ckpt)
+                                                "data.aug": dict(img_size=32, mixup_alpha=0.8, cutmix_alpha=0.0),
+                                                "student.init": str(ckpt)})
     finetune = Trainer(ft_cfg, tmp_path / "ft")
     start = {k: v.clone() for k, v in finetune.model.state_dict().items()}
     assert torch.equal(start["stages.1.blocks.0.attn.qkv.weight"],
@@ -217,6 +240,63 @@ def test_online_distillation_and_finetune_modes(store: Path, tmp_path: Path) -> 
     assert scales[0] == pytest.approx(0.8 ** 3) and scales[-1] == 1.0  # 4 blocks: 0.8^3 … 1
     hist = finetune.train()
     assert len(hist) == 2 and "acc" in hist[0]
+    # init: a backbone-only export leaves the classifier fresh; any other missing key is refused with the file
+    from distill_pretrain.checkpoint import load_checkpoint, save_checkpoint
+    from distill_pretrain.student import build_student
+    exported = export_backbone(ckpt, tmp_path / "backbone.pth")
+    model = build_student({**ft_cfg.student, "init": str(exported)}, 10)
+    key = "stages.1.blocks.0.attn.qkv.weight"
+    assert torch.equal(model.state_dict()[key], start[key])
+    partial = load_checkpoint(ckpt)
+    del partial["state_dict"]["stages.3.blocks.0.mlp.fc1.weight"]
+    save_checkpoint(tmp_path / "partial.pth", partial["state_dict"], partial["meta"])
+    with pytest.raises(ValueError, match="partial.pth does not fit the student.*stages.3.blocks.0.mlp.fc1.weight"):
+        build_student({**ft_cfg.student, "init": str(tmp_path / "partial.pth")}, 10)
     after = finetune.model.state_dict()
     assert torch.equal(after["patch_embed.conv1.bn.running_mean"], start["patch_embed.conv1.bn.running_mean"])
     assert not torch.equal(after["head.fc.weight"], start["head.fc.weight"])
+
+
+def test_workers_prefetch_across_epochs_and_ema_records(store: Path, tmp_path: Path) -> None:
+    """Persistent workers (one loader iterator over both epochs) replay exactly what the main process does (the
+    store's seeds are checked per batch), and evaluating between epochs does not disturb training; the evaluation
+    of the EMA is recorded under checkpoint_ema.pth."""
+    from contracts.fileio import file_sha256
+    from contracts.records import read_records
+    base = Trainer(_cfg(store), tmp_path / "w0").train()
+    over = {"data.num_workers": 2, "data.prefetch_factor": 2, "record": True, "labels_index_classes": True,
+            "data.val": dict(type="FashionMNIST", split="test", limit=8)}
+    trainer = Trainer(_cfg(store, **over), tmp_path / "w2")
+    assert [h["loss"] for h in trainer.train()] == [h["loss"] for h in base]
+    assert trainer._train_loader.persistent_workers and trainer._train_loader.prefetch_factor == 2
+    records = read_records(tmp_path / "w2" / "records")
+    assert len(records) == 2 and all(r["setting"]["ema"] and 0 <= r["metrics"]["top1"] <= 1 for r in records)
+    last = next(r for r in records if r["setting"]["epoch"] == 1)["backbone"]
+    ema_sha = file_sha256(tmp_path / "w2" / "checkpoint_ema.pth")
+    assert last["checkpoint_sha256"] == ema_sha != file_sha256(tmp_path / "w2" / "checkpoint.pth")
+    assert (last["source"], last["pretrain"], last["name"]) == ("distill", "fashionmnist-distill", "tinyvit-custom")
+    # --eval CKPT: the loaded weights are evaluated (not the EMA) and recorded under that file
+    ckpt = tmp_path / "w2" / "checkpoint.pth"
+    trainer.load_weights(ckpt)
+    trainer.evaluate(checkpoint=ckpt)
+    evaluated = [r for r in read_records(tmp_path / "w2" / "records") if not r["setting"]["ema"]]
+    assert [r["backbone"]["checkpoint_sha256"] for r in evaluated] == [file_sha256(ckpt)]
+
+
+def test_missing_store_epoch_is_refused_at_start(store: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no epoch 2 of the 3"):
+        Trainer(_cfg(store, epochs=3), tmp_path)
+    assert Trainer(_cfg(store, epochs=3, **{"store.cycle_epochs": True}), tmp_path).train_set.data_epochs == [0, 1, 0]
+
+
+def test_checkpoint_teacher_keeps_its_window_sizes(tmp_path: Path) -> None:
+    """A student trained at 64 px with global-attention windows comes back as that model when used as a teacher."""
+    from distill_pretrain.checkpoint import save_checkpoint
+    from distill_pretrain.student import student_meta
+    from distill_pretrain.teachers import build_teacher
+    student = TinyViT(arch=SLIM, img_size=64, window_sizes=(8, 8, 4, 2), num_classes=10).eval()
+    path = save_checkpoint(tmp_path / "student.pth", student.state_dict(), {**student_meta(student, {}), "epoch": 0})
+    teacher, identity = build_teacher(dict(type="checkpoint", path=str(path)))
+    assert tuple(teacher.window_sizes) == (8, 8, 4, 2) and identity["num_classes"] == 10
+    x = torch.randn(2, 3, 64, 64)
+    assert torch.equal(teacher(x), student(x))
