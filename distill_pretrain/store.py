@@ -148,18 +148,34 @@ def _write_bits(out: np.ndarray, offsets: np.ndarray, bits: int, fields: np.ndar
         out[:, byte0 + j] |= ((shifted >> (8 * j)) & 0xFF).astype(np.uint8)
 
 
-def _read_bits(raw: np.ndarray, offsets: np.ndarray, bits: int) -> np.ndarray:
-    """Little-endian bit fields of width ``bits`` starting at bit ``offsets`` of each row: [B, len(offsets)]
-    (uint32 when a field spans at most 4 bytes, else int64)."""
-    span = (bits + 7 + 7) // 8  # bytes a field can touch
-    word = np.uint32 if span <= 4 else np.int64
-    padded = np.zeros((raw.shape[0], raw.shape[1] + span), np.uint8)
-    padded[:, :raw.shape[1]] = raw
-    byte0 = offsets >> 3
-    words = padded[:, byte0].astype(word)
-    for j in range(1, span):
-        words |= padded[:, byte0 + j].astype(word) << word(8 * j)
-    return (words >> (offsets & 7).astype(word)) & word((1 << bits) - 1)
+def _read_fields(buf: np.ndarray, rows: int, row_bytes: int, start_bit: int, bits: int, count: int) -> np.ndarray:
+    """``count`` little-endian bit fields of width ``bits`` from bit ``start_bit`` of each of ``rows`` records laid
+    out contiguously in ``buf`` (with a zero tail of ≥ 8 + bits bytes): uint32 [rows, count] (uint64 if wider).
+
+    Vectorised without bit unpacking: field offsets repeat every g = 8 / gcd(bits, 8) fields (g·bits/8 bytes). A run
+    of fields t0..t0+h-1 of a group sits at bytes b0 + u·⌊bits/8⌋ with shifts s0 + u·(bits mod 8), so one strided,
+    unaligned word view [rows, groups, h] reads the whole run as long as its largest shift plus ``bits`` fits the
+    word. At C=1,000 (17-bit fields) one run covers the group: one copy, one shift, one mask per batch.
+    """
+    g = 8 // math.gcd(bits, 8)
+    gbytes, groups = g * bits // 8, -(-count // g)
+    word = np.dtype("<u4") if bits + 7 <= 32 else np.dtype("<u8")
+    out, shifts = np.empty((rows, groups, g), word), np.empty(g, word)
+    t0 = 0
+    while t0 < g:
+        s0 = (start_bit + t0 * bits) & 7
+        h = 1
+        while t0 + h < g and s0 + h * (bits & 7) + bits <= 8 * word.itemsize:
+            h += 1
+        view = np.ndarray((rows, groups, h), dtype=word, buffer=buf, offset=(start_bit + t0 * bits) >> 3,
+                          strides=(row_bytes, gbytes, bits >> 3))
+        np.copyto(out[:, :, t0:t0 + h], view)  # unaligned reads: copy first, shift aligned words after
+        shifts[t0:t0 + h] = s0 + np.arange(h) * (bits & 7)
+        t0 += h
+    out >>= shifts
+    out &= word.type((1 << bits) - 1)
+    out = out.reshape(rows, groups * g)
+    return out if groups * g == count else out[:, :count]
 
 
 def encode_records(seeds: np.ndarray, indices: np.ndarray, values: np.ndarray, num_classes: int,
@@ -192,19 +208,22 @@ def decode_records(raw: np.ndarray, num_classes: int, topk: int, value_format: s
     """Unpack uint8 [B, record_bytes] records."""
     lay = record_layout(num_classes, topk, value_format)
     end = lay["body_end"]
-    seeds = raw[:, :4].copy().view("<u4").reshape(-1).astype(np.uint32)
     if value_format == "fp16":
+        seeds = raw[:, :4].copy().view("<u4").reshape(-1).astype(np.uint32)
         idx = raw[:, 4:end].copy().view("<" + np.dtype(lay["index_dtype"]).str[1:]).astype(np.int64)
         val = torch.from_numpy(raw[:, end:].copy().view("<f2")).float().numpy()  # torch converts fp16 ~8x faster
-    else:
-        ib = index_bits(num_classes)
-        body, f = raw[:, 4:end], lay["field_bits"]
-        fields = _read_bits(body, np.arange(topk) * f, f)
-        idx = (fields & fields.dtype.type((1 << ib) - 1)).astype(np.int64)
-        val = np.take(_VALUE_TABLE, fields >> fields.dtype.type(ib))
-        rest = _REST_TABLE[_read_bits(body, np.array([topk * f]), REST_BITS)[:, 0]]
-        kept = 1.0 - rest  # the stored top-K mass: values are rescaled to sum to it exactly
-        val *= (kept / val.sum(1, dtype=np.float64)).astype(np.float32)[:, None]
+        return SparseTargets(seeds=seeds, indices=idx, values=val)
+    b, rb = raw.shape
+    ib, f = index_bits(num_classes), lay["field_bits"]
+    buf = np.zeros(b * rb + 8 + f, np.uint8)  # records back to back, then a zero tail for the last word reads
+    buf[:b * rb] = raw.reshape(-1)
+    seeds = np.ndarray((b,), dtype="<u4", buffer=buf, strides=(rb,)).astype(np.uint32)
+    fields = _read_fields(buf, b, rb, 32, f, topk)
+    idx = np.bitwise_and(fields, fields.dtype.type((1 << ib) - 1), dtype=np.int64)
+    val = np.take(_VALUE_TABLE, (fields >> fields.dtype.type(ib)).astype(np.intp))
+    rest = _REST_TABLE[_read_fields(buf, b, rb, 32 + topk * f, REST_BITS, 1)[:, 0]]
+    kept = (1.0 - rest).astype(np.float32)  # the stored top-K mass: values are rescaled to sum to it exactly
+    val *= (kept / val.sum(1))[:, None]
     return SparseTargets(seeds=seeds, indices=idx, values=val)
 
 
