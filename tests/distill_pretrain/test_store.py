@@ -157,3 +157,22 @@ def test_epochs_saved_apart_merge_into_the_same_store(tmp_path):
     assert files(tmp_path / "a") == files(tmp_path / "one")
     with pytest.raises(StoreError, match="field 'topk'"):
         a.merge(LogitStore.create(tmp_path / "c", **_spec(topk=3)))
+
+
+@pytest.mark.parametrize("num_classes", [2, 10, 100, 256, 1000, 21841, 65536, 2**22])
+@pytest.mark.parametrize("k", [1, 3, 100])
+def test_compact_decoder_reads_every_field_width(num_classes, k):
+    """Field widths 8..29 bits: one-run, multi-run, 32- and 64-bit word paths of the strided decoder."""
+    if k > num_classes:
+        pytest.skip("K > C")
+    rng = np.random.default_rng(k)
+    idx = np.stack([rng.choice(num_classes, k, replace=False) for _ in range(37)])
+    idx[0] = np.arange(num_classes - k, num_classes)  # the largest indices: every bit of the field set
+    val = np.sort(rng.dirichlet(np.ones(max(k, 8)), 37)[:, :k], 1)[:, ::-1]
+    seeds = rng.integers(0, 2**32, 37, dtype=np.uint64).astype(np.uint32)
+    seeds[0] = 2**32 - 1
+    out = decode_records(encode_records(seeds, idx, val, num_classes, "compact"), num_classes, k, "compact")
+    np.testing.assert_array_equal(out.seeds, seeds)
+    np.testing.assert_array_equal(out.indices, idx)
+    big = val > 1e-3
+    np.testing.assert_allclose(out.values[big], val[big], rtol=0.1)
