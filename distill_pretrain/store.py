@@ -698,7 +698,8 @@ class LogitStore:
         return decode_records(self.read_raw(epoch, indices), m["num_classes"], m["topk"], m["value_format"])
 
     def verify_checksums(self) -> dict[int, list[str]]:
-        """Check every finalized epoch's file size and sha256; {epoch: [problems]} (empty lists if fine)."""
+        """Check every finalized epoch's file size, sha256 and chunk crc32s (what readers check, so a store that
+        passes is one every reader accepts); {epoch: [problems]} (empty lists if fine)."""
         problems: dict[int, list[str]] = {}
         for e in self.epochs:
             info = self._manifest["epochs"][str(e)]
@@ -711,7 +712,8 @@ class LogitStore:
                                for c in self._corrupt_chunks(e, "chunk_sha256")]
                 problems[e] = problems[e] or [f"{info['file']}: fails manifest field 'epochs.{e}.sha256'"]
             else:
-                problems[e] = []
+                problems[e] = [f"{info['file']}: chunk {c} fails manifest field 'epochs.{e}.chunk_crc32'"
+                               for c in self._corrupt_chunks(e)]
         return problems
 
     def unlisted_files(self) -> list[str]:

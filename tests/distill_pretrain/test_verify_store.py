@@ -148,3 +148,14 @@ def test_unsealed_or_old_manifest_is_refused(pristine):
         check_manifest({**m, "x": 1}, pristine / MANIFEST)
     with pytest.raises(StoreError, match="predates manifest checksums"):
         check_manifest({**m, "format": "tinyvit-bench/logit-store/v1"}, pristine / MANIFEST)
+
+
+def test_verify_checks_what_readers_check(store_dir, capsys):
+    """A store verify passes is one a reader accepts: a wrong chunk crc32 (resealed manifest) fails both."""
+    m = json.loads((store_dir / MANIFEST).read_text())
+    m["epochs"]["1"]["chunk_crc32"][1] ^= 1
+    (store_dir / MANIFEST).write_text(json.dumps(_seal(m)))
+    assert verify.main([str(store_dir)]) == 1
+    assert "epoch_0001.bin: chunk 1 fails manifest field 'epochs.1.chunk_crc32'" in capsys.readouterr().out
+    with pytest.raises(StoreError, match="chunk 1 .* fail manifest field 'epochs.1.chunk_crc32'"):
+        LogitStore.open(store_dir).read(1, [0])
