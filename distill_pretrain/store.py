@@ -139,13 +139,20 @@ def _rest_codes(rest: np.ndarray) -> np.ndarray:
     return np.where(rest < REST_P_MIN, 0, codes)
 
 
-def _write_bits(out: np.ndarray, offsets: np.ndarray, bits: int, fields: np.ndarray) -> None:
-    """OR little-endian bit fields [B, len(offsets)] of width ``bits`` into byte rows ``out`` (zeroed, padded)."""
-    span = (bits + 7 + 7) // 8
-    byte0 = offsets >> 3
-    shifted = fields.astype(np.int64) << (offsets & 7)
-    for j in range(span):  # fields are >= 8 bits wide, so for a fixed j no two fields hit the same byte
-        out[:, byte0 + j] |= ((shifted >> (8 * j)) & 0xFF).astype(np.uint8)
+def _write_fields(body: np.ndarray, start_bit: int, bits: int, fields: np.ndarray) -> None:
+    """OR little-endian bit fields [B, count] of width ``bits`` into the zeroed, contiguous byte rows ``body``
+    (padded by ≥ 8 bytes) at bit ``start_bit + j·bits``. Field t of every group (see `_read_fields`) goes through
+    one strided byte view per byte it touches: no two fields of one view share a byte, and no fancy indexing."""
+    rows, count = fields.shape
+    g = 8 // math.gcd(bits, 8)
+    gbytes, span = g * bits // 8, (bits + 7 + 7) // 8
+    for t in range(min(g, count)):
+        bit = start_bit + t * bits
+        shifted = fields[:, t::g].astype(np.uint64) << np.uint64(bit & 7)
+        for j in range(span):
+            view = np.ndarray((rows, shifted.shape[1]), np.uint8, buffer=body, offset=(bit >> 3) + j,
+                              strides=(body.strides[0], gbytes))
+            view |= (shifted >> np.uint64(8 * j)).astype(np.uint8)  # the low byte
 
 
 def _read_fields(buf: np.ndarray, rows: int, row_bytes: int, start_bit: int, bits: int, count: int) -> np.ndarray:
@@ -192,14 +199,15 @@ def encode_records(seeds: np.ndarray, indices: np.ndarray, values: np.ndarray, n
     end = lay["body_end"]
     if value_format == "fp16":
         out[:, 4:end] = np.ascontiguousarray(indices.astype("<" + np.dtype(lay["index_dtype"]).str[1:])).view(np.uint8)
-        out[:, end:] = np.ascontiguousarray(values.astype("<f2")).view(np.uint8)
+        # torch converts to fp16 ~75x faster than numpy (small values), with the same IEEE round-to-nearest-even
+        out[:, end:] = torch.from_numpy(np.ascontiguousarray(values)).to(torch.float16).numpy().view(np.uint8)
     else:
         fields = indices.astype(np.int64) | (_log_codes(values, VALUE_BITS, VALUE_P_MIN) << index_bits(num_classes))
         rest = _rest_codes(np.clip(1.0 - values.astype(np.float64).sum(1), 0.0, 1.0))
         f = lay["field_bits"]
         body = np.zeros((b, end - 4 + 8), np.uint8)
-        _write_bits(body, np.arange(k) * f, f, fields)
-        _write_bits(body, np.array([k * f]), REST_BITS, rest[:, None])
+        _write_fields(body, 0, f, fields)
+        _write_fields(body, k * f, REST_BITS, rest[:, None])
         out[:, 4:] = body[:, :end - 4]
     return out
 

@@ -176,3 +176,18 @@ def test_compact_decoder_reads_every_field_width(num_classes, k):
     np.testing.assert_array_equal(out.indices, idx)
     big = val > 1e-3
     np.testing.assert_allclose(out.values[big], val[big], rtol=0.1)
+
+
+@pytest.mark.parametrize("num_classes,k,value_format,digest", [
+    (1000, 5, "fp16", "a9ff56c6a259d884"), (1000, 5, "compact", "ff05f4d1dfb32bd5"),
+    (21841, 100, "fp16", "04c2fee46e4337fb"), (21841, 100, "compact", "b9208fc6a27bf8d9")])
+def test_record_bytes_are_pinned(num_classes, k, value_format, digest):
+    """The encoder's bytes equal those of the first (per-byte) encoder, digests taken from it: a faster encoder
+    must not change what a store holds."""
+    import hashlib
+    rng = np.random.default_rng(num_classes + k)
+    idx = np.stack([rng.choice(num_classes, k, replace=False) for _ in range(16)])
+    val = np.sort(rng.dirichlet(np.ones(128) * 0.1, 16)[:, :k], 1)[:, ::-1].astype(np.float32)
+    seeds = (np.arange(16, dtype=np.uint64) * 2654435761 % 2**32).astype(np.uint32)
+    raw = encode_records(seeds, idx, val, num_classes, value_format)
+    assert hashlib.sha256(raw.tobytes()).hexdigest()[:16] == digest
