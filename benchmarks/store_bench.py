@@ -266,7 +266,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     throughput = throughput_rows(200_000 if q else 1_281_167, 1024, 10, 10 if q else 40)
     print(f"throughput, one thread, best of rounds (goal compact read at K=100 ≥ {GOALS['read_per_s']:.0e}/s):")
     for r in throughput:
-        print(f"  C={r['num_classes']:5d} K={r['K']:3d} {r['format']:8s} random read {r['read_per_s'] / 1e6:.2f} M rec/s "
+        print(f"  C={r['num_classes']:5d} K={r['K']:3d} {r['format']:8s} random read {r['read_per_s'] / 1e6:.2f} "
+              f"M rec/s "
               f"({r['read_vs_fp16']:.2f}x fp16, batch {r['batch']})  write {r['write_per_s'] / 1e6:.2f} M rec/s "
               f"({r['write_MB_per_s']:.0f} MB/s)  first read of the epoch {r['first_read_check_s'] * 1e3:.0f} ms "
               f"({r['records']:,} records, crc32 check)")

@@ -129,7 +129,8 @@ def test_prefix_for_detector_checkpoints(source):
 
 
 def test_unknown_format_lists_formats_tried():
-    with pytest.raises(ValueError, match=r"not a TinyViT checkpoint \(unknown format\); tried ours.*timm.*official.*mmpretrain"):
+    with pytest.raises(ValueError, match=r"not a TinyViT checkpoint \(unknown format\); "
+                                         r"tried ours.*timm.*official.*mmpretrain"):
         load_pretrained(TinyViT("5m"), {"conv1.weight": torch.zeros(1)})
 
 
