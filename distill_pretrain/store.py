@@ -162,11 +162,14 @@ def _read_fields(buf: np.ndarray, rows: int, row_bytes: int, start_bit: int, bit
     Vectorised without bit unpacking: field offsets repeat every g = 8 / gcd(bits, 8) fields (g·bits/8 bytes). A run
     of fields t0..t0+h-1 of a group sits at bytes b0 + u·⌊bits/8⌋ with shifts s0 + u·(bits mod 8), so one strided,
     unaligned word view [rows, groups, h] reads the whole run as long as its largest shift plus ``bits`` fits the
-    word. At C=1,000 (17-bit fields) one run covers the group: one copy, one shift, one mask per batch.
+    word. One run (32- or 64-bit words) covers the group unless indices take 16 or 24 bits: one copy, one shift,
+    one mask per batch.
     """
     g = 8 // math.gcd(bits, 8)
     gbytes, groups = g * bits // 8, -(-count // g)
-    word = np.dtype("<u4") if bits + 7 <= 32 else np.dtype("<u8")
+    top_shift = (start_bit & 7) + (g - 1) * (bits & 7)  # of a single run over the whole group
+    one_run = [w for w in (4, 8) if top_shift + bits <= 8 * w]
+    word = np.dtype(f"<u{one_run[0] if one_run else (4 if bits + 7 <= 32 else 8)}")
     out, shifts = np.empty((rows, groups, g), word), np.empty(g, word)
     t0 = 0
     while t0 < g:

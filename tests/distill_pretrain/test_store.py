@@ -159,10 +159,10 @@ def test_epochs_saved_apart_merge_into_the_same_store(tmp_path):
         a.merge(LogitStore.create(tmp_path / "c", **_spec(topk=3)))
 
 
-@pytest.mark.parametrize("num_classes", [2, 10, 100, 256, 1000, 21841, 65536, 2**22])
+@pytest.mark.parametrize("num_classes", [2, 10, 100, 256, 1000, 21841, 65536, 2**22, 2**24])
 @pytest.mark.parametrize("k", [1, 3, 100])
 def test_compact_decoder_reads_every_field_width(num_classes, k):
-    """Field widths 8..29 bits: one-run, multi-run, 32- and 64-bit word paths of the strided decoder."""
+    """Field widths 8..31 bits: single-run and multi-run (16- and 24-bit indices), 32- and 64-bit word paths."""
     if k > num_classes:
         pytest.skip("K > C")
     rng = np.random.default_rng(k)
