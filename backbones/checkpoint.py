@@ -11,10 +11,12 @@ A detector/segmentor checkpoint of ours loads with `prefix='backbone.'`.
 """
 from __future__ import annotations
 
+import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from fnmatch import fnmatchcase
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -31,12 +33,14 @@ _PROBE = {
 
 @dataclass
 class LoadReport:
-    """What `load_pretrained` did: the detected format and the keys it could not place."""
+    """What `load_pretrained` did: the detected format, the keys it could not place (these go into records) and
+    the `allow_keys` patterns the caller accepted them under."""
 
     source_format: str
     missing_keys: list[str] = field(default_factory=list)
     unexpected_keys: list[str] = field(default_factory=list)
     skipped_keys: list[str] = field(default_factory=list)  # present but shaped for another head
+    allow_keys: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
@@ -44,29 +48,51 @@ class LoadReport:
                 f"{self.missing_keys[:8]}, {len(self.unexpected_keys)} unexpected {self.unexpected_keys[:8]}, "
                 f"{len(self.skipped_keys)} skipped {self.skipped_keys[:8]}")
 
+    def to_dict(self) -> dict[str, Any]:
+        """The key lists for a record's `backbone` block."""
+        return {"format": self.source_format, "missing_keys": list(self.missing_keys),
+                "unexpected_keys": list(self.unexpected_keys), "skipped_keys": list(self.skipped_keys)}
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:200]}" if text else type(err).__name__
 
 
 def read_checkpoint(path: str | Path, allow_pickle: bool = False) -> dict[str, Any]:
     """Read a checkpoint file: safetensors, or torch files of plain types (`weights_only=True`).
 
     Files that need arbitrary unpickling (old mmpretrain/official files with numpy or config objects in their
-    metadata) are refused unless `allow_pickle=True` (trusted files only).
+    metadata) are refused unless `allow_pickle=True` (trusted files only). A bad file raises a one-line
+    ValueError with the path and the cause: "empty", "truncated or corrupted", or "not a checkpoint".
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty checkpoint file (0 bytes)")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as err:  # SafetensorError: header too small / file not fully covered / ...
+            raise ValueError(f"{path}: truncated or corrupted safetensors file ({_first_line(err)})") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError subclasses or RuntimeError
-        if not allow_pickle:
-            raise ValueError(f"{path}: cannot be read with weights_only=True ({type(err).__name__}: "
-                             f"{str(err).splitlines()[0][:200]}); if you trust the file, pass allow_pickle=True") from err
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" not in str(err):  # only a disallowed class is a trust question
+            raise ValueError(f"{path}: truncated or corrupted checkpoint ({_first_line(err)})") from None
+        if not allow_pickle:  # a complete file whose pickle needs more than plain types
+            raise ValueError(f"{path}: cannot be read with weights_only=True (it pickles objects other than "
+                             f"tensors and plain types); if you trust the file, pass allow_pickle=True") from None
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err2:
+            raise ValueError(f"{path}: truncated or corrupted checkpoint ({_first_line(err2)})") from None
+    except Exception as err:  # zip reader errors, EOF in legacy files, OSError from a cut archive
+        raise ValueError(f"{path}: truncated or corrupted checkpoint ({_first_line(err)})") from None
     if not isinstance(obj, Mapping):
-        raise ValueError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
+        raise ValueError(f"{path}: not a TinyViT checkpoint (a {type(obj).__name__}, not a dict of weights)")
     return dict(obj)
 
 
@@ -133,18 +159,31 @@ def convert_state_dict(sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.
         return _rename(sd, _OFFICIAL_RULES), "official"
     if _PROBE["mmpretrain"] in keys or "backbone." + _PROBE["mmpretrain"] in keys:
         return _rename(sd, _MMPRETRAIN_RULES), "mmpretrain"
-    raise ValueError("unknown TinyViT checkpoint format; tried ours ('format' key), timm "
+    raise ValueError("not a TinyViT checkpoint (unknown format); tried ours ('format' key), timm "
                      f"({_PROBE['timm']}), official ({_PROBE['official']}), mmpretrain "
                      f"([backbone.]{_PROBE['mmpretrain']}); first keys: {sorted(keys)[:6]}")
 
 
+def _structural_keys(model: nn.Module) -> tuple[str, ...]:
+    """Patterns for the keys a backbone-mode TinyViT (`out_indices`) does not share with a classification
+    checkpoint: its own output norms (missing) and, without a head, the checkpoint's classifier (unexpected)."""
+    if getattr(model, "out_indices", None) is None:
+        return ()
+    return tuple(f"norm{i}.*" for i in model.out_indices) + (("head.*",) if model.head is None else ())
+
+
 def load_pretrained(model: nn.Module, checkpoint: str | Path | Mapping[str, Any], *, prefix: str | None = None,
-                    strict: bool = False, allow_pickle: bool = False, logger: Any = None) -> LoadReport:
+                    strict: bool = True, allow_keys: Sequence[str] = (), allow_pickle: bool = False,
+                    logger: Any = None) -> LoadReport:
     """Load TinyViT weights of any known format into `model`, by name.
 
-    Attention-bias tables of other window sizes are resized (bicubic); a classifier of another class count is
-    skipped (reported); any other shape mismatch raises with the key and both shapes. With `strict`, missing
-    keys raise too. Returns a `LoadReport`.
+    Attention-bias tables of other window sizes are resized (bicubic); a classifier of another class count
+    (including none: `num_classes=0`) is skipped and reported; any other shape mismatch raises with the key and
+    both shapes. With `strict` (default) a partial match raises naming the keys, unless every missing or
+    unexpected key matches an fnmatch pattern of `allow_keys` (e.g. `("head.*",)` to initialise a classifier from
+    a backbone-only checkpoint). A backbone-mode model is not a partial match for a classification checkpoint:
+    its output norms and the checkpoint's classifier are allowed (`_structural_keys`). Every missing, unexpected
+    and skipped key is in the returned `LoadReport` (records carry it).
     """
     obj = read_checkpoint(checkpoint, allow_pickle) if isinstance(checkpoint, (str, Path)) else checkpoint
     where = str(checkpoint) if isinstance(checkpoint, (str, Path)) else "state dict"
@@ -160,8 +199,14 @@ def load_pretrained(model: nn.Module, checkpoint: str | Path | Mapping[str, Any]
         fmt = "ours"
     sd = {k: v for k, v in sd.items() if not k.endswith("attention_bias_idxs")}
     own = model.state_dict()
-    report = LoadReport(fmt, meta=meta)
+    allowed = (*allow_keys, *_structural_keys(model))
+    report = LoadReport(fmt, allow_keys=list(allowed), meta=meta)
+    no_classifier = getattr(model, "head", None) is not None and getattr(model, "num_classes", None) == 0
     for key in list(sd):
+        if key.startswith("head.fc.") and no_classifier and key not in own:
+            report.skipped_keys.append(key)  # a classifier of 0 classes: the pooled features are the output
+            del sd[key]
+            continue
         if key not in own or key.endswith("attention_biases"):
             continue  # unexpected keys are reported by load_state_dict; bias tables resize on load
         if sd[key].shape != own[key].shape:
@@ -174,8 +219,15 @@ def load_pretrained(model: nn.Module, checkpoint: str | Path | Mapping[str, Any]
     result = model.load_state_dict(sd, strict=False)
     report.missing_keys = [k for k in result.missing_keys if k not in report.skipped_keys]
     report.unexpected_keys = list(result.unexpected_keys)
-    if strict and (report.missing_keys or report.unexpected_keys):
-        raise ValueError(f"{where}: strict load failed: {report}")
+    if strict:
+        refused = [k for k in report.missing_keys + report.unexpected_keys
+                   if not any(fnmatchcase(k, pattern) for pattern in allowed)]
+        if refused:
+            missing = [k for k in refused if k in report.missing_keys]
+            unexpected = [k for k in refused if k in report.unexpected_keys]
+            raise ValueError(f"{where}: partial match ({fmt} checkpoint): {len(missing)} missing {missing[:8]}, "
+                             f"{len(unexpected)} unexpected {unexpected[:8]}; pass allow_keys=[patterns] to "
+                             f"accept them, or strict=False")
     if logger is not None:
         logger.info(str(report))
     else:
@@ -185,12 +237,14 @@ def load_pretrained(model: nn.Module, checkpoint: str | Path | Mapping[str, Any]
 
 
 def build_from_checkpoint(checkpoint: str | Path | Mapping[str, Any], *, allow_pickle: bool = False,
-                          strict: bool = False, **overrides: Any) -> tuple[nn.Module, LoadReport]:
+                          strict: bool = True, allow_keys: Sequence[str] = (),
+                          **overrides: Any) -> tuple[nn.Module, LoadReport]:
     """A TinyViT built as the checkpoint describes, then loaded: `(model, report)`.
 
     Our format records arch, img_size and window_sizes in its metadata, so a student trained at 64 px with
     custom windows comes back exactly as trained; other formats need `arch=` (and optionally img_size /
     window_sizes) in `overrides`, which also replace metadata values (e.g. `out_indices`, `num_classes`).
+    `strict` / `allow_keys` as in `load_pretrained`.
     """
     from .tiny_vit import TinyViT
     obj = read_checkpoint(checkpoint, allow_pickle) if isinstance(checkpoint, (str, Path)) else checkpoint
@@ -203,5 +257,5 @@ def build_from_checkpoint(checkpoint: str | Path | Mapping[str, Any], *, allow_p
     if isinstance(kwargs.get("window_sizes"), list):
         kwargs["window_sizes"] = tuple(kwargs["window_sizes"])
     model = TinyViT(**kwargs)
-    report = load_pretrained(model, obj, strict=strict)
+    report = load_pretrained(model, obj, strict=strict, allow_keys=allow_keys)
     return model, report

@@ -6,10 +6,12 @@
 Config keys: ``dataset`` (see `build_dataset`), ``augment`` (`AugmentConfig`), ``teacher`` (`build_teacher`),
 ``store`` = dict(path, topk, value_format='fp16'|'compact', chunk_size), ``base_seed``, ``epochs`` (total planned),
 ``batch_size``, ``num_workers``, ``amp`` (GPU only). Each rank writes the chunks it owns (chunk % world_size) and
-batches never cross a chunk, so the store's bytes do not depend on the number of processes or workers (for the same
-hardware and per-process thread count). Killed at any point, rerunning the same command continues from the last
-finalized chunk and yields a byte-identical store. Epoch ranges saved into separate stores on other machines are
-combined with `LogitStore.merge`.
+batches never cross a chunk, so for the same ``batch_size`` and ``store.chunk_size`` the store's bytes do not depend
+on the number of processes or workers (same hardware, per-process thread count and library versions). The teacher's
+fp16 outputs do depend on the batch composition, so ``batch_size`` is recorded in the manifest and a resume with
+another batch size is refused. Killed at any point, rerunning the same command removes the temp files the killed run
+left, continues from the last finalized chunk and yields a byte-identical store. Epoch ranges saved into separate
+stores on other machines are combined with `LogitStore.merge`.
 """
 from __future__ import annotations
 
@@ -104,14 +106,15 @@ def open_store(cfg, dataset, identity: dict[str, Any], aug: AugmentConfig, rank:
     spec = dict(path=cfg.store.path, teacher=identity, num_classes=identity["num_classes"], topk=cfg.store.topk,
                 dataset=dataset.identity, transform=aug.to_dict(), base_seed=cfg.get("base_seed", 0),
                 value_format=cfg.store.get("value_format", "fp16"), chunk_size=cfg.store.get("chunk_size", 1024),
+                batch_size=cfg.get("batch_size", 64),
                 extra=dict(dataset_cfg=cfg.dataset.to_dict(), teacher_cfg=cfg.teacher.to_dict(),
                            epochs=cfg.get("epochs", 1)))
     store = None
     if rank == 0:
-        store = LogitStore.create(**spec)
+        store = LogitStore.create(**spec)  # also removes the temp files a killed run left
     _barrier()
-    if rank != 0:
-        store = LogitStore.create(**spec)  # the manifest exists: this only checks every field and opens it
+    if rank != 0:  # the manifest exists: this only checks every field and opens it (temps are rank 0's to remove)
+        store = LogitStore.create(**spec, remove_temps=False)
     return store
 
 

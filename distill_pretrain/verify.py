@@ -1,11 +1,13 @@
-"""Verify a logit store: checksums, completeness per epoch, and (given the teacher) a re-run of the teacher on
-N random replayed samples, reporting top-K index agreement and value error (the official --check-saved-logits).
+"""Verify a logit store: the manifest against itself (each field against its digest, record size and dtypes from
+C/K/format, classes vs the teacher, the epoch table), every epoch file's size and sha256 (naming the corrupt chunk),
+completeness per epoch, and (given the teacher) a re-run of the teacher on N random replayed samples, reporting
+top-K index agreement and value error (the official --check-saved-logits).
 
     python -m distill_pretrain.verify STORE [--teacher-config CONFIG] [--num-samples 64] [--out report.json]
 
 Without ``--teacher-config`` the teacher, dataset and augmentation are rebuilt from the store's manifest. Exit
-status 1 when a checksum fails, an epoch is incomplete, a replayed seed differs, or the top-K agreement is below
-``--min-agreement``.
+status 1 when the manifest is inconsistent, an epoch file is missing, truncated, extended or fails its checksum, an
+epoch is incomplete, a replayed seed differs, or the top-K agreement is below ``--min-agreement``.
 """
 from __future__ import annotations
 
@@ -76,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="write the report as JSON here")
     args = parser.parse_args(argv)
     try:
-        store = LogitStore.open(args.store)
+        store = LogitStore.open(args.store, check_files=False)  # the manifest is checked first; files below
     except StoreError as err:
         print(f"FAIL: {err}", file=sys.stderr)
         return 1
@@ -85,10 +87,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     checks = store.verify_checksums()
     report["checksums"] = {str(e): errs or "ok" for e, errs in checks.items()}
     report["completeness"] = completeness(store, args.epochs_planned)
+    report["unlisted_files"] = store.unlisted_files()
     ok = not any(checks.values()) and not report["completeness"]["missing"]
     print(f"{store}")
+    print("  manifest: consistent")
     for e, errs in checks.items():
         print(f"  epoch {e}: " + ("checksum ok" if not errs else "FAIL " + "; ".join(errs)))
+    if report["unlisted_files"]:
+        print(f"  note: {report['unlisted_files']} not in the manifest (a finalisation was killed; rerunning "
+              f"save_logits rewrites them)")
     c = report["completeness"]
     print(f"  completeness: {len(c['finalized'])}/{c['planned'] or '?'} epochs finalized"
           + (f", missing {c['missing']}" if c["missing"] else "")

@@ -90,7 +90,7 @@ def test_our_format_loads_with_weights_only(tmp_path, source):
 
 def test_backbone_mode_reports_head_and_missing_norms(source):
     model = TinyViT("5m", out_indices=(0, 1, 2, 3))
-    report = load_pretrained(model, source.state_dict())
+    report = load_pretrained(model, source.state_dict())  # strict: the backbone-mode difference is not partial
     assert sorted(report.missing_keys) == sorted(f"norm{i}.{p}" for i in range(4) for p in ("weight", "bias"))
     assert set(report.unexpected_keys) == {"head.norm.weight", "head.norm.bias", "head.fc.weight", "head.fc.bias"}
 
@@ -129,7 +129,8 @@ def test_prefix_for_detector_checkpoints(source):
 
 
 def test_unknown_format_lists_formats_tried():
-    with pytest.raises(ValueError, match=r"unknown TinyViT checkpoint format; tried ours.*timm.*official.*mmpretrain"):
+    with pytest.raises(ValueError, match=r"not a TinyViT checkpoint \(unknown format\); "
+                                         r"tried ours.*timm.*official.*mmpretrain"):
         load_pretrained(TinyViT("5m"), {"conv1.weight": torch.zeros(1)})
 
 
@@ -162,3 +163,63 @@ def test_build_from_checkpoint_restores_the_trained_architecture(tmp_path, rando
     assert _same_outputs(model.eval(), trained)
     with pytest.raises(ValueError, match="no 'arch' in the checkpoint metadata"):
         backbones.build_from_checkpoint(trained.state_dict())
+
+
+# ------------------------------------------------------------------------------------ bad files: one line, path, cause
+def _cut(path, keep):
+    data = path.read_bytes()
+    path.write_bytes(data[:keep(len(data))])
+    return path
+
+
+@pytest.mark.parametrize("name,make,cause", [
+    ("empty.pth", lambda p, sd: p.write_bytes(b""), "empty checkpoint file"),
+    ("cut.pth", lambda p, sd: (torch.save({"model": sd}, p), _cut(p, lambda n: n // 2)), "truncated or corrupted"),
+    ("cut_tail.pth", lambda p, sd: (torch.save({"model": sd}, p), _cut(p, lambda n: n - 20)), "truncated or corrupted"),
+    ("legacy_cut.pth", lambda p, sd: (torch.save({"model": sd}, p, _use_new_zipfile_serialization=False),
+                                      _cut(p, lambda n: n // 2)), "truncated or corrupted"),
+    ("legacy_head.pth", lambda p, sd: (torch.save({"model": sd}, p, _use_new_zipfile_serialization=False),
+                                       _cut(p, lambda n: 10)), "truncated or corrupted"),
+    ("cut.safetensors", lambda p, sd: (__import__("safetensors.torch").torch.save_file(
+        {k: v.contiguous() for k, v in sd.items()}, str(p)), _cut(p, lambda n: n // 2)), "truncated or corrupted"),
+    ("text.pth", lambda p, sd: p.write_text("not a checkpoint at all"), "truncated or corrupted"),
+    ("list.pth", lambda p, sd: torch.save([1, 2], p), "not a TinyViT checkpoint"),
+    ("resnet.pth", lambda p, sd: torch.save({"conv1.weight": torch.zeros(1)}, p), "not a TinyViT checkpoint"),
+])
+def test_bad_file_gives_one_line_with_path_and_cause(tmp_path, source, name, make, cause):
+    path = tmp_path / name
+    make(path, source.state_dict())
+    with pytest.raises(ValueError) as info:
+        load_pretrained(TinyViT("5m"), path)
+    message = str(info.value)
+    assert message.startswith(str(path)) and cause in message and "\n" not in message, message
+    assert "allow_pickle" not in message  # a damaged file is not a trust problem
+
+
+def test_partial_match_raises_naming_the_keys_unless_allowed(source):
+    sd = {k: v for k, v in source.state_dict().items() if not k.startswith("stages.3.blocks.1.")}
+    dropped = [k for k in TinyViT("5m").state_dict() if k.startswith("stages.3.blocks.1.")
+               and not k.endswith("num_batches_tracked")]  # BatchNorm fills that one in itself
+    sd["extra.weight"] = torch.zeros(1)
+    with pytest.raises(ValueError, match=rf"partial match \(timm checkpoint\): {len(dropped)} missing "
+                                         r"\['stages.3.blocks.1.*1 unexpected \['extra.weight'\]"):
+        load_pretrained(TinyViT("5m"), sd)
+    with pytest.raises(ValueError, match=r"1 unexpected \['extra.weight'\]"):
+        load_pretrained(TinyViT("5m"), sd, allow_keys=["stages.3.blocks.1.*"])  # every key must be allowed
+    report = load_pretrained(TinyViT("5m"), sd, allow_keys=["stages.3.blocks.1.*", "extra.*"])
+    assert sorted(report.missing_keys) == sorted(dropped) and report.unexpected_keys == ["extra.weight"]
+    assert report.to_dict()["unexpected_keys"] == ["extra.weight"]
+    assert load_pretrained(TinyViT("5m"), sd, strict=False).missing_keys == report.missing_keys
+
+
+def test_backbone_only_checkpoint_into_a_classifier_needs_allow_keys(source):
+    backbone_sd = {k: v for k, v in source.state_dict().items() if not k.startswith("head.")}
+    with pytest.raises(ValueError, match=r"4 missing \['head.norm.weight', 'head.norm.bias', 'head.fc.weight'"):
+        load_pretrained(TinyViT("5m", num_classes=10), backbone_sd)
+    report = load_pretrained(TinyViT("5m", num_classes=10), backbone_sd, allow_keys=("head.*",))
+    assert report.allow_keys == ["head.*"] and len(report.missing_keys) == 4
+
+
+def test_features_model_skips_the_classifier(source):
+    report = load_pretrained(TinyViT("5m", num_classes=0), source.state_dict())
+    assert report.skipped_keys == ["head.fc.weight", "head.fc.bias"] and not report.unexpected_keys

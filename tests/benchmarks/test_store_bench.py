@@ -22,3 +22,26 @@ def test_kl_rows_and_plot(tmp_path):
     assert kls[100]["kl_dense_fp16"] < kls[10]["kl_dense_fp16"]  # larger K, closer to the dense target
     paths = plot_storage_vs_k(storage_rows(), tmp_path)
     assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_measured_rows_become_valid_records(tmp_path):
+    """The benchmark's own measurements (tiny sizes) go through the record schema: store/replay take no backbone."""
+    from benchmarks.store_bench import _records, checksum_rows, replay_cost, throughput_rows
+    from contracts.records import read_records
+    torch.manual_seed(0)
+    kls = kl_rows((torch.randn(8, 1000) * 4).softmax(-1))
+    throughput = throughput_rows(3000, 64, 2, rounds=1, cases=((1000, 100),))
+    assert {r["format"] for r in throughput} == {"fp16", "compact"}
+    assert all(r["read_per_s"] > 0 and r["first_read_check_s"] > 0 for r in throughput)
+    compact = next(r for r in throughput if r["format"] == "compact")
+    assert compact["read_vs_fp16"] == compact["read_per_s"] / next(
+        r["read_per_s"] for r in throughput if r["format"] == "fp16")
+    checksums = checksum_rows(1, rounds=1)
+    paths = _records(storage_rows(), kls, throughput, checksums, replay_cost(2, 32, 1), True, str(tmp_path))
+    records = read_records(tmp_path)
+    assert len(records) == len(paths) == len(storage_rows()) + 2
+    assert all(r["backbone"] is None for r in records)
+    measured = [r for r in records if r["task"] == "store" and "read_per_s" in r["metrics"]]
+    assert sorted(r["setting"]["format"] for r in measured) == ["compact", "fp16"]
+    assert all(r["dataset"] == "imagenet-1k" and r["setting"]["K"] == 100 for r in measured)
+    assert any(r["metrics"].get("crc32_MB_s", 0) > 0 for r in records)

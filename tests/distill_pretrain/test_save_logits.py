@@ -69,6 +69,25 @@ def test_saved_topk_is_the_teachers(reference, tmp_path):
 def test_mismatching_rerun_is_refused(reference):
     with pytest.raises(StoreError, match="field 'topk'"):
         save_logits.main([CONFIG, *_options(reference, "store.topk=5")])
+    assert LogitStore.open(reference).manifest["batch_size"] == 4
+    with pytest.raises(StoreError, match="field 'batch_size' is 4, but this run uses 8"):
+        save_logits.main([CONFIG, *_options(reference, "batch_size=8")])
+
+
+def test_rerun_after_a_kill_during_finalisation_leaves_no_temp_files(reference, tmp_path):
+    """A kill while epoch 1's file (and the manifest) were being written leaves their temps; the rerun removes
+    them and finishes the store byte-identical to an uninterrupted run."""
+    path = tmp_path / "store"
+    assert save_logits.main([CONFIG, *_options(path), "--epochs", "0"]) == 0
+    epoch_size = (reference / "epoch_0001.bin").stat().st_size
+    orphans = [path / ".epoch_0001.bin.k1ll3d.tmp", path / ".manifest.json.k1ll3d.tmp",
+               path / "epoch_0001.parts" / ".c000002-0f.bin.k1ll3d.tmp"]
+    for orphan in orphans:
+        orphan.parent.mkdir(exist_ok=True)
+        orphan.write_bytes(b"\0" * epoch_size)
+    assert save_logits.main([CONFIG, *_options(path)]) == 0
+    assert not list(path.rglob("*.tmp")) and not list(path.glob("*.parts"))
+    assert _store_bytes(path) == _store_bytes(reference)
 
 
 @pytest.mark.slow

@@ -112,29 +112,35 @@ def test_mismatch_is_refused_naming_the_field(tmp_path, field, value):
         LogitStore.create(tmp_path / "s", **_spec(**{field: value}))
 
 
-def test_truncated_and_corrupt_files_are_detected(tmp_path):
+def test_corrupt_part_file_is_refused_when_the_epoch_is_assembled(tmp_path):
     store = LogitStore.create(tmp_path / "s", **_spec())
     _fill_epoch(store, 0)
-    store.finalize_epoch(0)
-    _fill_epoch(store, 1)
-    store.finalize_epoch(1)
-    f0, f1 = store.epoch_file(0), store.epoch_file(1)
-    data = bytearray(f1.read_bytes())
-    data[store.record_bytes * 5 + 7] ^= 0xFF  # index 5 lies in chunk 1
-    f1.write_bytes(bytes(data))
-    f0.write_bytes(f0.read_bytes()[:-3])
-    reader = LogitStore.open(tmp_path / "s")
-    problems = reader.verify_checksums()
-    assert "truncated" in problems[0][0]
-    assert problems[1] == ["epoch_0001.bin: chunk 1 (indices 4..7) checksum mismatch"]
-    with pytest.raises(StoreError, match="truncated"):
-        reader.read(0, [0])
-    # a corrupt part file (its name carries its checksum) is refused when the epoch is assembled
-    _fill_epoch(store, 2)
-    part = sorted((tmp_path / "s" / "epoch_0002.parts").glob("c000000-*.bin"))[0]
+    part = sorted((tmp_path / "s" / "epoch_0000.parts").glob("c000000-*.bin"))[0]  # its name carries its sha256
     part.write_bytes(b"\0" * part.stat().st_size)
     with pytest.raises(StoreError, match="checksum mismatch"):
-        store.finalize_epoch(2)
+        store.finalize_epoch(0)
+
+
+def test_resume_with_another_batch_size_is_refused_naming_both(tmp_path):
+    LogitStore.create(tmp_path / "s", **_spec(batch_size=4))
+    assert LogitStore.create(tmp_path / "s", **_spec(batch_size=4)).manifest["batch_size"] == 4
+    with pytest.raises(StoreError, match=r"field 'batch_size' is 4, but this run uses 8"):
+        LogitStore.create(tmp_path / "s", **_spec(batch_size=8))
+
+
+def test_reopening_removes_orphaned_temps_unless_told_not_to(tmp_path):
+    store = LogitStore.create(tmp_path / "s", **_spec())
+    _fill_epoch(store, 0)
+    root = tmp_path / "s"
+    temps = [root / ".epoch_0000.bin.k1ll3d.tmp", root / ".manifest.json.x9.tmp",
+             root / "epoch_0000.parts" / ".c000001-ab.bin.q2.tmp"]
+    for t in temps:
+        t.write_bytes(b"\0" * 100)
+    LogitStore.create(root, **_spec(), remove_temps=False)  # another rank of the same run: leaves them
+    assert all(t.exists() for t in temps)
+    LogitStore.create(root, **_spec())
+    assert not list(root.rglob("*.tmp"))
+    assert store.finalize_epoch(0)  # the finished chunks were kept
 
 
 def test_epochs_saved_apart_merge_into_the_same_store(tmp_path):
@@ -151,3 +157,37 @@ def test_epochs_saved_apart_merge_into_the_same_store(tmp_path):
     assert files(tmp_path / "a") == files(tmp_path / "one")
     with pytest.raises(StoreError, match="field 'topk'"):
         a.merge(LogitStore.create(tmp_path / "c", **_spec(topk=3)))
+
+
+@pytest.mark.parametrize("num_classes", [2, 10, 100, 256, 1000, 21841, 65536, 2**22, 2**24])
+@pytest.mark.parametrize("k", [1, 3, 100])
+def test_compact_decoder_reads_every_field_width(num_classes, k):
+    """Field widths 8..31 bits: single-run and multi-run (16- and 24-bit indices), 32- and 64-bit word paths."""
+    if k > num_classes:
+        pytest.skip("K > C")
+    rng = np.random.default_rng(k)
+    idx = np.stack([rng.choice(num_classes, k, replace=False) for _ in range(37)])
+    idx[0] = np.arange(num_classes - k, num_classes)  # the largest indices: every bit of the field set
+    val = np.sort(rng.dirichlet(np.ones(max(k, 8)), 37)[:, :k], 1)[:, ::-1]
+    seeds = rng.integers(0, 2**32, 37, dtype=np.uint64).astype(np.uint32)
+    seeds[0] = 2**32 - 1
+    out = decode_records(encode_records(seeds, idx, val, num_classes, "compact"), num_classes, k, "compact")
+    np.testing.assert_array_equal(out.seeds, seeds)
+    np.testing.assert_array_equal(out.indices, idx)
+    big = val > 1e-3
+    np.testing.assert_allclose(out.values[big], val[big], rtol=0.1)
+
+
+@pytest.mark.parametrize("num_classes,k,value_format,digest", [
+    (1000, 5, "fp16", "a9ff56c6a259d884"), (1000, 5, "compact", "ff05f4d1dfb32bd5"),
+    (21841, 100, "fp16", "04c2fee46e4337fb"), (21841, 100, "compact", "b9208fc6a27bf8d9")])
+def test_record_bytes_are_pinned(num_classes, k, value_format, digest):
+    """The encoder's bytes equal those of the first (per-byte) encoder, digests taken from it: a faster encoder
+    must not change what a store holds."""
+    import hashlib
+    rng = np.random.default_rng(num_classes + k)
+    idx = np.stack([rng.choice(num_classes, k, replace=False) for _ in range(16)])
+    val = np.sort(rng.dirichlet(np.ones(128) * 0.1, 16)[:, :k], 1)[:, ::-1].astype(np.float32)
+    seeds = (np.arange(16, dtype=np.uint64) * 2654435761 % 2**32).astype(np.uint32)
+    raw = encode_records(seeds, idx, val, num_classes, value_format)
+    assert hashlib.sha256(raw.tobytes()).hexdigest()[:16] == digest
