@@ -174,7 +174,7 @@ def _structural_keys(model: nn.Module) -> tuple[str, ...]:
 
 def load_pretrained(model: nn.Module, checkpoint: str | Path | Mapping[str, Any], *, prefix: str | None = None,
                     strict: bool = True, allow_keys: Sequence[str] = (), allow_pickle: bool = False,
-                    logger: Any = None) -> LoadReport:
+                    logger: Any = None, label: str | None = None) -> LoadReport:
     """Load TinyViT weights of any known format into `model`, by name.
 
     Attention-bias tables of other window sizes are resized (bicubic); a classifier of another class count
@@ -183,10 +183,11 @@ def load_pretrained(model: nn.Module, checkpoint: str | Path | Mapping[str, Any]
     unexpected key matches an fnmatch pattern of `allow_keys` (e.g. `("head.*",)` to initialise a classifier from
     a backbone-only checkpoint). A backbone-mode model is not a partial match for a classification checkpoint:
     its output norms and the checkpoint's classifier are allowed (`_structural_keys`). Every missing, unexpected
-    and skipped key is in the returned `LoadReport` (records carry it).
+    and skipped key is in the returned `LoadReport` (records carry it). `label` names an in-memory checkpoint in
+    errors (e.g. the file it was read from).
     """
     obj = read_checkpoint(checkpoint, allow_pickle) if isinstance(checkpoint, (str, Path)) else checkpoint
-    where = str(checkpoint) if isinstance(checkpoint, (str, Path)) else "state dict"
+    where = str(checkpoint) if isinstance(checkpoint, (str, Path)) else (label or "state dict")
     sd, meta = _unwrap(obj)
     ours = obj.get("format") == CHECKPOINT_FORMAT
     if prefix:
@@ -257,5 +258,6 @@ def build_from_checkpoint(checkpoint: str | Path | Mapping[str, Any], *, allow_p
     if isinstance(kwargs.get("window_sizes"), list):
         kwargs["window_sizes"] = tuple(kwargs["window_sizes"])
     model = TinyViT(**kwargs)
-    report = load_pretrained(model, obj, strict=strict, allow_keys=allow_keys)
+    label = str(checkpoint) if isinstance(checkpoint, (str, Path)) else None
+    report = load_pretrained(model, obj, strict=strict, allow_keys=allow_keys, label=label)
     return model, report

@@ -220,9 +220,11 @@ def load_backbone(spec: str | Mapping[str, Any] | nn.Module | Backbone, checkpoi
             model = TinyViT(arch=arch_name, img_size=img_size, num_classes=0)
             record = backbone_block(name, "random", init_seed=seed)
         else:  # the architecture the checkpoint records (e.g. a 64-px student's windows), not img_size's default
-            model, report = build_from_checkpoint(path, arch=arch_name, num_classes=0, allow_pickle=allow_pickle)
-            load_report = check_load(str(path), report.missing_keys, report.unexpected_keys,
-                                     [*TINYVIT_HEAD_KEYS, *allow_keys])
+            allowed = [*TINYVIT_HEAD_KEYS, *allow_keys]
+            model, report = build_from_checkpoint(path, arch=arch_name, num_classes=0, allow_pickle=allow_pickle,
+                                                  allow_keys=allowed)
+            load_report = {"missing": report.missing_keys, "unexpected": report.unexpected_keys,
+                           "skipped": report.skipped_keys, "allowed": allowed}
             record = describe_checkpoint(path, name, pretrain=pretrain, allow_pickle=allow_pickle,
                                          load_report=load_report)
     elif kind == "timm":

@@ -24,7 +24,8 @@ def test_tinyvit_distill_checkpoint_and_random(tmp_path):
     bb = load_backbone("tinyvit-5m", path)
     assert bb.record_info() == {"name": "tinyvit-5m", "source": "distill", "pretrain": "in21k-distill",
                                 "checkpoint_sha256": file_sha256(path), "checkpoint": "student.pth",
-                                "load_report": {"missing": [], "unexpected": ["head.fc.weight", "head.fc.bias"],
+                                "load_report": {"missing": [], "unexpected": [],
+                                                "skipped": ["head.fc.weight", "head.fc.bias"],
                                                 "allowed": ["head.fc.*"]}}
     assert not bb.model.training and all(not p.requires_grad for p in bb.model.parameters())
     x = torch.randn(2, 3, 64, 64)
@@ -51,7 +52,7 @@ def test_partial_tinyvit_checkpoint_is_an_error_unless_allowed(tmp_path):
     save_checkpoint(path, {k: v for k, v in state.items() if k not in dropped},
                     {"arch": "5m", "img_size": 224, "window_sizes": [7, 7, 14, 7], "num_classes": 0, "epoch": 0,
                      "mode": "stored", "pretrain": "in21k-distill"})
-    with pytest.raises(ValueError, match=rf"partial\.pth: checkpoint only partly matches the model: "
+    with pytest.raises(ValueError, match=rf"partial\.pth: partial match \(ours checkpoint\): "
                                          r"18 missing \['stages\.3\.blocks\.1\."):
         load_backbone("tinyvit-5m", path)
     bb = load_backbone("tinyvit-5m", path, allow_keys=["stages.3.blocks.1.*"])
