@@ -221,7 +221,8 @@ def _locked(root: Path):
 
 # The fields a reader may demand, and how they are compared.
 EXPECTABLE = ("format", "num_classes", "topk", "value_format", "teacher", "transform", "transform_hash", "dataset",
-              "base_seed", "chunk_size")
+              "base_seed", "chunk_size", "pipeline")
+DEFAULT_PIPELINE = "pil"  # the replay pipeline of stores whose manifest predates the field
 
 
 class LogitStore:
@@ -238,12 +239,13 @@ class LogitStore:
     def create(cls, path: str | Path, *, teacher: Mapping[str, Any], num_classes: int, topk: int,
                dataset: Mapping[str, Any], transform: Mapping[str, Any], base_seed: int,
                value_format: str = "fp16", chunk_size: int = 1024,
-               extra: Mapping[str, Any] | None = None) -> "LogitStore":
+               extra: Mapping[str, Any] | None = None, pipeline: str = DEFAULT_PIPELINE) -> "LogitStore":
         """Create a store, or reopen an existing one for more epochs / resuming after checking every field.
 
         teacher: identity dict with at least ``name`` and ``weights_sha256``; dataset: identity dict with at
         least ``length`` and ``sha256``; transform: the augmentation config as a dict (its hash is stored).
         extra: free-form provenance (configs to rebuild teacher/dataset), not compared.
+        pipeline: the replay pipeline that made the augmentations (`distill_pretrain.replay.PIPELINES`).
         """
         path = Path(path)
         for key in ("name", "weights_sha256"):
@@ -260,7 +262,7 @@ class LogitStore:
             "value_dtype": lay["value_dtype"], "record_bytes": lay["record_bytes"],
             "transform": transform, "transform_hash": config_hash(transform),
             "dataset": _canonical(dict(dataset)), "base_seed": int(base_seed),
-            "seed_policy": SEED_POLICY, "chunk_size": int(chunk_size),
+            "seed_policy": SEED_POLICY, "chunk_size": int(chunk_size), "pipeline": str(pipeline),
             "extra": _canonical(dict(extra or {})), "epochs": {},
         }
         path.mkdir(parents=True, exist_ok=True)
@@ -280,7 +282,7 @@ class LogitStore:
 
         expect keys: format, num_classes, topk, value_format, teacher (identity dict, or a name / sha256 string),
         transform (dict or object with ``to_dict``), transform_hash, dataset (identity dict or its sha256),
-        base_seed, chunk_size.
+        base_seed, chunk_size, pipeline.
         """
         path = Path(path)
         mpath = path / MANIFEST
@@ -290,6 +292,7 @@ class LogitStore:
             manifest = json.loads(mpath.read_text())
         except json.JSONDecodeError as err:
             raise StoreError(f"{mpath}: corrupt manifest ({err})") from err
+        manifest.setdefault("pipeline", DEFAULT_PIPELINE)
         if manifest.get("format") != FORMAT:
             raise StoreError(f"{mpath}: field 'format' is {manifest.get('format')!r}, expected {FORMAT!r}")
         for key, want in (expect or {}).items():
@@ -314,6 +317,10 @@ class LogitStore:
         elif key == "dataset":
             want = _canonical(dict(want))
             ok = all(have.get(k) == want.get(k) for k in ("length", "sha256"))
+        elif key == "pipeline" and have != want:
+            raise StoreError(f"{path}: the store was made by the {have!r} replay pipeline, this reader replays with "
+                             f"{want!r}; the pixels would differ from what the teacher saw — use pipeline={have!r} "
+                             f"or accept approximate replay explicitly")
         else:
             ok = _canonical(want) == have
         if not ok:
@@ -371,6 +378,7 @@ class LogitStore:
     def reload(self) -> None:
         """Re-read the manifest (another rank or machine may have finalized epochs)."""
         self._manifest = json.loads((self.path / MANIFEST).read_text())
+        self._manifest.setdefault("pipeline", DEFAULT_PIPELINE)
 
     def finalized_chunks(self, epoch: int) -> dict[int, Path]:
         """Chunks of an unfinished epoch whose files are complete (size and checksum match their name)."""
