@@ -1,10 +1,11 @@
 """Batched pixel operations of the tensor replay pipeline, one parameter set per image (row).
 
 Each kernel maps uint8 images ``x`` [R, 3, H, W] and per-row arguments to uint8 images, following the PIL
-operation timm applies (``ImageEnhance``, ``ImageOps``, affine transforms). Every output pixel is a function of its
-own row only, computed with integer arithmetic, table look-ups or single IEEE float operations per torch call (no
-cross-row reductions, no transcendental functions on pixels), so a row's result does not depend on the batch it is
-in, on the batch size or on the number of threads.
+operation timm applies (``ImageEnhance``, ``ImageOps``, affine transforms); all but the affine ones give PIL's
+very pixels (AutoContrast within 1). Every output pixel is a function of its own row only — integer arithmetic,
+exact integer reductions (histograms, sums, min/max), look-up tables, elementwise IEEE float operations and
+bilinear ``grid_sample`` — so a row's result does not depend on the batch it is in, the batch size or the number
+of threads. CPU and CUDA may differ in the last bit of the affine ops (fused multiply-add in CUDA kernels).
 """
 from __future__ import annotations
 
@@ -93,10 +94,11 @@ def _lut(x: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
 
 
 def _histogram(x: torch.Tensor) -> torch.Tensor:
+    """Per-row, per-channel 256-bin histograms, int64 [R, 3, 256] (exact counts)."""
     r, c = x.shape[:2]
-    flat = x.reshape(r * c, -1).to(torch.int64)
-    hist = torch.zeros(r * c, 256, dtype=torch.int64, device=x.device)
-    return hist.scatter_add_(1, flat, torch.ones_like(flat)).reshape(r, c, 256)
+    offsets = torch.arange(0, r * c * 256, 256, device=x.device).view(r, c, 1)
+    flat = (x.reshape(r, c, -1).to(torch.int64) + offsets).reshape(-1)
+    return torch.bincount(flat, minlength=r * c * 256).reshape(r, c, 256)
 
 
 def autocontrast(x: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
@@ -124,7 +126,8 @@ def equalize(x: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
 
 def affine(x: torch.Tensor, matrix: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
     """PIL ``Image.transform(AFFINE)`` semantics with bilinear sampling: output pixel centre (x+½, y+½) reads the
-    input at (a·x + b·y + c, d·x + e·y + f) (pixel-edge coordinates); sources outside the image take ``fill``."""
+    input at (a·x + b·y + c, d·x + e·y + f) (pixel-edge coordinates); sources outside the image take ``fill``,
+    taps beyond the edge repeat it (torch's grid_sample, border padding)."""
     r, ch, h, w = x.shape
     m = matrix.to(torch.float32)
     xs = (torch.arange(w, dtype=torch.float32, device=x.device) + 0.5).view(1, 1, w)
@@ -133,23 +136,14 @@ def affine(x: torch.Tensor, matrix: torch.Tensor, fill: torch.Tensor) -> torch.T
     def row(k: int) -> torch.Tensor:
         return m[:, k].view(r, 1, 1)
 
-    u = xs * row(0) + ys * row(1) + row(2)  # [R, H, W]; one IEEE operation per torch call (no fused multiply-add)
+    u = xs * row(0) + ys * row(1) + row(2)  # [R, H, W] source coordinates, one IEEE operation per torch call
     v = xs * row(3) + ys * row(4) + row(5)
-    outside = (u < 0) | (u >= w) | (v < 0) | (v >= h)
-    u, v = u - 0.5, v - 0.5
-    x0, y0 = u.floor(), v.floor()
-    fx, fy = (u - x0)[:, None], (v - y0)[:, None]
-    x0, y0 = x0.to(torch.int64), y0.to(torch.int64)
-    flat = x.reshape(r, ch, h * w).to(torch.float32)
-
-    def tap(yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
-        idx = yy.clamp(0, h - 1) * w + xx.clamp(0, w - 1)
-        return flat.gather(2, idx.reshape(r, 1, h * w).expand(r, ch, h * w)).reshape(r, ch, h, w)
-
-    top = tap(y0, x0) * (1 - fx) + tap(y0, x0 + 1) * fx
-    bottom = tap(y0 + 1, x0) * (1 - fx) + tap(y0 + 1, x0 + 1) * fx
-    out = (top * (1 - fy) + bottom * fy).add_(0.5).clamp_(0.0, 255.0).floor_().to(torch.uint8)
-    return torch.where(outside[:, None], fill.to(x.device, torch.uint8).view(1, ch, 1, 1), out)
+    outside = ((u < 0) | (u >= w) | (v < 0) | (v >= h))[:, None]
+    grid = torch.stack((u * (2.0 / w) - 1.0, v * (2.0 / h) - 1.0), dim=-1)  # align_corners=False coordinates
+    out = torch.nn.functional.grid_sample(x.to(torch.float32), grid, mode="bilinear", padding_mode="border",
+                                          align_corners=False)
+    out = out.add_(0.5).clamp_(0.0, 255.0).floor_().to(torch.uint8)
+    return torch.where(outside, fill.to(x.device, torch.uint8).view(1, ch, 1, 1), out)
 
 
 def apply(op: int, x: torch.Tensor, args: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:

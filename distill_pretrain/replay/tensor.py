@@ -278,29 +278,21 @@ class TensorAugment:
         return {**{k: v for k, v in batch.items() if k != "raw"}, "image": out}
 
     def _erase(self, y: torch.Tensor, erase: torch.Tensor, device: torch.device) -> None:
-        if not erase.numel():
-            return
-        r, c, h, w = y.shape
-        ys = torch.arange(h, device=device).view(1, 1, h, 1)
-        xs = torch.arange(w, device=device).view(1, 1, 1, w)
+        """Fill each drawn box (top, left, h, w, noise offset) with noise-table values (timm's modes)."""
+        mode = self.plan.erasing.mode if self.plan.erasing else "const"
+        c, h, w = y.shape[1:]
         table = noise_table(device)
-        mode = self.plan.erasing.mode
-        if mode == "pixel":
-            where = torch.arange(c * h * w, device=device).view(1, c, h, w)
-        else:
-            where = torch.arange(c, device=device).view(1, c, 1, 1)
-        for k in range(erase.shape[1]):
-            rows = (erase[:, k, 2] > 0).nonzero()[:, 0]
-            if not len(rows):
-                continue
-            top, left, bh, bw, off = (erase[rows, k, j].to(device).view(-1, 1, 1, 1) for j in range(5))
-            mask = (ys >= top) & (ys < top + bh) & (xs >= left) & (xs < left + bw)
-            if mode in ("pixel", "rand"):
-                fill = table[(where + off) & ((1 << NOISE_BITS) - 1)]
+        where = torch.arange(c * h * w, device=device).view(c, h, w) if mode == "pixel" else \
+            torch.arange(c, device=device).view(c, 1, 1)
+        for r, k in (erase[:, :, 2] > 0).nonzero().tolist():  # rows × boxes that erase; a few per batch
+            top, left, bh, bw, off = erase[r, k].tolist()
+            box = y[r, :, top:top + bh, left:left + bw]
+            if mode == "pixel":
+                box.copy_(table[(where[:, top:top + bh, left:left + bw] + off) & ((1 << NOISE_BITS) - 1)])
+            elif mode == "rand":
+                box.copy_(table[(where + off) & ((1 << NOISE_BITS) - 1)].expand_as(box))
             else:
-                fill = torch.zeros((), device=device)
-            dev_rows = rows.to(device)
-            y[dev_rows] = torch.where(mask, fill, y[dev_rows])
+                box.zero_()
 
     @staticmethod
     def _mix(y: torch.Tensor, raw: Mapping[str, torch.Tensor], n: int, device: torch.device) -> torch.Tensor:
