@@ -249,8 +249,12 @@ class ReplayDataset(Dataset):
             mix = (params.partner, params.lam, plabel)
         return {"image": x, "index": index, "seed": seed, "label": label, "mix": mix, "error": error}
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.get(index, self.epoch)
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """Sample ``key`` of the epoch set by `set_epoch`, or ``key = (epoch, index)``: a sampler that yields such
+        pairs lets persistent DataLoader workers (which never see `set_epoch`) serve every epoch."""
+        if isinstance(key, tuple):
+            return self.get(key[1], key[0])
+        return self.get(key, self.epoch)
 
 
 def collate_replay(batch: list[dict[str, Any]]) -> dict[str, Any]:
