@@ -229,7 +229,7 @@ def collate_tensor_replay(batch: list[dict[str, Any]]) -> dict[str, Any]:
            "args": torch.from_numpy(np.stack([r["args"] for r in rows])),
            "erase": torch.from_numpy(np.stack([r["erase"] for r in rows])),
            "mix_row": torch.tensor(mix_row, dtype=torch.int64),
-           "mix_w1": torch.tensor(w1, dtype=torch.float32), "mix_w2": torch.tensor(w2, dtype=torch.float32),
+           "mix_w1": torch.tensor(w1, dtype=torch.float64), "mix_w2": torch.tensor(w2, dtype=torch.float64),
            "mix_box": torch.tensor(box, dtype=torch.int64)}
     return {"raw": raw, **collate_meta(batch)}
 
@@ -274,7 +274,7 @@ class TensorAugment:
         std = torch.tensor(self.cfg.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
         y = x.to(torch.float32).div_(255).sub_(mean).div_(std)  # = ToTensor + Normalize
         self._erase(y, raw["erase"], device)
-        out = self._mix(y, raw, len(batch["index"]), device)
+        out = self._mix(y, raw, len(batch["index"]))
         return {**{k: v for k, v in batch.items() if k != "raw"}, "image": out}
 
     def _erase(self, y: torch.Tensor, erase: torch.Tensor, device: torch.device) -> None:
@@ -295,26 +295,16 @@ class TensorAugment:
                 box.zero_()
 
     @staticmethod
-    def _mix(y: torch.Tensor, raw: Mapping[str, torch.Tensor], n: int, device: torch.device) -> torch.Tensor:
-        out = y[:n]
-        partner = raw["mix_row"]
-        if not bool((partner >= 0).any()):
-            return out.contiguous()
-        out = out.clone()
-        box = raw["mix_box"]
-        mixup = ((partner >= 0) & (box[:, 0] < 0)).nonzero()[:, 0]
-        if len(mixup):
-            w1 = raw["mix_w1"][mixup].to(device).view(-1, 1, 1, 1)
-            w2 = raw["mix_w2"][mixup].to(device).view(-1, 1, 1, 1)
-            rows = mixup.to(device)
-            out[rows] = y[rows] * w1 + y[partner[mixup].to(device)] * w2
-        cutmix = ((partner >= 0) & (box[:, 0] >= 0)).nonzero()[:, 0]
-        if len(cutmix):
-            h, w = y.shape[-2:]
-            y0, y1, x0, x1 = (box[cutmix, j].to(device).view(-1, 1, 1, 1) for j in range(4))
-            ys = torch.arange(h, device=device).view(1, 1, h, 1)
-            xs = torch.arange(w, device=device).view(1, 1, 1, w)
-            inside = (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)
-            rows = cutmix.to(device)
-            out[rows] = torch.where(inside, y[partner[cutmix].to(device)], y[rows])
-        return out
+    def _mix(y: torch.Tensor, raw: Mapping[str, torch.Tensor], n: int) -> torch.Tensor:
+        """Rows 0..n-1 mixed in place with their partner rows (which follow them): x·λ + partner·(1−λ) (Mixup,
+        the `pil` pipeline's arithmetic), or the partner's box (CutMix). One or two ops per mixed row."""
+        boxes = raw["mix_box"].tolist()
+        for r, (p, w1, w2) in enumerate(zip(raw["mix_row"].tolist(), raw["mix_w1"].tolist(), raw["mix_w2"].tolist())):
+            if p < 0:
+                continue
+            y0, y1, x0, x1 = boxes[r]
+            if y0 < 0:
+                y[r].mul_(w1).add_(y[p] * w2)
+            else:
+                y[r, :, y0:y1, x0:x1] = y[p, :, y0:y1, x0:x1]
+        return y[:n]
