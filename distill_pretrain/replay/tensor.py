@@ -9,10 +9,12 @@ the item carries the uint8 crop and its parameters.
 
 Per batch (`TensorAugment`, on the training / teacher device): flip, RandAugment / colour jitter (`kernels`),
 to-float + normalize, random erasing, Mixup/CutMix — each op on the rows that drew it, one parameter set per row.
-Differences from ``pil`` (why it is a different pipeline): affine ops sample bilinearly (PIL: bicubic), the
-SMOOTH filter of Sharpness rounds once, and erasing noise comes from a fixed normal table indexed by a per-box
-offset drawn from the seed (timm: torch's normal generator). Crop/flip/Mixup/CutMix-only configs give the very
-pixels of ``pil``.
+Differences from ``pil`` (why it is a different pipeline): the affine ops (Rotate, Shear, Translate) sample
+bilinearly (PIL: bicubic), AutoContrast may differ by 1, and erasing noise comes from a fixed normal table indexed
+by a per-box offset drawn from the seed (timm: torch's normal generator); every other kernel gives PIL's pixels,
+so crop / flip / colour-jitter / Mixup / CutMix / constant-erasing configs give the very pixels of ``pil``.
+Every op works on a row alone, so a sample's pixels do not depend on the batch, the batch size, the workers or the
+processes (on one kind of device).
 """
 from __future__ import annotations
 
