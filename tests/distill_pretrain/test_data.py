@@ -96,3 +96,20 @@ def test_unreadable_images_skip_with_a_count(folder_with_bad_files):
         assert any("truncated.jpg" in e for e in errors) and any("garbage.png" in e for e in errors)
     with pytest.raises(ValueError, match="on_error"):
         build_dataset(dict(type="ImageFolder", root=str(folder_with_bad_files), on_error="ignore"))
+
+
+def test_save_logits_stops_or_skips_on_unreadable_images(folder_with_bad_files, tmp_path_factory, capsys):
+    from pathlib import Path
+    from distill_pretrain import LogitStore, save_logits
+    from distill_pretrain.data import BadImageError
+    config = str(Path(__file__).resolve().parents[2] / "configs" / "distill" / "save_logits_mobilenetv2_fmnist.py")
+    opts = ["dataset.type=ImageFolder", f"dataset.root={folder_with_bad_files}", "augment.img_size=32",
+            "store.chunk_size=5", "batch_size=5", "num_workers=0", "epochs=1", "augment.mixup_alpha=0.0",
+            "augment.cutmix_alpha=0.0"]
+    tmp_path = tmp_path_factory.mktemp("stores")  # not inside the image folder
+    with pytest.raises(BadImageError, match=r"truncated\.jpg"):
+        save_logits.main([config, "--cfg-options", f"store.path={tmp_path / 'stop'}", *opts])
+    save_logits.main([config, "--cfg-options", f"store.path={tmp_path / 'skip'}", *opts, "dataset.on_error=skip"])
+    assert LogitStore.open(tmp_path / "skip").epochs == [0]  # every record written; readers drop the 2 bad ones
+    out = capsys.readouterr().out
+    assert "skipped 2 samples with unreadable images" in out and "garbage.png" in out
