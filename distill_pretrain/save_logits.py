@@ -8,11 +8,11 @@ Config keys: ``dataset`` (see `build_dataset`), ``augment`` (`AugmentConfig`), `
 ``batch_size``, ``num_workers``, ``amp`` (GPU only), ``pipeline`` = 'pil' (default) | 'tensor' (the replay pipeline,
 see `distill_pretrain.replay`; recorded in the store, whose readers must replay with the same one). Unreadable
 images stop the run naming the file, or with ``dataset.on_error='skip'`` are counted and reported (their records
-hold the teacher's output on a grey stand-in; readers drop them). Each rank writes the chunks it owns (chunk % world_size) and
-batches never cross a chunk, so the store's bytes do not depend on the number of processes or workers (for the same
-hardware and per-process thread count). Killed at any point, rerunning the same command continues from the last
-finalized chunk and yields a byte-identical store. Epoch ranges saved into separate stores on other machines are
-combined with `LogitStore.merge`.
+hold the teacher's output on a grey stand-in; readers drop them). Each rank writes the chunks it owns
+(chunk % world_size) and batches never cross a chunk, so the store's bytes do not depend on the number of
+processes or workers (for the same hardware and per-process thread count). Killed at any point, rerunning the
+same command continues from the last finalized chunk and yields a byte-identical store. Epoch ranges saved into
+separate stores on other machines are combined with `LogitStore.merge`.
 """
 from __future__ import annotations
 
