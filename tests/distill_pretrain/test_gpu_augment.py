@@ -201,3 +201,16 @@ def test_save_logits_tensor_store_round_trip(tmp_path):
     np.testing.assert_allclose(rec.values, probs.topk(10).values.numpy(), atol=1e-3)
     with pytest.raises(StoreError, match="'tensor' replay pipeline.*'pil'"):
         save_logits.main([config, "--cfg-options", *opts[:-1], "pipeline=pil"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (runs on GPU machines)")
+def test_cuda_replay_independent_of_batch_size_and_equal_to_cpu_where_elementwise(photos):
+    replay = build_replay("tensor", photos, FULL_AUG, base_seed=5)
+    items = [replay.dataset.get(i, 2) for i in range(len(photos))]
+    whole = replay.finish(replay.collate(items), "cuda")["image"]
+    for i, item in enumerate(items):
+        assert torch.equal(replay.finish(replay.collate([item]), "cuda")["image"][0], whole[i])
+    for name in ("crop_flip", "color_jitter", "mixup", "cutmix"):  # integer / single IEEE ops: same on both
+        aug = build_replay("tensor", photos, AUGS[name], base_seed=5)
+        batch = aug.collate([aug.dataset.get(i, 2) for i in range(len(photos))])
+        assert torch.equal(aug.finish(batch, "cuda")["image"].cpu(), aug.finish(batch, "cpu")["image"]), name
