@@ -259,7 +259,7 @@ class TensorAugment:
     def __call__(self, batch: Mapping[str, Any], device: torch.device | str) -> dict[str, Any]:
         device = torch.device(device)
         raw = batch["raw"]
-        x = raw["image"].to(device, non_blocking=True)
+        x = raw["image"].to(device, non_blocking=True, copy=True)  # the ops below work in place; the batch stays
         flip = raw["flip"].nonzero()[:, 0].to(device)
         if len(flip):
             x[flip] = x[flip].flip(-1)

@@ -131,6 +131,8 @@ def test_replay_independent_of_batch_size_and_workers(photos):
     torch.set_num_threads(threads)
     assert mixed > 0
     assert not torch.equal(replay.finish(replay.collate([replay.dataset.get(0, 3)]), "cpu")["image"][0], single[0])
+    batch = replay.collate([replay.dataset.get(i, 2) for i in range(4)])
+    assert torch.equal(replay.finish(batch, "cpu")["image"], replay.finish(batch, "cpu")["image"])  # input untouched
 
 
 @pytest.mark.slow
