@@ -10,6 +10,7 @@ the pipeline that made it and `replay_for_store` refuses another one unless appr
     loader = DataLoader(replay.dataset, ..., collate_fn=replay.collate)
     for batch in loader:
         batch = replay.finish(batch, device)   # batch["image"]: float B×3×H×W on device; batch["valid"]: readable
+        batch, skipped = drop_unreadable(batch)  # training: leave out images a dataset with on_error='skip' replaced
 """
 from __future__ import annotations
 
@@ -41,6 +42,23 @@ class Replay:
     dataset: ReplayDataset
     collate: Callable[[list], dict[str, Any]]
     finish: Callable[[Mapping[str, Any], torch.device | str], dict[str, Any]]
+
+
+def drop_unreadable(batch: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+    """The batch without its samples whose image (or Mixup/CutMix partner) was unreadable, and how many those were.
+
+    Every per-sample tensor (first dimension = batch size) is filtered; the list ``errors`` is kept for logging.
+    """
+    valid = batch["valid"]
+    n, bad = len(valid), int((~valid).sum())
+    if not bad:
+        return dict(batch), 0
+    out = {}
+    for key, value in batch.items():
+        if torch.is_tensor(value) and value.dim() and value.shape[0] == n:
+            value = value[valid.to(value.device)]
+        out[key] = value
+    return out, bad
 
 
 def build_replay(pipeline: str, dataset: Dataset, aug_cfg: AugmentConfig | Mapping[str, Any] | None = None,

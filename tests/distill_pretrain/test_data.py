@@ -80,7 +80,7 @@ def test_unreadable_images_stop_naming_the_file(folder_with_bad_files):
 
 def test_unreadable_images_skip_with_a_count(folder_with_bad_files):
     from torch.utils.data import DataLoader
-    from distill_pretrain.replay import build_replay
+    from distill_pretrain.replay import build_replay, drop_unreadable
     ds = build_dataset(dict(type="ImageFolder", root=str(folder_with_bad_files), on_error="skip"))
     assert ds.identity == build_dataset(dict(type="ImageFolder", root=str(folder_with_bad_files))).identity
     for pipeline in ("pil", "tensor"):
@@ -92,6 +92,9 @@ def test_unreadable_images_skip_with_a_count(folder_with_bad_files):
             assert batch["image"].shape[1:] == (3, 16, 16)
             valid += batch["valid"].tolist()
             errors += batch["errors"]
+            kept, skipped = drop_unreadable(batch)
+            assert len(kept["image"]) == len(kept["index"]) == len(batch["index"]) - skipped
+            assert kept["valid"].all() and skipped == int((~batch["valid"]).sum())
         assert len(valid) == 5 and valid.count(False) == 2 == len(errors)
         assert any("truncated.jpg" in e for e in errors) and any("garbage.png" in e for e in errors)
     with pytest.raises(ValueError, match="on_error"):
