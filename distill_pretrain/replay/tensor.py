@@ -272,9 +272,9 @@ class TensorAugment:
                 rows = (ops == op).nonzero()[:, 0]
                 dev_rows = rows.to(device)
                 x[dev_rows] = kernels.apply(op, x[dev_rows], raw["args"][rows, slot].to(device), fill)
-        mean = torch.tensor(self.cfg.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        std = torch.tensor(self.cfg.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        y = x.to(torch.float32).div_(255).sub_(mean).div_(std)  # = ToTensor + Normalize
+        y = torch.empty(x.shape, dtype=torch.float32, device=device)
+        for c, (m, s) in enumerate(zip(self.cfg.mean, self.cfg.std)):  # ToTensor + Normalize, bit for bit
+            y[:, c].copy_(x[:, c]).div_(255).sub_(m).div_(s)
         self._erase(y, raw["erase"], device)
         out = self._mix(y, raw, len(batch["index"]))
         return {**{k: v for k, v in batch.items() if k != "raw"}, "image": out}
