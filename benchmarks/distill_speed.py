@@ -1,16 +1,24 @@
-"""Per-step training time of one student in the three modes of `distill_pretrain.train`, same run, same batch:
-(a) scratch (ground truth, no teacher), (b) stored (fast distillation: replay + store read), (c) online (the
-teacher runs every step). Goal (paper §3.1): (b) ≤ 1.05 × (a); supp. §D reports (c) costing 29.8% more than (b)
-with Florence as the teacher.
+"""Speed of the distillation stages on one device, per replay pipeline (`pil`, `tensor`), same run, same batch:
 
-    python -m benchmarks.distill_speed [--quick] [--img-size 112] [--batch 16] [--steps 20]
+* the student step in the three modes of `distill_pretrain.train` — (a) scratch (ground truth, no teacher),
+  (b) stored (fast distillation: replay + store read), (c) online (the teacher runs every step) — end to end
+  (wall time between optimizer steps, data loading included) and its **compute-only bound** (the same step repeated
+  on one batch already resident on the device; stored: the dense target resident too; online: the teacher runs);
+* the data pipeline alone (DataLoader + the pipeline's device stage, no model);
+* the teacher's inference alone, and save_logits end to end (`distill_pretrain.save_logits`'s epoch loop, timed
+  on the second of two epochs).
 
-The teacher must cost ≥ 10× the student's forward FLOPs (counted with `torch.utils.flop_counter`). No offline
-teacher that large exists, so the default teacher is timm's `convnext_base` (≈12× TinyViT-5M) with random weights,
-written to a temp file and loaded through `distill_pretrain.teachers.build_teacher` like any teacher: its speed does not
-depend on its weights. The store for (b) is saved by the same teacher with `distill_pretrain.save_logits` over
-Fashion-MNIST. Step time = wall time between optimizer steps (data loading included), median over the measured
-steps after warm-up. GPU: AMP on. Writes a `distill_speed` record.
+    python -m benchmarks.distill_speed [--device cuda|cpu] [--quick] [--img-size 224] [--batch 256]
+        [--workers 14] [--amp-dtype float16|bfloat16] [--pipelines pil,tensor] [--teacher NAME]
+
+Targets (paper §3.1 + issue 13): stored ≤ 1.05 × scratch step time; online ≥ 2 × stored with a teacher ≥ 10× the
+student's FLOPs (supp. §D: 1.42× with Florence); end-to-end ≥ 80 % of the compute-only bound on a GPU;
+save_logits ≥ 80 % of the teacher-only rate. The teacher is a timm model with random weights (default
+`convnext_base`, ≈12× TinyViT-5M; its speed does not depend on its weights) loaded through `build_teacher` like any
+teacher; the store for (b) is saved by it over Fashion-MNIST through the pipeline being measured. The trainer runs
+the `tensor` pipeline once it reads `data.pipeline` (until then the tensor rows carry no end-to-end step figures).
+AMP (`--amp-dtype`) on CUDA only. Writes one `distill_speed` record per pipeline (device, AMP dtype, workers and
+pipeline in `setting`).
 """
 from __future__ import annotations
 
@@ -19,16 +27,17 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from contracts.assets import REPO_ROOT
-from contracts.records import make_record, write_record
 from contracts.provenance import machine_description
+from contracts.records import make_record, write_record
 
 TINY_CONFIG = REPO_ROOT / "configs" / "distill" / "tinyvit_5m_fmnist_tiny_cpu.py"
 SAVE_CONFIG = REPO_ROOT / "configs" / "distill" / "save_logits_mobilenetv2_fmnist.py"
+MODES = ("scratch", "stored", "online")
 
 
 def forward_flops(model: torch.nn.Module, img_size: int) -> int:
@@ -49,88 +58,233 @@ def random_teacher(name: str, folder: Path) -> dict[str, Any]:
     return dict(type="timm", name=name, weights=str(path))
 
 
-def measure(mode: str, *, store: Path, teacher: dict[str, Any], img_size: int, batch: int, steps: int,
-            warmup: int, workers: int, work_dir: Path, num_samples: int) -> list[float]:
-    """Step times (s) of `steps` optimizer steps after `warmup`, one fresh Trainer."""
-    from distill_pretrain.train import Trainer, load_config
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], Any], repeats: int, warmup: int, device: torch.device) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` calls after ``warmup`` (device synchronised around each)."""
+    times = []
+    for i in range(warmup + repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def teacher_rate(teacher_cfg: dict[str, Any], aug: dict[str, Any], batch: int, device: torch.device, amp: bool,
+                 repeats: int, warmup: int) -> float:
+    """The teacher's inference img/s (top-K softmax as save_logits computes it) on a resident batch."""
+    from distill_pretrain.augment import AugmentConfig
+    from distill_pretrain.save_logits import TeacherRunner
+    from distill_pretrain.teachers import build_teacher
+    teacher, identity = build_teacher(teacher_cfg)
+    cfg = AugmentConfig.coerce(aug)
+    runner = TeacherRunner(teacher, identity, cfg, device, amp)
+    x = torch.randn(batch, 3, cfg.img_size, cfg.img_size, device=device)
+    return batch / timed(lambda: runner.probs(x).topk(10, dim=-1), repeats, warmup, device)
+
+
+def data_rate(pipeline: str, store: Path, batch: int, workers: int, device: torch.device, warmup: int) -> float:
+    """img/s of the replay pipeline alone: DataLoader (workers) + the pipeline's device stage, no model."""
+    from torch.utils.data import DataLoader
+    from distill_pretrain.data import build_dataset
+    from distill_pretrain.replay import replay_for_store
+    from distill_pretrain.store import LogitStore
+    st = LogitStore.open(store)
+    replay = replay_for_store(st, build_dataset(st.manifest["extra"]["dataset_cfg"]), pipeline)
+    n = len(replay.dataset) // batch
+    loader = DataLoader(replay.dataset, batch_sampler=[range(b * batch, (b + 1) * batch) for b in range(n)],
+                        num_workers=workers, collate_fn=replay.collate, pin_memory=device.type == "cuda",
+                        prefetch_factor=4 if workers else None)
+    seen, t0 = 0, None
+    for b, out in enumerate(loader):
+        replay.finish(out, device)
+        if b + 1 == warmup:
+            _sync(device)
+            t0 = time.perf_counter()
+        elif b >= warmup:
+            seen += batch
+    _sync(device)
+    return seen / (time.perf_counter() - t0)
+
+
+def compute_bound(trainer: Any, steps: int, warmup: int) -> float:
+    """Seconds per optimizer step with the batch (and a stored target) already resident on the device."""
+    batch = next(iter(trainer._loader(0, 0)))
+    images = batch["image"].to(trainer.device)
+    target, _ = trainer._targets(batch, images, 0)
+    online = trainer.cfg.mode == "online"
+    clip = trainer.cfg.optim.clip_grad
+
+    def step() -> None:
+        tgt = trainer._targets(batch, images, 0)[0] if online else target
+        with torch.autocast(trainer.device.type, dtype=trainer.amp_dtype, enabled=trainer.use_amp):
+            loss = trainer._loss(trainer.ddp_model(images), batch, tgt)
+        trainer.scaler.scale(loss).backward()
+        if clip:
+            trainer.scaler.unscale_(trainer.optimizer)
+            torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), clip)
+        trainer.scaler.step(trainer.optimizer)
+        trainer.scaler.update()
+        trainer.optimizer.zero_grad(set_to_none=True)
+
+    trainer.model.train()
+    return timed(step, steps, warmup, trainer.device)
+
+
+def trainer_takes_pipeline() -> bool:
+    """Whether `distill_pretrain.train` reads `data.pipeline` (the tensor pipeline's end-to-end rows need it)."""
+    from distill_pretrain.train import DEFAULTS
+    return "pipeline" in DEFAULTS["data"]
+
+
+def measure_mode(mode: str, pipeline: str, *, store: Path, teacher: dict[str, Any], img_size: int, batch: int,
+                 steps: int, warmup: int, workers: int, device: torch.device, amp_dtype: str, work_dir: Path,
+                 num_samples: int, bound: bool) -> dict[str, float]:
+    """End-to-end step times of one fresh Trainer (and first, if ``bound``, its compute-only step time)."""
+    from distill_pretrain.store import LogitStore
+    from distill_pretrain.train import DistInfo, Trainer, load_config
     options = {"mode": mode, "store.path": str(store), "store.cycle_epochs": True, "num_classes": 1000,
-               "data.train.limit": num_samples,
-               "student.img_size": img_size, "data.batch_size": batch, "data.num_workers": workers,
-               "data.val": None, "data.aug.img_size": img_size, "epochs": 100, "stop_after_steps": warmup + steps,
+               "data.train.limit": num_samples, "student.img_size": img_size, "data.batch_size": batch,
+               "data.num_workers": workers, "data.val": None, "epochs": 100, "stop_after_steps": warmup + steps,
                "eval_teacher_agreement": False, "log_interval": 1000, "record": False, "loss.gt_weight": 0.0,
-               "loss.label_smoothing": 0.1, "amp": True}
+               "loss.label_smoothing": 0.1, "amp": device.type == "cuda", "amp_dtype": amp_dtype}
+    if trainer_takes_pipeline():
+        options["data.pipeline"] = pipeline
     cfg = load_config(TINY_CONFIG, options)
     cfg.teacher = teacher
-    cfg.data.aug = _store_aug(store)  # scratch / online: the same augmentation as the store's, only targets differ
-    history = Trainer(cfg, work_dir / mode).train()
-    return [h["step_s"] for h in history[warmup:]]
+    # scratch / online: the same augmentation as the store's, only the targets differ
+    cfg.data.aug = LogitStore.open(store).manifest["transform"]
+    trainer = Trainer(cfg, work_dir / f"{pipeline}_{mode}", DistInfo(device=device))
+    out = {}
+    if bound:
+        out["bound_step_s"] = compute_bound(trainer, steps, warmup)
+    history = trainer.train()
+    out["step_s"] = statistics.median(h["step_s"] for h in history[warmup:])
+    return out
 
 
-def _store_aug(store: Path) -> dict[str, Any]:
-    from distill_pretrain.store import LogitStore
-    return LogitStore.open(store).manifest["transform"]
+def save_store(pipeline: str, path: Path, teacher_cfg: dict[str, Any], *, img_size: int, batch: int, workers: int,
+               num_samples: int, device: torch.device) -> float:
+    """Save two epochs of a store through ``pipeline`` with `distill_pretrain.save_logits`'s own parts; returns the
+    img/s of the second (the first warms up): data pipeline + teacher + top-K + chunk writes, setup excluded."""
+    from tqdm import tqdm
+    from distill_pretrain import save_logits
+    from distill_pretrain.augment import AugmentConfig
+    from distill_pretrain.data import build_dataset
+    from distill_pretrain.replay import build_replay
+    from distill_pretrain.teachers import build_teacher
+    cfg = save_logits.load_config(str(SAVE_CONFIG), [
+        f"store.path={path}", f"dataset.limit={num_samples}", "epochs=2", f"batch_size={batch}", "store.topk=10",
+        f"augment.img_size={img_size}", "augment.mixup_alpha=0.0", "augment.cutmix_alpha=0.0",
+        f"pipeline={pipeline}", f"store.chunk_size={num_samples}", "teacher.type=timm",
+        f"teacher.name={teacher_cfg['name']}", f"teacher.weights={teacher_cfg['weights']}"])
+    teacher, identity = build_teacher(cfg.teacher)
+    dataset = build_dataset(cfg.dataset)
+    aug = AugmentConfig.coerce(cfg.augment)
+    store = save_logits.open_store(cfg, dataset, identity, aug, rank=0)
+    runner = save_logits.TeacherRunner(teacher, identity, aug, device, device.type == "cuda")
+    replay = build_replay(pipeline, dataset, aug, cfg.base_seed)
+    rates = []
+    for epoch in (0, 1):
+        _sync(device)
+        t0 = time.perf_counter()
+        done, _ = save_logits.save_epoch(store, replay, runner, epoch, 0, 1, batch, workers, tqdm(disable=True))
+        _sync(device)
+        rates.append(done / (time.perf_counter() - t0))
+        store.finalize_epoch(epoch)
+    return rates[-1]
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.distill_speed", description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=("cuda", "cpu"), default=None, help="default: cuda when available")
     parser.add_argument("--quick", action="store_true", help="64 px, batch 8, 4 measured steps (a smoke run)")
     parser.add_argument("--img-size", type=int, default=None, help="default 224 on GPU, 112 on CPU")
-    parser.add_argument("--batch", type=int, default=None, help="per-step batch (default 128 on GPU, 16 on CPU)")
+    parser.add_argument("--batch", type=int, default=None, help="per-step batch (default 256 on GPU, 16 on CPU)")
     parser.add_argument("--steps", type=int, default=None, help="measured steps per mode (default 30, quick 4)")
     parser.add_argument("--warmup", type=int, default=None, help="unmeasured first steps (default 3, quick 1)")
     parser.add_argument("--teacher", default="convnext_base", help="timm model name (random weights)")
     parser.add_argument("--workers", type=int, default=None, help="data-loader workers (default 8 GPU / 0 CPU)")
+    parser.add_argument("--amp-dtype", choices=("float16", "bfloat16"), default="float16", help="AMP on CUDA")
+    parser.add_argument("--pipelines", default="pil,tensor", help="replay pipelines to compare (comma-separated)")
     parser.add_argument("--results-dir", default=None, help="record folder (default results/records)")
     args = parser.parse_args(argv)
-    gpu = torch.cuda.is_available()
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is visible")
+    gpu = device.type == "cuda"
     img = args.img_size or (64 if args.quick else 224 if gpu else 112)
-    batch = args.batch or (8 if args.quick else 128 if gpu else 16)
+    batch = args.batch or (8 if args.quick else 256 if gpu else 16)
     steps = args.steps or (4 if args.quick else 30)
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
     workers = args.workers if args.workers is not None else (8 if gpu else 0)
+    pipelines = [p for p in args.pipelines.split(",") if p]
     n_samples = batch * (warmup + steps)
+    amp_dtype = args.amp_dtype if gpu else "none"
+    setting = {"img_size": img, "batch": batch, "steps": steps, "warmup": warmup, "teacher": args.teacher,
+               "workers": workers, "device": device.type, "amp_dtype": amp_dtype, "quick": args.quick}
+    print(f"distill_speed on {device} (AMP {amp_dtype}), {img}px, batch {batch}, {workers} workers, pipelines "
+          f"{pipelines} — {machine_description()}", flush=True)
 
     from backbones import TinyViT
-    from distill_pretrain import save_logits
     from distill_pretrain.teachers import build_teacher
+    records, bound = [], {}
     with tempfile.TemporaryDirectory(prefix="distill_speed_") as tmp:
         tmp = Path(tmp)
         teacher_cfg = random_teacher(args.teacher, tmp)
         teacher, _ = build_teacher(teacher_cfg)
-        ratio = forward_flops(teacher, img) / forward_flops(TinyViT("5m", img_size=img, num_classes=1000), img)
-        print(f"teacher {args.teacher} / student TinyViT-5M forward FLOPs at {img}px: {ratio:.1f}×", flush=True)
-        if ratio < 10:
-            print(f"WARNING: teacher is only {ratio:.1f}× the student's FLOPs (goal ≥ 10×)", flush=True)
+        flops = forward_flops(teacher, img) / forward_flops(TinyViT("5m", img_size=img, num_classes=1000), img)
         del teacher
-        store = tmp / "store"
-        t0 = time.perf_counter()
-        save_logits.main([str(SAVE_CONFIG), "--cfg-options", f"store.path={store}", f"dataset.limit={n_samples}",
-                          "epochs=1", f"num_workers={workers}", f"batch_size={batch}", "store.topk=10",
-                          f"augment.img_size={img}", "augment.mixup_alpha=0.0", "augment.cutmix_alpha=0.0",
-                          "teacher.type=timm", f"teacher.name={args.teacher}",
-                          f"teacher.weights={teacher_cfg['weights']}"])
-        print(f"store saved in {time.perf_counter() - t0:.1f} s", flush=True)
-        times = {}
-        for mode in ("scratch", "stored", "online"):
-            times[mode] = measure(mode, store=store, teacher=teacher_cfg, img_size=img, batch=batch, steps=steps,
-                                  warmup=warmup, workers=workers, work_dir=tmp / "runs", num_samples=n_samples)
-            print(f"{mode:8s} median step {statistics.median(times[mode]):.4f} s over {len(times[mode])} steps",
-                  flush=True)
-    med = {m: statistics.median(t) for m, t in times.items()}
-    metrics = {"scratch_step_s": med["scratch"], "stored_step_s": med["stored"], "online_step_s": med["online"],
-               "stored_over_scratch": med["stored"] / med["scratch"],
-               "online_over_stored": med["online"] / med["stored"],
-               "teacher_over_student_flops": ratio}
-    print(f"stored / scratch = {metrics['stored_over_scratch']:.3f} (goal ≤ 1.05); online / stored = "
-          f"{metrics['online_over_stored']:.3f} (paper supp. §D: Florence online costs 1/(1-0.298) = 1.42×); "
-          f"teacher/student FLOPs {ratio:.1f}× — {machine_description()}")
-    record = make_record("distill_speed", dataset="FashionMNIST", split="train", metrics=metrics,
-                         backbone={"name": "tinyvit-5m", "source": "random"},
-                         setting={"img_size": img, "batch": batch, "steps": steps, "warmup": warmup,
-                                  "teacher": args.teacher, "workers": workers, "amp": gpu, "quick": args.quick})
-    path = write_record(record, args.results_dir)
-    print(f"record: {path}")
-    return record
+        print(f"teacher {args.teacher} / student TinyViT-5M forward FLOPs at {img}px: {flops:.1f}×"
+              + ("" if flops >= 10 else " — WARNING: goal ≥ 10×"), flush=True)
+        aug = dict(img_size=img, mixup_alpha=0.0, cutmix_alpha=0.0)
+        teacher_ips = teacher_rate(teacher_cfg, aug, batch, device, gpu, steps, warmup)
+        print(f"teacher alone: {teacher_ips:.1f} img/s", flush=True)
+        for pipeline in pipelines:
+            store = tmp / f"store_{pipeline}"
+            save_ips = save_store(pipeline, store, teacher_cfg, img_size=img, batch=batch, workers=workers,
+                                  num_samples=n_samples, device=device)
+            metrics = {"teacher_img_s": teacher_ips, "save_logits_img_s": save_ips,
+                       "save_logits_of_teacher": save_ips / teacher_ips, "teacher_over_student_flops": flops,
+                       "data_img_s": data_rate(pipeline, store, batch, workers, device, min(warmup, 1))}
+            print(f"[{pipeline}] save_logits {save_ips:.1f} img/s ({metrics['save_logits_of_teacher']:.1%} of the "
+                  f"teacher alone); data pipeline alone {metrics['data_img_s']:.1f} img/s", flush=True)
+            end_to_end = pipeline == "pil" or trainer_takes_pipeline()
+            for mode in MODES:  # the compute-only bound does not depend on the pipeline: measured once
+                if end_to_end or mode not in bound:
+                    got = measure_mode(mode, pipeline, store=store, teacher=teacher_cfg, img_size=img, batch=batch,
+                                       steps=steps, warmup=warmup, workers=workers, device=device,
+                                       amp_dtype=args.amp_dtype, work_dir=tmp / "runs", num_samples=n_samples,
+                                       bound=mode not in bound)
+                    bound.setdefault(mode, got.get("bound_step_s"))
+                metrics[f"{mode}_bound_img_s"] = batch / bound[mode]
+                if end_to_end:
+                    metrics[f"{mode}_step_s"] = got["step_s"]
+                    metrics[f"{mode}_img_s"] = batch / got["step_s"]
+                    metrics[f"{mode}_of_bound"] = bound[mode] / got["step_s"]
+                    print(f"[{pipeline}] {mode:8s} {metrics[f'{mode}_img_s']:.1f} img/s end to end, bound "
+                          f"{metrics[f'{mode}_bound_img_s']:.1f} img/s ({metrics[f'{mode}_of_bound']:.1%})",
+                          flush=True)
+            if end_to_end:
+                metrics["stored_over_scratch"] = metrics["stored_step_s"] / metrics["scratch_step_s"]
+                metrics["online_over_stored"] = metrics["online_step_s"] / metrics["stored_step_s"]
+                print(f"[{pipeline}] stored / scratch = {metrics['stored_over_scratch']:.3f} (goal ≤ 1.05); "
+                      f"online / stored = {metrics['online_over_stored']:.3f} (goal ≥ 2; paper supp. §D 1.42×)",
+                      flush=True)
+            else:
+                print(f"[{pipeline}] end to end: distill_pretrain.train does not read data.pipeline yet", flush=True)
+            record = make_record("distill_speed", dataset="FashionMNIST", split="train", metrics=metrics,
+                                 backbone={"name": "tinyvit-5m", "source": "random", "pretrain": "none"},
+                                 setting={**setting, "pipeline": pipeline})
+            print(f"record: {write_record(record, args.results_dir)}", flush=True)
+            records.append(record)
+    return records
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .data import load_sample
 from .store import config_hash
 
+PIPELINE = "pil"  # this module's replay pipeline, as a store's manifest names it
 _MASK64 = (1 << 64) - 1
 _MIX_SALT = 0x6D69785F73616C74  # "mix_salt"
 
@@ -122,17 +124,26 @@ class AugmentConfig:
     def mixes(self) -> bool:
         return self.mode == "train" and self.mix_prob > 0 and (self.mixup_alpha > 0 or self.cutmix_alpha > 0)
 
+    def build_parts(self) -> tuple[list, list, list]:
+        """timm's train transform in its three parts: primary (crop, flip), secondary (RandAugment or colour jitter),
+        final (to tensor, normalize, random erasing). The tensor pipeline reads its random draws from them."""
+        from timm.data.transforms_factory import transforms_imagenet_train
+        parts = transforms_imagenet_train(
+            self.img_size, scale=self.scale, ratio=self.ratio, hflip=self.hflip,
+            color_jitter=self.color_jitter or 0.0, auto_augment=self.auto_augment, interpolation=self.interpolation,
+            re_prob=self.re_prob, re_mode=self.re_mode, re_count=self.re_count, mean=self.mean, std=self.std,
+            separate=True)
+        return tuple(list(p.transforms) for p in parts)
+
     def build_transform(self):
         """The per-image timm transform (PIL image → normalized float tensor C×H×W)."""
         from timm.data import create_transform
+        from torchvision import transforms
         if self.mode == "eval":
             return create_transform(self.img_size, is_training=False, interpolation=self.interpolation,
                                     crop_pct=self.crop_pct, mean=self.mean, std=self.std)
-        return create_transform(
-            self.img_size, is_training=True, scale=self.scale, ratio=self.ratio, hflip=self.hflip,
-            color_jitter=self.color_jitter or 0.0, auto_augment=self.auto_augment,
-            interpolation=self.interpolation, re_prob=self.re_prob, re_mode=self.re_mode, re_count=self.re_count,
-            mean=self.mean, std=self.std)
+        primary, secondary, final = self.build_parts()
+        return transforms.Compose(primary + secondary + final)
 
 
 @dataclass
@@ -170,9 +181,12 @@ class ReplayDataset(Dataset):
     """Wraps a dataset of (PIL image, label) and returns the seeded augmentation of (epoch, index).
 
     Item: ``{"image": float C×H×W, "index": int, "seed": int, "label": int (-1 unlabeled),
-    "mix": None | (partner_index, lam, partner_label)}``. The same (base_seed, epoch, index) gives the same tensor
-    bit for bit in any process, worker or batch.
+    "mix": None | (partner_index, lam, partner_label), "error": None | str}``. The same (base_seed, epoch, index)
+    gives the same tensor bit for bit in any process, worker or batch. ``error`` names an unreadable image (own or
+    Mixup/CutMix partner) that a dataset built with ``on_error='skip'`` replaced by a stand-in.
     """
+
+    pipeline = PIPELINE
 
     def __init__(self, dataset: Dataset, aug_cfg: AugmentConfig | Mapping[str, Any] | None = None,
                  base_seed: int = 0, epoch: int = 0):
@@ -180,14 +194,19 @@ class ReplayDataset(Dataset):
         self.cfg = AugmentConfig.coerce(aug_cfg)
         self.base_seed = int(base_seed)
         self.epoch = int(epoch)
+        self._setup()
+
+    def _setup(self) -> None:
         self.transform = self.cfg.build_transform()
 
     @classmethod
     def for_store(cls, store: Any, dataset: Dataset) -> "ReplayDataset":
-        """The replay a `LogitStore` was saved with (its transform and base seed), refusing another dataset."""
+        """The replay a `LogitStore` was saved with (its transform and base seed), refusing another dataset and a
+        store made by another replay pipeline (see `distill_pretrain.replay.replay_for_store`)."""
         ident = getattr(dataset, "identity", None)
         if ident is not None:
             store.check(dataset=ident)
+        store.check(pipeline=cls.pipeline)
         return cls(dataset, store.manifest["transform"], store.manifest["base_seed"])
 
     def set_epoch(self, epoch: int) -> None:
@@ -202,20 +221,25 @@ class ReplayDataset(Dataset):
 
     def augment(self, index: int, seed: int) -> tuple[torch.Tensor, int]:
         """The un-mixed augmentation of one sample under ``seed``, and its label."""
-        img, target = self.dataset[index]
+        x, label, _ = self._augment(index, seed)
+        return x, label
+
+    def _augment(self, index: int, seed: int) -> tuple[torch.Tensor, int, str | None]:
+        img, target, error = load_sample(self.dataset, index)
         with seeded_global_rngs(seed):
             x = self.transform(img)
-        return x, _label_of(target)
+        return x, _label_of(target), error
 
     def get(self, index: int, epoch: int) -> dict[str, Any]:
         """The replayed sample ``index`` of ``epoch`` (mixing included)."""
         index = int(index)
         seed = sample_seed(self.base_seed, epoch, index)
-        x, label = self.augment(index, seed)
+        x, label, error = self._augment(index, seed)
         mix = None
         params = mix_params(seed, index, len(self), self.cfg, (x.shape[-2], x.shape[-1]))
         if params is not None:
-            px, plabel = self.augment(params.partner, sample_seed(self.base_seed, epoch, params.partner))
+            px, plabel, perror = self._augment(params.partner, sample_seed(self.base_seed, epoch, params.partner))
+            error = error or perror
             if params.box is None:
                 x = x * params.lam + px * (1.0 - params.lam)
             else:
@@ -223,24 +247,35 @@ class ReplayDataset(Dataset):
                 x = x.clone()
                 x[:, y0:y1, x0:x1] = px[:, y0:y1, x0:x1]
             mix = (params.partner, params.lam, plabel)
-        return {"image": x, "index": index, "seed": seed, "label": label, "mix": mix}
+        return {"image": x, "index": index, "seed": seed, "label": label, "mix": mix, "error": error}
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.get(index, self.epoch)
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """Sample ``key`` of the epoch set by `set_epoch`, or ``key = (epoch, index)``: a sampler that yields such
+        pairs lets persistent DataLoader workers (which never see `set_epoch`) serve every epoch."""
+        if isinstance(key, tuple):
+            return self.get(key[1], key[0])
+        return self.get(key, self.epoch)
 
 
 def collate_replay(batch: list[dict[str, Any]]) -> dict[str, Any]:
     """Collate ReplayDataset items: stacked images, int64 tensors for index/seed/label, mix as tensors.
 
-    ``mix_index`` is -1 and ``mix_lam`` 1.0 for samples that were not mixed.
+    ``mix_index`` is -1 and ``mix_lam`` 1.0 for samples that were not mixed; ``valid`` is False for samples
+    whose image was unreadable (their messages in ``errors``).
     """
+    return {"image": torch.stack([b["image"] for b in batch]), **collate_meta(batch)}
+
+
+def collate_meta(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """The per-sample bookkeeping of a replay batch (everything but the pixels), shared by both pipelines."""
     mixes = [b["mix"] for b in batch]
     return {
-        "image": torch.stack([b["image"] for b in batch]),
         "index": torch.tensor([b["index"] for b in batch], dtype=torch.int64),
         "seed": torch.tensor([b["seed"] for b in batch], dtype=torch.int64),
         "label": torch.tensor([b["label"] for b in batch], dtype=torch.int64),
         "mix_index": torch.tensor([m[0] if m else -1 for m in mixes], dtype=torch.int64),
         "mix_lam": torch.tensor([m[1] if m else 1.0 for m in mixes], dtype=torch.float32),
         "mix_label": torch.tensor([m[2] if m else -1 for m in mixes], dtype=torch.int64),
+        "valid": torch.tensor([b["error"] is None for b in batch], dtype=torch.bool),
+        "errors": [b["error"] for b in batch if b["error"] is not None],
     }

@@ -8,13 +8,17 @@
   grey images become 3-channel. ``root`` defaults to ``contracts.assets.fashion_mnist_root()`` for FashionMNIST.
 * ``SkimagePhotos`` (``names``): real photos bundled in scikit-image (unlabeled).
 
-Common keys: ``limit`` (first N samples); torchvision data sets also take ``classes`` (keep only these labels,
-before ``limit``). Every dataset has ``identity``: type, length and the sha256 of its
-sample list (file paths + labels, or pixel bytes + labels), which the logit store records.
+Common keys: ``limit`` (first N samples); ``on_error`` = ``'stop'`` (default: an unreadable image raises
+`BadImageError` naming the file) or ``'skip'`` (it is replaced by a grey stand-in and reported, see `load_sample`,
+so consumers drop it and count it); torchvision data sets also take ``classes`` (keep only these labels, before
+``limit``). Every dataset has ``identity``: type, length and the sha256 of its sample list (file paths + labels, or
+pixel bytes + labels), which the logit store records (``on_error`` is not part of it).
 """
 from __future__ import annotations
 
 import hashlib
+import struct
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -23,26 +27,61 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+ON_ERROR = ("stop", "skip")
+# What PIL raises on a truncated / corrupt / non-image file.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error, Image.DecompressionBombError)
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field",
                   "colorwheel", "camera", "coins", "moon", "brick", "grass", "gravel", "clock", "page", "text")
 
 
-class ImageSamples(Dataset):
-    """A list of samples, each loaded by ``load(i) -> (PIL image, label)``; images are converted to RGB."""
+class BadImageError(ValueError):
+    """An image file of a data set cannot be decoded (the message names the file)."""
 
-    def __init__(self, length: int, load: Callable[[int], tuple[Image.Image, int]], identity: Mapping[str, Any]):
+
+class ImageSamples(Dataset):
+    """A list of samples, each loaded by ``load(i) -> (PIL image, label)``; images are decoded and converted to RGB.
+
+    ``describe(i)`` names sample i in error messages (its file); ``on_error`` is one of `ON_ERROR`.
+    """
+
+    def __init__(self, length: int, load: Callable[[int], tuple[Image.Image, int]], identity: Mapping[str, Any],
+                 describe: Callable[[int], str] | None = None, on_error: str = "stop"):
+        if on_error not in ON_ERROR:
+            raise ValueError(f"dataset key 'on_error' must be one of {ON_ERROR}, got {on_error!r}")
         self._length = length
         self._load = load
+        self._describe = describe or (lambda i: f"{identity.get('type', 'dataset')} sample {i}")
+        self.on_error = on_error
         self.identity = dict(identity)
 
     def __len__(self) -> int:
         return self._length
 
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        img, label, _ = self.load(index)
+        return img, label
+
+    def load(self, index: int) -> tuple[Image.Image, int, str | None]:
+        """(RGB image, label, None), or with ``on_error='skip'`` (grey stand-in, -1, message) for a bad file."""
         if not 0 <= index < self._length:
             raise IndexError(f"index {index} out of range for dataset of length {self._length}")
-        img, label = self._load(index)
-        return img.convert("RGB") if img.mode != "RGB" else img, label
+        try:
+            img, label = self._load(index)
+            img.load()
+            return (img.convert("RGB") if img.mode != "RGB" else img), label, None
+        except _DECODE_ERRORS as err:
+            msg = f"{self._describe(index)}: unreadable image ({type(err).__name__}: {err})"
+            if self.on_error == "stop":
+                raise BadImageError(f"{msg}; set the dataset's on_error='skip' to skip such files") from err
+            return Image.new("RGB", (32, 32), (128, 128, 128)), -1, msg
+
+
+def load_sample(dataset: Dataset, index: int) -> tuple[Image.Image, int, str | None]:
+    """(image, label, error message or None) of any dataset; only `ImageSamples` with on_error='skip' report errors."""
+    if isinstance(dataset, ImageSamples):
+        return dataset.load(index)
+    img, label = dataset[index]
+    return img, label, None
 
 
 def _identity(kind: str, length: int, parts: Sequence[bytes]) -> dict[str, Any]:
@@ -66,7 +105,8 @@ def _image_folder(cfg: Mapping[str, Any]) -> ImageSamples:
     n = _limit(len(ds), cfg)
     samples = ds.samples[:n]
     ident = _identity("ImageFolder", n, [f"{Path(p).relative_to(root)}\t{y}".encode() for p, y in samples])
-    return ImageSamples(n, lambda i: (ds.loader(samples[i][0]), samples[i][1]), ident)
+    return ImageSamples(n, lambda i: (ds.loader(samples[i][0]), samples[i][1]), ident,
+                        describe=lambda i: str(samples[i][0]), on_error=cfg.get("on_error", "stop"))
 
 
 def _image_list(cfg: Mapping[str, Any]) -> ImageSamples:
@@ -78,7 +118,8 @@ def _image_list(cfg: Mapping[str, Any]) -> ImageSamples:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
     files = files[:_limit(len(files), cfg)]
     ident = _identity("ImageList", len(files), [str(p.relative_to(root)).encode() for p in files])
-    return ImageSamples(len(files), lambda i: (Image.open(files[i]), -1), ident)
+    return ImageSamples(len(files), lambda i: (Image.open(files[i]), -1), ident, describe=lambda i: str(files[i]),
+                        on_error=cfg.get("on_error", "stop"))
 
 
 def _torchvision(cfg: Mapping[str, Any], name: str) -> ImageSamples:
@@ -110,7 +151,8 @@ def _torchvision(cfg: Mapping[str, Any], name: str) -> ImageSamples:
     if classes is not None:
         ident["classes"] = sorted(int(c) for c in classes)
     mode = "L" if data.ndim == 3 else "RGB"
-    return ImageSamples(n, lambda i: (Image.fromarray(data[i], mode=mode), int(targets[i])), ident)
+    return ImageSamples(n, lambda i: (Image.fromarray(data[i], mode=mode), int(targets[i])), ident,
+                        on_error=cfg.get("on_error", "stop"))
 
 
 def _skimage(cfg: Mapping[str, Any]) -> ImageSamples:
@@ -123,7 +165,8 @@ def _skimage(cfg: Mapping[str, Any]) -> ImageSamples:
         images.append(np.ascontiguousarray(getattr(skimage.data, name)()))
     images = images[:_limit(len(images), cfg)]
     ident = _identity("SkimagePhotos", len(images), [n.encode() + a.tobytes() for n, a in zip(names, images)])
-    return ImageSamples(len(images), lambda i: (Image.fromarray(images[i]), -1), ident)
+    return ImageSamples(len(images), lambda i: (Image.fromarray(images[i]), -1), ident,
+                        on_error=cfg.get("on_error", "stop"))
 
 
 def _require(cfg: Mapping[str, Any], key: str) -> Any:

@@ -5,13 +5,16 @@
 
 Config keys: ``dataset`` (see `build_dataset`), ``augment`` (`AugmentConfig`), ``teacher`` (`build_teacher`),
 ``store`` = dict(path, topk, value_format='fp16'|'compact', chunk_size), ``base_seed``, ``epochs`` (total planned),
-``batch_size``, ``num_workers``, ``amp`` (GPU only). Each rank writes the chunks it owns (chunk % world_size) and
-batches never cross a chunk, so for the same ``batch_size`` and ``store.chunk_size`` the store's bytes do not depend
-on the number of processes or workers (same hardware, per-process thread count and library versions). The teacher's
-fp16 outputs do depend on the batch composition, so ``batch_size`` is recorded in the manifest and a resume with
-another batch size is refused. Killed at any point, rerunning the same command removes the temp files the killed run
-left, continues from the last finalized chunk and yields a byte-identical store. Epoch ranges saved into separate
-stores on other machines are combined with `LogitStore.merge`.
+``batch_size``, ``num_workers``, ``amp`` (GPU only), ``pipeline`` = 'pil' (default) | 'tensor' (the replay pipeline,
+see `distill_pretrain.replay`; recorded in the store, whose readers must replay with the same one). Unreadable
+images stop the run naming the file, or with ``dataset.on_error='skip'`` are counted and reported (their records
+hold the teacher's output on a grey stand-in; readers drop them). Each rank writes the chunks it owns
+(chunk % world_size) and batches never cross a chunk, so for the same ``batch_size`` and ``store.chunk_size`` the
+store's bytes do not depend on the number of processes or workers (same hardware, per-process thread count and
+library versions). The teacher's fp16 outputs do depend on the batch composition, so ``batch_size`` is recorded in
+the manifest and a resume with another batch size is refused. Killed at any point, rerunning the same command
+removes the temp files the killed run left, continues from the last finalized chunk and yields a byte-identical
+store. Epoch ranges saved into separate stores on other machines are combined with `LogitStore.merge`.
 """
 from __future__ import annotations
 
@@ -25,9 +28,10 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from .augment import AugmentConfig, ReplayDataset, collate_replay
+from .augment import AugmentConfig
 from .data import build_dataset
 from .dist import init_distributed
+from .replay import Replay, build_replay
 from .store import LogitStore
 from .teachers import build_teacher
 
@@ -107,6 +111,7 @@ def open_store(cfg, dataset, identity: dict[str, Any], aug: AugmentConfig, rank:
                 dataset=dataset.identity, transform=aug.to_dict(), base_seed=cfg.get("base_seed", 0),
                 value_format=cfg.store.get("value_format", "fp16"), chunk_size=cfg.store.get("chunk_size", 1024),
                 batch_size=cfg.get("batch_size", 64),
+                pipeline=cfg.get("pipeline", "pil"),
                 extra=dict(dataset_cfg=cfg.dataset.to_dict(), teacher_cfg=cfg.teacher.to_dict(),
                            epochs=cfg.get("epochs", 1)))
     store = None
@@ -118,25 +123,28 @@ def open_store(cfg, dataset, identity: dict[str, Any], aug: AugmentConfig, rank:
     return store
 
 
-def save_epoch(store: LogitStore, replay: ReplayDataset, runner: TeacherRunner, epoch: int, rank: int, world: int,
-               batch_size: int, num_workers: int, progress) -> int:
-    """Write this rank's pending chunks of one epoch; returns the number of samples processed."""
+def save_epoch(store: LogitStore, replay: Replay, runner: TeacherRunner, epoch: int, rank: int, world: int,
+               batch_size: int, num_workers: int, progress) -> tuple[int, list[str]]:
+    """Write this rank's pending chunks of one epoch; returns the number of samples processed and the messages of
+    the unreadable images among them (skipped)."""
     chunks = store.pending_chunks(epoch, rank, world)
     if not chunks:
-        return 0
-    replay.set_epoch(epoch)
+        return 0, []
+    replay.dataset.set_epoch(epoch)
     plan = []  # (chunk, batch indices, last batch of chunk)
     for c in chunks:
         idx = list(store.chunk_range(c))
         for s in range(0, len(idx), batch_size):
             plan.append((c, idx[s:s + batch_size], s + batch_size >= len(idx)))
-    loader = DataLoader(replay, batch_sampler=[p[1] for p in plan], num_workers=num_workers,
-                        collate_fn=collate_replay, persistent_workers=False)
-    seeds, indices, values, done = [], [], [], 0
+    loader = DataLoader(replay.dataset, batch_sampler=[p[1] for p in plan], num_workers=num_workers,
+                        collate_fn=replay.collate, persistent_workers=False,
+                        pin_memory=runner.device.type == "cuda")
+    seeds, indices, values, done, skipped = [], [], [], 0, []
     for (chunk, batch_idx, last), batch in zip(plan, loader):
         if batch["index"].tolist() != batch_idx:
             raise RuntimeError(f"loader returned indices {batch['index'].tolist()[:4]}.., expected {batch_idx[:4]}..")
-        idx, val = runner.topk(batch["image"], store.topk)
+        skipped += batch["errors"]
+        idx, val = runner.topk(replay.finish(batch, runner.device)["image"], store.topk)
         seeds.append(batch["seed"].numpy().astype(np.uint32))
         indices.append(idx)
         values.append(val)
@@ -145,7 +153,7 @@ def save_epoch(store: LogitStore, replay: ReplayDataset, runner: TeacherRunner, 
         if last:
             store.write_chunk(epoch, chunk, np.concatenate(seeds), np.concatenate(indices), np.concatenate(values))
             seeds, indices, values = [], [], []
-    return done
+    return done, skipped
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -167,17 +175,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     aug = AugmentConfig.coerce(cfg.get("augment"))
     store = open_store(cfg, dataset, identity, aug, rank)
     runner = TeacherRunner(teacher, identity, aug, device, cfg.get("amp", True))
-    replay = ReplayDataset(dataset, aug, store.manifest["base_seed"])
+    replay = build_replay(store.manifest["pipeline"], dataset, aug, store.manifest["base_seed"])
     todo = sum(len(store.chunk_range(c)) for e in epochs for c in store.pending_chunks(e, rank, world))
     if rank == 0:
         print(f"save_logits: {store} | epochs {epochs.start}:{epochs.stop} | world {world} | device {device} | "
-              f"{todo} samples to do on rank 0", flush=True)
+              f"pipeline {replay.pipeline} | {todo} samples to do on rank 0", flush=True)
     progress = tqdm(total=todo, unit="img", disable=rank != 0, dynamic_ncols=True, mininterval=1.0)
     start = time.perf_counter()
+    skipped: list[str] = []
     for epoch in epochs:
         progress.set_description(f"epoch {epoch}")
-        save_epoch(store, replay, runner, epoch, rank, world, cfg.get("batch_size", 64), cfg.get("num_workers", 2),
-                   progress)
+        skipped += save_epoch(store, replay, runner, epoch, rank, world, cfg.get("batch_size", 64),
+                              cfg.get("num_workers", 2), progress)[1]
         _barrier()
         if rank == 0 and not store.finalize_epoch(epoch):
             raise RuntimeError(f"epoch {epoch}: chunks missing after all ranks finished (another writer died?)")
@@ -187,6 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.reload()
         elapsed = time.perf_counter() - start
         print(f"done: {store} | {todo / max(elapsed, 1e-9):.1f} samples/s on rank 0 | {elapsed:.1f} s", flush=True)
+    if skipped:
+        shown = "; ".join(sorted(set(skipped))[:5])
+        print(f"rank {rank}: skipped {len(skipped)} samples with unreadable images (own or Mixup partner): {shown}",
+              flush=True)
     if dist.is_initialized():
         dist.destroy_process_group()
     return 0

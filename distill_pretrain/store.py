@@ -274,12 +274,14 @@ def _locked(root: Path):
 
 # The fields a reader may demand, and how they are compared.
 EXPECTABLE = ("format", "num_classes", "topk", "value_format", "teacher", "transform", "transform_hash", "dataset",
-              "base_seed", "chunk_size", "batch_size")
+              "base_seed", "chunk_size", "batch_size", "pipeline")
+DEFAULT_PIPELINE = "pil"  # `create`'s default replay pipeline (`distill_pretrain.replay.PIPELINES`)
 # Every manifest field and its JSON type.
 FIELDS: dict[str, type | tuple[type, ...]] = {
     "format": str, "teacher": dict, "num_classes": int, "topk": int, "value_format": str, "index_dtype": str,
     "value_dtype": str, "record_bytes": int, "transform": dict, "transform_hash": str, "dataset": dict,
-    "base_seed": int, "seed_policy": str, "chunk_size": int, "batch_size": (int, type(None)), "extra": dict,
+    "base_seed": int, "seed_policy": str, "chunk_size": int, "batch_size": (int, type(None)), "pipeline": str,
+    "extra": dict,
     "epochs": dict, "field_sha256": dict}
 
 
@@ -377,7 +379,8 @@ class LogitStore:
     def create(cls, path: str | Path, *, teacher: Mapping[str, Any], num_classes: int, topk: int,
                dataset: Mapping[str, Any], transform: Mapping[str, Any], base_seed: int,
                value_format: str = "fp16", chunk_size: int = 1024, batch_size: int | None = None,
-               extra: Mapping[str, Any] | None = None, remove_temps: bool = True) -> "LogitStore":
+               extra: Mapping[str, Any] | None = None, remove_temps: bool = True,
+               pipeline: str = DEFAULT_PIPELINE) -> "LogitStore":
         """Create a store, or reopen an existing one for more epochs / resuming after checking every field.
 
         teacher: identity dict with at least ``name`` and ``weights_sha256``; dataset: identity dict with at
@@ -386,6 +389,7 @@ class LogitStore:
         extra: free-form provenance (configs to rebuild teacher/dataset), not compared.
         remove_temps: delete temp files a killed writer left (only the one process that opens a store first may
         do this; other ranks of the same run pass False).
+        pipeline: the replay pipeline that made the augmentations (`distill_pretrain.replay.PIPELINES`).
         """
         path = Path(path)
         for key in ("name", "weights_sha256"):
@@ -403,7 +407,7 @@ class LogitStore:
             "transform": transform, "transform_hash": config_hash(transform),
             "dataset": _canonical(dict(dataset)), "base_seed": int(base_seed),
             "seed_policy": SEED_POLICY, "chunk_size": int(chunk_size),
-            "batch_size": None if batch_size is None else int(batch_size),
+            "batch_size": None if batch_size is None else int(batch_size), "pipeline": str(pipeline),
             "extra": _canonical(dict(extra or {})), "epochs": {},
         }
         path.mkdir(parents=True, exist_ok=True)
@@ -441,7 +445,7 @@ class LogitStore:
 
         expect keys: format, num_classes, topk, value_format, teacher (identity dict, or a name / sha256 string),
         transform (dict or object with ``to_dict``), transform_hash, dataset (identity dict or its sha256),
-        base_seed, chunk_size, batch_size.
+        base_seed, chunk_size, batch_size, pipeline.
         """
         path = Path(path)
         mpath = path / MANIFEST
@@ -477,6 +481,10 @@ class LogitStore:
         elif key == "dataset":
             want = _canonical(dict(want))
             ok = all(have.get(k) == want.get(k) for k in ("length", "sha256"))
+        elif key == "pipeline" and have != want:
+            raise StoreError(f"{path}: the store was made by the {have!r} replay pipeline, this reader replays with "
+                             f"{want!r}; the pixels would differ from what the teacher saw — use pipeline={have!r} "
+                             f"or accept approximate replay explicitly")
         else:
             ok = _canonical(want) == have
         if ok:

@@ -104,3 +104,33 @@ def test_pixel_exact_replay_torchrun_two_processes(photos, tmp_path):
     replay = ReplayDataset(photos, FULL_AUG, base_seed=7)
     for i, x in got.items():
         assert torch.equal(x, replay.get(i, 1)["image"]), f"index {i} differs between 2 processes and 1"
+
+
+class _EpochKeys:
+    """A batch sampler yielding (epoch, index) keys of 8 samples in batches of 4; its epoch is set from outside."""
+
+    epoch = 0
+
+    def __iter__(self):
+        return iter([[(self.epoch, i) for i in range(s, s + 4)] for s in (0, 4)])
+
+    def __len__(self):
+        return 2
+
+
+def test_epoch_index_keys_serve_persistent_workers(photos):
+    from distill_pretrain.replay import build_replay
+    replay = build_replay("tensor", photos, FULL_AUG, base_seed=2)  # __getitem__ is ReplayDataset's, shared
+    keys = _EpochKeys()
+    loader = DataLoader(replay.dataset, batch_sampler=keys, num_workers=1, persistent_workers=True,
+                        collate_fn=replay.collate)
+    seen = []
+    for epoch in (0, 1):  # the worker started in epoch 0 serves epoch 1 without set_epoch
+        keys.epoch = epoch
+        for batch in loader:
+            batch = replay.finish(batch, "cpu")
+            want = replay.finish(replay.collate([replay.dataset.get(i, epoch) for i in batch["index"].tolist()]),
+                                 "cpu")
+            assert torch.equal(batch["image"], want["image"]) and torch.equal(batch["seed"], want["seed"])
+            seen.append(batch["image"])
+    assert not torch.equal(seen[0], seen[2])  # epoch 1 is another augmentation of the same indices
