@@ -64,6 +64,20 @@ def _parts(model: dict) -> Iterator[tuple[str, dict]]:
             yield (f"model.{key}" + (f".{i}" if isinstance(part, list) else ""), item)
 
 
+def _accepted_keys(cls: type) -> set[str] | None:
+    """The keyword arguments a class takes: its own, and its bases' while `**kwargs` passes them up the MRO; None
+    when the chain ends in `**kwargs` that goes nowhere we can read."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in klass.__dict__ or klass is object:
+            continue
+        params = inspect.signature(klass.__dict__["__init__"]).parameters.values()
+        names |= {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names - {"self"}
+    return None
+
+
 def check_model_keys(cfg: Config, scope: str) -> None:
     """Every backbone / neck / head type is registered and every key of it is an argument of its class.
 
@@ -77,14 +91,11 @@ def check_model_keys(cfg: Config, scope: str) -> None:
             cls = registry.get(kind) if isinstance(kind, str) else kind
             if cls is None:
                 raise KeyError(f"{where}.type: {kind!r} is not registered in {scope}'s MODELS")
-            params = inspect.signature(cls.__init__).parameters
-            if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-                continue  # the class forwards unknown keys; its own error names them
-            unknown = sorted(set(part) - set(params) - {"type", "_delete_"})
+            accepted = _accepted_keys(cls)
+            unknown = sorted(set(part) - (accepted or set()) - {"type", "_delete_"}) if accepted is not None else []
             if unknown:
-                known = sorted(k for k in params if k != "self")
                 raise KeyError(f"{where}.{unknown[0]}: {cls.__name__} has no argument {unknown[0]!r} "
-                               f"(unknown: {unknown}; known: {known})")
+                               f"(unknown: {unknown}; known: {sorted(accepted)})")
 
 
 def backbone_checkpoint(cfg: Config) -> str | None:
