@@ -3,4 +3,4 @@
     python -m transfer.segmentation.train configs/segmentation/upernet_tinyvit-5m_512x512_160k_ade20k.py --pretrained CKPT [--pretrain NAME]
     python -m transfer.segmentation.test configs/segmentation/upernet_tinyvit-5m_512x512_160k_ade20k.py SEGMENTOR_CKPT [--mode slide]
 """
-_base_ = ['./_base_/upernet_tinyvit_ade20k.py', './_base_/schedule_swin_160k.py']
+_base_ = './_base_/upernet_tinyvit_512x512_160k_ade20k.py'
