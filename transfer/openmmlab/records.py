@@ -45,7 +45,10 @@ def trained_from(meta: dict[str, Any], pretrain: str | None = None) -> dict[str,
     text = meta.get("cfg")
     if not isinstance(text, str):
         return None
-    cfg = Config.fromstring(text, file_format=".py")
+    try:
+        cfg = Config.fromstring(text, file_format=".py")
+    except (SyntaxError, ImportError, KeyError, ValueError, TypeError):
+        return None  # a config this checkout cannot read says nothing usable; the caller falls back
     if cfg.get(BACKBONE_KEY):
         block = cfg[BACKBONE_KEY].to_dict()
         return {**block, "pretrain": pretrain} if pretrain and block.get("source") != "random" else block
