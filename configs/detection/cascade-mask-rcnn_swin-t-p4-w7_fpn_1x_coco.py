@@ -1,6 +1,10 @@
-# The Swin-T row of the paper's Tab. 6 in the same harness: mmdet's own SwinTransformer (as in mmdet's
-# swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py) with the same Cascade Mask R-CNN heads and schedule, and mmdet's
-# Swin optimizer settings (no decay on norms, position embeddings and relative position bias tables).
+"""The Swin-T row of the paper's Tab. 6 in the same harness: mmdet's own SwinTransformer (as in mmdet's
+swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py) with the same Cascade Mask R-CNN heads and schedule, and mmdet's
+Swin optimizer settings (no decay on norms, position embeddings and relative position bias tables).
+
+    python -m transfer.detection.train configs/detection/cascade-mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py \
+        --pretrained checkpoints/swin_tiny_patch4_window7_224.pth --pretrain in1k
+"""
 _base_ = ['./_base_/cascade-mask-rcnn_fpn_4conv1fc-giou_1x_coco.py']
 
 checkpoint = 'checkpoints/swin_tiny_patch4_window7_224.pth'  # the official Swin-T file; convert_weights maps it

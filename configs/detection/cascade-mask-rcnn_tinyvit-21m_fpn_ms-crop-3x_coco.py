@@ -1,5 +1,8 @@
-# TinyViT-21M Cascade Mask R-CNN, COCO 3x with the multi-scale + crop augmentation of mmdet's Swin/ConvNeXt
-# ms-crop-3x configs (DETR-style), 36 epochs with steps at 27 and 33.
+"""TinyViT-21M Cascade Mask R-CNN, COCO 3x with the multi-scale + crop augmentation of mmdet's Swin/ConvNeXt
+ms-crop-3x configs (DETR-style), 36 epochs with steps at 27 and 33.
+
+    python -m transfer.detection.train configs/detection/cascade-mask-rcnn_tinyvit-21m_fpn_ms-crop-3x_coco.py --pretrained CKPT
+"""
 _base_ = ['./cascade-mask-rcnn_tinyvit-21m_fpn_1x_coco.py']
 
 _scales = [(480, 1333), (512, 1333), (544, 1333), (576, 1333), (608, 1333), (640, 1333), (672, 1333),

@@ -1,7 +1,13 @@
-# Small-data path: TinyViT-5M Cascade Mask R-CNN with the same head types, slimmed (64-channel FPN and heads,
-# few proposals / RoIs), at reduced resolution, iteration-based; trains and evaluates on the same COCO json.
-# Defaults read the real mini set, built by `python -m transfer.detection.mini_coco data/mini_coco`; any other
-# COCO json + image folder: `python -m transfer.detection.train CONFIG --data ANN_FILE IMG_DIR`.
+"""Small-data path: TinyViT-5M Cascade Mask R-CNN with the same head types, slimmed (64-channel FPN and heads,
+few proposals / RoIs), at reduced resolution, iteration-based; trains and evaluates on the same COCO json.
+
+Defaults read the real mini set at $TINYVIT_DET_MINI (default data/mini_coco), built by
+`python -m transfer.detection.mini_coco data/mini_coco`; any other COCO json + image folder: `--data`.
+
+    python -m transfer.detection.train configs/detection/cascade-mask-rcnn_tinyvit-5m_fpn_mini.py [--data ANN IMG_DIR]
+    python tools/train.py configs/detection/cascade-mask-rcnn_tinyvit-5m_fpn_mini.py           # mmdet's own tools
+    python tools/test.py configs/detection/cascade-mask-rcnn_tinyvit-5m_fpn_mini.py work_dirs/.../iter_300.pth
+"""
 _base_ = ['./cascade-mask-rcnn_tinyvit-5m_fpn_1x_coco.py']
 
 channels = 64
@@ -9,7 +15,7 @@ img_scale = (192, 192)
 max_iters = 300
 val_interval = 50
 dataset_name = 'mini_coco'
-data_root = 'data/mini_coco/'
+data_root = '{{$TINYVIT_DET_MINI:data/mini_coco}}/'
 classes = ('bottle', 'bus', 'car', 'chair', 'diningtable', 'person', 'sofa')
 num_classes = 7
 
@@ -98,6 +104,6 @@ param_scheduler = [
 optim_wrapper = dict(optimizer=dict(lr=4e-4))
 default_hooks = dict(
     logger=dict(interval=10),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=val_interval, max_keep_ckpts=1),
+    checkpoint=dict(by_epoch=False, interval=val_interval, max_keep_ckpts=1),
     visualization=dict(draw=False))
 log_processor = dict(by_epoch=False)

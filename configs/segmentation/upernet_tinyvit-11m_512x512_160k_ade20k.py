@@ -1,7 +1,6 @@
-# UperNet + TinyViT-11M (stage channels 64, 128, 256, 448), ADE20K 512x512, 160k iterations, mmseg's Swin-T recipe.
-_base_ = './_base_/upernet_tinyvit_512x512_160k_ade20k.py'
-backbone_name = 'tinyvit-11m'
-model = dict(
-    backbone=dict(arch='11m'),
-    decode_head=dict(in_channels=[64, 128, 256, 448]),
-    auxiliary_head=dict(in_channels=256))
+"""UperNet + TinyViT-11M, ADE20K 512x512, 160k iterations, mmseg's Swin-T recipe.
+
+    python -m transfer.segmentation.train configs/segmentation/upernet_tinyvit-11m_512x512_160k_ade20k.py --pretrained CKPT [--pretrain NAME]
+    python -m transfer.segmentation.test configs/segmentation/upernet_tinyvit-11m_512x512_160k_ade20k.py SEGMENTOR_CKPT [--mode slide]
+"""
+_base_ = ['./_base_/upernet_tinyvit-11m_ade20k.py', './_base_/schedule_swin_160k.py']

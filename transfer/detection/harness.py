@@ -1,38 +1,26 @@
-"""What `transfer.detection.train` and `.test` share: config preparation, data checks, the COCO table, records."""
+"""Detection's part of the dense harness: COCO data (`--data ANN IMG_DIR`, checks, `--skip-bad`), COCO metrics
+in record names (fractions), the COCO table, and the `DETECTION` task spec the shared harness runs."""
 from __future__ import annotations
 
+import argparse
 import json
 import os.path as osp
 from pathlib import Path
 from typing import Any, Iterator
 
-from mmengine.config import Config, ConfigDict
-from mmengine.hooks import Hook
-from mmengine.registry import HOOKS
+from mmengine.config import Config
 from tabulate import tabulate
 
 from contracts.fileio import atomic_write_text
-from contracts.records import make_record, write_record
+from ..openmmlab.config import leaf_datasets, load_config  # noqa: F401 - load_config: benchmarks.detection_speed
+from ..openmmlab.task import DenseTask, register_task
 from .validate import CocoCheck, validate_coco
 
-COCO_KEYS = {"mAP": "AP", "mAP_50": "AP50", "mAP_75": "AP75", "mAP_s": "APs", "mAP_m": "APm", "mAP_l": "APl"}
+# mmdet CocoMetric suffix → record suffix (record names: bbox_ap, bbox_ap50, ..., segm_ap_l)
+COCO_KEYS = {"mAP": "ap", "mAP_50": "ap50", "mAP_75": "ap75", "mAP_s": "ap_s", "mAP_m": "ap_m", "mAP_l": "ap_l"}
+TABLE_HEADERS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 EVALUATORS = ("val_evaluator", "test_evaluator")
-
-
-def load_config(config: str | Path, cfg_options: dict | None = None, work_dir: str | None = None) -> Config:
-    """Read CONFIG, apply --cfg-options, and set work_dir (default ./work_dirs/<config name>)."""
-    if not Path(config).is_file():
-        raise FileNotFoundError(f"config file {config} does not exist")
-    cfg = Config.fromfile(str(config))
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    if work_dir is not None:
-        cfg.work_dir = work_dir
-    elif cfg.get("work_dir") is None:
-        cfg.work_dir = osp.join("work_dirs", Path(config).stem)
-    cfg.setdefault("config_name", Path(config).stem)
-    return cfg
 
 
 def set_num_classes(model: dict, num_classes: int) -> None:
@@ -42,17 +30,6 @@ def set_num_classes(model: dict, num_classes: int) -> None:
         heads = roi_head.get(key)
         for head in heads if isinstance(heads, list) else [heads] if heads else []:
             head["num_classes"] = num_classes
-
-
-def _leaf_datasets(dataset: dict) -> Iterator[dict]:
-    """The CocoDataset configs inside a dataset config (through Repeat/ClassBalanced/Concat wrappers)."""
-    if "datasets" in dataset:
-        for inner in dataset["datasets"]:
-            yield from _leaf_datasets(inner)
-    elif "dataset" in dataset:
-        yield from _leaf_datasets(dataset["dataset"])
-    else:
-        yield dataset
 
 
 def _evaluators(cfg: Config) -> Iterator[dict]:
@@ -74,7 +51,7 @@ def use_coco_data(cfg: Config, ann_file: str | Path, img_dir: str | Path) -> tup
     for key in DATALOADERS:
         if cfg.get(key) is None:
             continue
-        for dataset in _leaf_datasets(cfg[key]["dataset"]):
+        for dataset in leaf_datasets(cfg[key]["dataset"]):
             dataset.update(data_root="", ann_file=str(ann_file), data_prefix=dict(img=str(img_dir) + "/"),
                            metainfo=dict(classes=classes))
     for metric in _evaluators(cfg):
@@ -102,7 +79,7 @@ def check_datasets(cfg: Config, skip_bad: bool = False, splits: tuple[str, ...] 
     for key in splits:
         if cfg.get(key) is None:
             continue
-        for dataset in _leaf_datasets(cfg[key]["dataset"]):
+        for dataset in leaf_datasets(cfg[key]["dataset"]):
             ann_file, img_dir = _dataset_paths(dataset)
             if (ann_file, img_dir) not in checks:
                 check = validate_coco(ann_file, img_dir, skip_bad=skip_bad)
@@ -121,117 +98,59 @@ def check_datasets(cfg: Config, skip_bad: bool = False, splits: tuple[str, ...] 
     return list(checks.values())
 
 
-def check_backbone_init(cfg: Config) -> None:
-    """A backbone `init_cfg` naming a missing local file fails now, with the fix, not deep inside the runner."""
-    init_cfg = cfg.model.get("backbone", {}).get("init_cfg")
-    if isinstance(init_cfg, dict) and init_cfg.get("type") == "Pretrained":
-        path = str(init_cfg.get("checkpoint", ""))
-        if "://" not in path and not Path(path).is_file():
-            raise FileNotFoundError(
-                f"backbone checkpoint {path!r} (model.backbone.init_cfg.checkpoint) does not exist: pass "
-                "--cfg-options model.backbone.init_cfg.checkpoint=PATH, or model.backbone.init_cfg=None to train "
-                "the backbone from scratch")
-
-
-def coco_metrics(raw: dict[str, Any], iou_types: tuple[str, ...] = ("bbox", "segm")) -> dict[str, float]:
-    """mmdet CocoMetric output ('coco/bbox_mAP_50', ...) → record names ('bbox_AP50', ...).
+def coco_metrics(raw: dict[str, Any], iou_types: tuple[str, ...] = ("bbox", "segm")) -> dict[str, float | None]:
+    """mmdet CocoMetric output ('coco/bbox_mAP_50', ...) → record names ('bbox_ap50', ...), fractions.
 
     mmdet returns no metrics when a model made no detection at all; that is AP 0 (every ground truth missed),
-    so all of `iou_types` are reported as 0.0 then.
+    so all of `iou_types` are reported as 0.0 then. COCOeval's -1 (no ground truth of that size) becomes None.
     """
     if not any(str(k).startswith("coco/") for k in raw):
         return {f"{kind}_{name}": 0.0 for kind in iou_types for name in COCO_KEYS.values()}
-    metrics = {}
+    metrics: dict[str, float | None] = {}
     for key, value in raw.items():
         name = key.split("/")[-1]
         for kind in ("bbox", "segm"):
             suffix = name[len(kind) + 1:] if name.startswith(kind + "_") else None
             if suffix in COCO_KEYS:
-                metrics[f"{kind}_{COCO_KEYS[suffix]}"] = float(value)
+                metrics[f"{kind}_{COCO_KEYS[suffix]}"] = float(value) if float(value) >= 0 else None
     return metrics
 
 
-def coco_table(metrics: dict[str, float]) -> str:
+def coco_table(metrics: dict[str, float | None]) -> str:
     """The COCO table: one row per IoU type (bbox, segm), columns AP AP50 AP75 APs APm APl (in %)."""
     rows = []
     for kind in ("bbox", "segm"):
         if any(k.startswith(kind + "_") for k in metrics):
-            rows.append([kind] + [100 * metrics.get(f"{kind}_{c}", float("nan")) for c in COCO_KEYS.values()])
-    return tabulate(rows, headers=["", *COCO_KEYS.values()], tablefmt="github", floatfmt=".1f")
+            values = (metrics.get(f"{kind}_{c}") for c in COCO_KEYS.values())
+            rows.append([kind] + [float("nan") if v is None else 100 * v for v in values])
+    return tabulate(rows, headers=["", *TABLE_HEADERS], tablefmt="github", floatfmt=".1f")
 
 
-def backbone_description(cfg: Config) -> dict[str, Any]:
-    """Record `backbone` field from the config: name, source of its initial weights, their sha256."""
-    from backbones import file_sha256, read_checkpoint
-    from backbones.checkpoint import convert_state_dict
-
-    backbone = cfg.model.get("backbone", {})
-    kind = backbone.get("type", "unknown")
-    if kind == "TinyViT":
-        arch = backbone.get("arch", "5m")
-        name = f"tinyvit-{arch}" if isinstance(arch, str) else "tinyvit-custom"
-    elif kind == "SwinTransformer" and backbone.get("embed_dims") == 96 and list(backbone.get("depths", [])) == [2, 2, 6, 2]:
-        name = "swin-t"
-    else:
-        name = str(kind).lower()
-    init_cfg = backbone.get("init_cfg")
-    checkpoint = init_cfg.get("checkpoint") if isinstance(init_cfg, dict) else None
-    if not checkpoint or not Path(str(checkpoint)).is_file():
-        return {"name": name, "source": "random" if not checkpoint else "pretrained", "checkpoint_sha256": None}
-    source = "pretrained"
-    if kind == "TinyViT":
-        try:
-            obj = read_checkpoint(checkpoint)
-            source = "distill" if obj.get("format") else convert_state_dict(obj.get("state_dict", obj.get("model", obj)))[1]
-        except (ValueError, OSError, RuntimeError):
-            source = "pretrained"
-    return {"name": name, "source": source, "checkpoint_sha256": file_sha256(checkpoint)}
+def _use_data(cfg: Config, values: list[str]) -> None:
+    use_coco_data(cfg, *values)
 
 
-def write_detection_record(cfg: Config, metrics: dict[str, float], *, split: str, detector_checkpoint: str | None,
-                           results_dir: str | None = None, extra_metrics: dict | None = None) -> Path:
-    """Write the task-'detection' record of one evaluation; returns its path."""
+def _check_data(cfg: Config, splits: tuple[str, ...], args: argparse.Namespace) -> None:
+    check_datasets(cfg, skip_bad=args.skip_bad, splits=splits)
+
+
+def _setting(cfg: Config) -> dict[str, Any]:
     scale = None
     for step in cfg.get("test_dataloader", {}).get("dataset", {}).get("pipeline", []):
         if step.get("type") == "Resize":
             scale = step.get("scale")
-    setting = {"config": cfg.get("config_name"), "detector": cfg.model.get("type"),
-               "detector_checkpoint": Path(detector_checkpoint).name if detector_checkpoint else None,
-               "test_scale": list(scale) if scale else None,
-               "num_classes": len(cfg.get("test_dataloader", {}).get("dataset", {}).get("metainfo", {}).get("classes", ()))
-               or None}
-    record = make_record("detection", dataset=cfg.get("dataset_name", "coco"), split=split,
-                         metrics={**metrics, **(extra_metrics or {})}, backbone=backbone_description(cfg),
-                         setting=setting, config=cfg.to_dict())
-    return write_record(record, results_dir)
+    classes = cfg.get("test_dataloader", {}).get("dataset", {}).get("metainfo", {}).get("classes", ())
+    return {"test_scale": list(scale) if scale else None, "num_classes": len(classes) or None}
 
 
-@HOOKS.register_module()
-class MetricHistoryHook(Hook):
-    """Keeps every validation's COCO metrics with its iteration: `<work_dir>/metric_history.json` (the AP curve)."""
-
-    priority = "LOW"
-
-    def __init__(self) -> None:
-        self.history: list[dict[str, Any]] = []
-
-    def before_train(self, runner) -> None:  # noqa: ANN001 - mmengine's signature
-        """On --resume, keep the history written up to the resumed iteration."""
-        path = Path(runner.work_dir) / "metric_history.json"
-        if path.is_file() and runner.iter > 0:
-            self.history = [h for h in json.loads(path.read_text()) if h["iter"] <= runner.iter]
-
-    def after_val_epoch(self, runner, metrics: dict[str, float] | None = None) -> None:  # noqa: ANN001 - mmengine
-        if runner.rank != 0:
-            return
-        self.history.append({"iter": runner.iter, "epoch": runner.epoch, **coco_metrics(metrics or {})})
-        atomic_write_text(Path(runner.work_dir) / "metric_history.json", json.dumps(self.history, indent=1) + "\n")
+def _add_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="drop bad images/annotations (counted) instead of stopping with an error")
+    if mode == "train":
+        parser.add_argument("--no-test", action="store_true", help="do not evaluate the test split after training")
 
 
-def add_harness_hooks(cfg: Config) -> None:
-    """Add `MetricHistoryHook` and `PlainCheckpointHook` to the config's custom hooks (once each)."""
-    hooks = list(cfg.get("custom_hooks") or [])
-    for name in ("MetricHistoryHook", "PlainCheckpointHook"):
-        if not any(h.get("type") == name for h in hooks):
-            hooks.append(ConfigDict(type=name))
-    cfg.custom_hooks = hooks
+DETECTION = register_task(DenseTask(
+    name="detection", scope="mmdet", model_word="detector", record_metrics=coco_metrics, format_metrics=coco_table,
+    use_data=_use_data, data_metavar=("ANN_FILE", "IMG_DIR"), check_data=_check_data, setting=_setting,
+    record_split_after_train="test", add_arguments=_add_arguments, default_dataset="coco"))

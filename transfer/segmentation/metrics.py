@@ -5,12 +5,11 @@ import torch
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
-SUMMARY_KEYS = ("aAcc", "mIoU", "mAcc")
-
 
 @METRICS.register_module()
 class PerClassIoUMetric(IoUMetric):
-    """mmseg's `IoUMetric` (same mIoU / mAcc / aAcc, in percent) plus `IoU.<class>` for every class present.
+    """mmseg's `IoUMetric` (same mIoU / mAcc / aAcc, in percent as mmseg reports them) plus `IoU.<class>` for
+    every class present. The harness converts all of them to fractions once (`harness.seg_metrics`).
 
     Classes absent from both ground truth and prediction (union 0) are left out, as mmseg's mean leaves them out.
     """
@@ -24,4 +23,3 @@ class PerClassIoUMetric(IoUMetric):
             if uni > 0:
                 metrics[f"IoU.{name}"] = round(100.0 * inter / uni, 2)
         return metrics
-

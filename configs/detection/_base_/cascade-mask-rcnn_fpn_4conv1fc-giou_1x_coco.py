@@ -1,7 +1,14 @@
-# Cascade Mask R-CNN, FPN, the 4conv1fc GIoU cascade heads of Swin's / ConvNeXt's cascade configs, COCO 1x.
-# Everything comes from mmdet's own _base_ files (read from the installed package via the `mmdet::` scope);
-# this file only changes what the TinyViT paper's recipe (Swin's) needs: the heads, BN instead of SyncBN,
-# AdamW 1e-4 / wd 0.05 / no decay on norms, biases and attention biases, steps at 8 and 11, linear warm-up.
+"""Cascade Mask R-CNN, FPN, the 4conv1fc GIoU cascade heads of Swin's / ConvNeXt's cascade configs, COCO 1x.
+
+Everything comes from mmdet's own _base_ files (read from the installed package via the `mmdet::` scope); this
+file only changes what the TinyViT paper's recipe (Swin's) needs: the heads, BN instead of SyncBN, AdamW 1e-4 /
+wd 0.05 / no decay on norms, biases and attention biases, steps at 8 and 11, linear warm-up. Its checkpoints are
+plain (`tinyvit_bench.PlainCheckpointHook`), so mmdet's own tools read them under torch >= 2.6. A base: run a
+variant, e.g.
+
+    python -m transfer.detection.train configs/detection/cascade-mask-rcnn_tinyvit-21m_fpn_1x_coco.py --pretrained CKPT
+    python tools/train.py configs/detection/cascade-mask-rcnn_tinyvit-21m_fpn_1x_coco.py   # mmdet's own tool
+"""
 _base_ = [
     'mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',
@@ -49,3 +56,7 @@ optim_wrapper = dict(
 
 # Records written by transfer.detection.{train,test} use this name for the data set.
 dataset_name = 'coco'
+# The project's hooks (registered by custom_imports): checkpoints torch.load(weights_only=True) reads, and the
+# validation curve in <work_dir>/metric_history.json.
+default_hooks = dict(checkpoint=dict(type='tinyvit_bench.PlainCheckpointHook'))
+custom_hooks = [dict(type='tinyvit_bench.MetricHistoryHook', task='detection')]

@@ -13,7 +13,8 @@ from pycocotools.cocoeval import COCOeval
 
 from transfer.detection import BadCocoInput, validate_coco
 from transfer.detection import train as det_train
-from transfer.detection.harness import check_backbone_init, check_datasets, load_config, use_coco_data
+from transfer.detection.harness import check_datasets, use_coco_data
+from transfer.openmmlab.config import check_backbone_checkpoint, load_config
 
 MINI = "configs/detection/cascade-mask-rcnn_tinyvit-5m_fpn_mini.py"
 
@@ -112,5 +113,5 @@ def test_train_entry_point_stops_before_mmdet_and_skips_with_count(broken_copy, 
 
 def test_missing_backbone_checkpoint_is_named_before_training():
     cfg = load_config("configs/detection/cascade-mask-rcnn_tinyvit-21m_fpn_1x_coco.py")
-    with pytest.raises(FileNotFoundError, match="tiny_vit_21m_22kto1k_distill.pth.*init_cfg.checkpoint=PATH"):
-        check_backbone_init(cfg)
+    with pytest.raises(FileNotFoundError, match="tiny_vit_21m_22kto1k_distill.pth.*--pretrained PATH"):
+        check_backbone_checkpoint(cfg, "mmdet")

@@ -26,7 +26,7 @@ def _build(cfg: Config) -> torch.nn.Module:
 @pytest.mark.parametrize("arch", ARCHS)
 def test_tinyvit_upernet_config(arch: str) -> None:
     cfg = Config.fromfile(CONFIGS / f"upernet_tinyvit-{arch}_512x512_160k_ade20k.py")
-    assert cfg.custom_imports == dict(imports=["backbones"], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=["backbones", "transfer.segmentation"], allow_failed_imports=False)
     model = _build(cfg)
     channels = list(model.backbone.out_channels)
     assert isinstance(model.backbone, TinyViT) and model.backbone.window_sizes == (16, 16, 32, 16)

