@@ -154,6 +154,8 @@ def validate_record(record: Mapping[str, Any]) -> None:
         unit = schema.metrics[name].unit
         if value is not None and not UNITS[unit](value):
             raise RecordError(f"metrics.{name}: {value!r} is not {UNIT_HINTS[unit]}")
+    if not any(value is not None for value in metrics.values()):
+        raise RecordError(f"metrics: a {task} record must carry at least one measured value")
     lacking = [name for name in schema.required if metrics.get(name) is None]
     if lacking:
         raise RecordError(f"metrics: {task} record lacks {lacking}")

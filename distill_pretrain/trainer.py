@@ -474,7 +474,7 @@ class Trainer:
         self.log(f"eval epoch {epoch}{' (EMA)' if use_ema else ''}: {shown} ({int(seen)} images, device={self.device} "
                  f"amp={self.amp_description})")
         self._scalars({f"val/{k}": v for k, v in metrics.items()}, self.step)
-        if self.dist.is_main and self.cfg.record:
+        if self.dist.is_main and self.cfg.record and metrics:  # nothing measured (no labels, no teacher): no record
             self._write_record(metrics, epoch, self._evaluated_file(use_ema, checkpoint), use_ema)
         return metrics
 
