@@ -5,5 +5,8 @@ head-mapping layer, a frozen teacher — and returns the loss of one batch. The 
 the objective's trainable parameters, checkpoints both state dicts (never the teacher's) and calls nothing else.
 """
 from .base import OBJECTIVES, Objective
+from .dmae import DMAEObjective
+from .mae import MAEObjective
+from .tinymim import TinyMIMObjective
 
-__all__ = ["OBJECTIVES", "Objective"]
+__all__ = ["OBJECTIVES", "Objective", "MAEObjective", "DMAEObjective", "TinyMIMObjective"]
