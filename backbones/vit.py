@@ -307,3 +307,55 @@ class ViTSimpleFPN(BaseModule):
         if self.num_outs == 5:
             outs.append(F.max_pool2d(outs[-1], 1, stride=2))
         return tuple(outs)
+
+
+# ------------------------------------------------------------------------------------------ mmseg conversion
+_TO_MMSEG = (("patch_embed.proj.", "patch_embed.projection."), (".norm1.", ".ln1."), (".norm2.", ".ln2."),
+             (".mlp.fc1.", ".ffn.layers.0.0."), (".mlp.fc2.", ".ffn.layers.1."))
+_NOT_FOR_MMSEG = ("norm.", "fc_norm.", "head.", "head_drop.")  # final norm / classifier: mmseg's MAE has none
+
+
+def to_mmseg_mae(checkpoint: str | Path | Mapping[str, Any], allow_pickle: bool = False) -> dict[str, torch.Tensor]:
+    """A ViT state dict (any `load_vit_pretrained` format) in the names of mmseg's `MAE` backbone.
+
+    mmseg's MAE loads its `init_cfg` checkpoint with `strict=False` and no report, so unconverted timm names would be
+    dropped silently; this refuses any key it cannot place. Layer scales (`gamma_*`) stay at the config's
+    `init_values=1.0`, which makes the BEiT-style block a plain ViT block.
+    """
+    obj = read_checkpoint(checkpoint, allow_pickle) if isinstance(checkpoint, (str, Path)) else checkpoint
+    sd, _ = _unwrap(obj)
+    out, unplaced = {}, []
+    for key, value in sd.items():
+        if key.startswith(_MAE_ONLY) or key.startswith(_NOT_FOR_MMSEG):
+            continue
+        if key in ("cls_token", "pos_embed") or key.startswith(("patch_embed.proj.", "blocks.")):
+            new = "layers." + key[len("blocks."):] if key.startswith("blocks.") else key
+            for old, repl in _TO_MMSEG:
+                new = new.replace(old, repl)
+            out[new] = value
+        else:
+            unplaced.append(key)
+    if unplaced or "patch_embed.projection.weight" not in out:
+        raise ValueError(f"{checkpoint if isinstance(checkpoint, (str, Path)) else 'state dict'}: cannot convert to "
+                         f"mmseg MAE names; unplaced keys {unplaced[:8]} (is it a timm / MAE ViT checkpoint?)")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m backbones.vit to-mmseg IN OUT`: write a ViT checkpoint in mmseg `MAE` backbone names."""
+    import argparse
+
+    from contracts.fileio import atomic_write
+    parser = argparse.ArgumentParser(prog="python -m backbones.vit", description=main.__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    conv = sub.add_parser("to-mmseg", help="convert ours / official MAE / timm ViT weights for mmseg's MAE backbone")
+    conv.add_argument("src")
+    conv.add_argument("dst")
+    args = parser.parse_args(argv)
+    sd = to_mmseg_mae(args.src)
+    atomic_write(args.dst, lambda f: torch.save({"state_dict": sd}, f))
+    print(f"{args.src} → {args.dst}: {len(sd)} tensors in mmseg MAE names", flush=True)
+
+
+if __name__ == "__main__":
+    main()
