@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from backbones import file_sha256
+from contracts.fileio import file_sha256
 
 from .checkpoint import load_checkpoint, save_checkpoint
 

@@ -22,18 +22,27 @@ def scaled_lr(base_lr: float, total_batch: int, base_batch: int) -> float:
 
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.999),
-                    eps: float = 1e-8, layer_decay: float | None = None) -> torch.optim.Optimizer:
+                    eps: float = 1e-8, layer_decay: float | None = None,
+                    extra: nn.Module | None = None) -> torch.optim.Optimizer:
     """AdamW whose groups carry `lr_scale` (layer-wise decay via `backbones.LayerDecayOptimWrapperConstructor`).
 
     No weight decay on 1-D parameters (norms, biases) and on TinyViT's `attention_biases`; with `layer_decay`
-    each TinyViT block's LR is × decay^(num_layers − 1 − depth) (`TinyViT.get_layer_depth`).
+    each TinyViT block's LR is × decay^(num_layers − 1 − depth) (`TinyViT.get_layer_depth`). `extra` (an
+    objective's decoder, ...) adds its trainable parameters at `lr_scale` 1, without weight decay on 1-D ones.
     """
     constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(dict(
         type="LayerDecayOptimWrapperConstructor",
         optim_wrapper_cfg=dict(type="OptimWrapper", optimizer=dict(
             type="AdamW", lr=lr, weight_decay=weight_decay, betas=tuple(betas), eps=eps)),
         paramwise_cfg=dict(layer_decay_rate=1.0 if layer_decay is None else float(layer_decay))))
-    return constructor(model).optimizer
+    optimizer = constructor(model).optimizer
+    if extra is not None:
+        params = [p for p in extra.parameters() if p.requires_grad]
+        for decay, group in ((weight_decay, [p for p in params if p.ndim > 1]),
+                             (0.0, [p for p in params if p.ndim <= 1])):
+            if group:
+                optimizer.add_param_group({"params": group, "weight_decay": decay, "lr_scale": 1.0})
+    return optimizer
 
 
 def cosine_lr(step: int, *, total_steps: int, warmup_steps: int, base_lr: float, warmup_lr: float,

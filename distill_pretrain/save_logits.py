@@ -14,7 +14,6 @@ combined with `LogitStore.merge`.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from typing import Any, Sequence
@@ -26,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from .augment import AugmentConfig, ReplayDataset, collate_replay
 from .data import build_dataset
+from .dist import init_distributed
 from .store import LogitStore
 from .teachers import build_teacher
 
@@ -94,19 +94,6 @@ class TeacherRunner:
         return indices.cpu().numpy(), values.cpu().numpy()
 
 
-def _init_distributed() -> tuple[int, int, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available()
-    device = torch.device(f"cuda:{local}" if cuda else "cpu")
-    if cuda:
-        torch.cuda.set_device(device)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    return rank, world, device
-
-
 def _barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
@@ -169,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = load_config(args.config, args.cfg_options)
     epochs = parse_epochs(args.epochs, cfg.get("epochs", 1))
 
-    rank, world, device = _init_distributed()
+    info = init_distributed()
+    rank, world, device = info.rank, info.world_size, info.device
     from tqdm import tqdm
     teacher, identity = build_teacher(cfg.teacher)
     dataset = build_dataset(cfg.dataset)

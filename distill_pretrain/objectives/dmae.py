@@ -20,7 +20,7 @@ from torch import nn
 from backbones.vit import layer_index, attention_taps, forward_tokens, vit_from_spec
 
 from .base import OBJECTIVES
-from .mae import MAEObjective
+from .mae import MAEObjective, resolve_student
 
 
 @OBJECTIVES.register_module(name="dmae")
@@ -28,11 +28,13 @@ class DMAEObjective(MAEObjective):
     """MAE plus attention-map distillation; `teacher` is a ViT module, timm name, checkpoint path or dict
     (`backbones.vit.vit_from_spec`)."""
 
-    def __init__(self, student: nn.Module, teacher: nn.Module | str | Mapping[str, Any],
+    def __init__(self, student: nn.Module | Mapping[str, Any], teacher: nn.Module | str | Mapping[str, Any],
                  student_layers: Sequence[int] = (-1,), teacher_layers: Sequence[int] = (-1,),
                  attn_weight: float = 1.0, **mae_kwargs: Any) -> None:
+        student = resolve_student(student, "dmae")
         super().__init__(student, **mae_kwargs)
-        teacher = vit_from_spec(teacher, key="teacher")
+        self._name = "dmae"
+        teacher = vit_from_spec(teacher, key="objective.teacher")
         if len(student_layers) != len(teacher_layers) or not student_layers:
             raise ValueError(f"objective 'dmae': student_layers={list(student_layers)} and teacher_layers="
                              f"{list(teacher_layers)} must pair up (same non-zero length)")
@@ -40,7 +42,7 @@ class DMAEObjective(MAEObjective):
         if t_patch != self.patch or teacher.num_prefix_tokens != student.num_prefix_tokens:
             raise ValueError(f"objective 'dmae': teacher patch size {t_patch} / prefix tokens "
                              f"{teacher.num_prefix_tokens} differ from the student's {self.patch} / "
-                             f"{student.num_prefix_tokens} (key 'teacher.patch_size'); the attention maps must "
+                             f"{student.num_prefix_tokens} (key 'objective.teacher.patch_size'); the attention maps must "
                              "cover the same tokens")
         self.student_layers = [layer_index(student, i, "student_layers") for i in student_layers]
         self.teacher_layers = [layer_index(teacher, i, "teacher_layers") for i in teacher_layers]
@@ -51,6 +53,7 @@ class DMAEObjective(MAEObjective):
         self.set_teacher(teacher)
 
     def forward(self, student: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.check_student(student)
         images = batch["image"]
         keep, mask, restore = self.mask(images)
         with attention_taps(student, {i: ("attn",) for i in self.student_layers}, "student_layers") as s_taps:

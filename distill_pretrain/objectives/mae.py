@@ -10,7 +10,7 @@ decoder is sized by the config (MAE-Base uses 512-d x 8 blocks; ViT-Tiny recipes
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 from timm.layers import build_sincos2d_pos_embed
@@ -20,6 +20,45 @@ from torch import nn
 from backbones.vit import forward_tokens
 
 from .base import OBJECTIVES, Objective
+
+
+def resolve_student(student: nn.Module | Mapping[str, Any], objective: str) -> nn.Module:
+    """The student module, or (given the trainer's `student` config, as configs pass it) a shape-only build of it
+    on the meta device (no memory, no init cost) to size the objective's parts."""
+    if not isinstance(student, nn.Module):
+        if not isinstance(student, Mapping):
+            raise TypeError(f"objective '{objective}': student must be the student module or its config dict, got "
+                            f"{type(student).__name__} (key 'objective.student')")
+        from ..student import build_student
+        with torch.device("meta"):
+            student = build_student({k: v for k, v in student.items() if k != "init"}, num_classes=0)
+    for attr in ("patch_embed", "blocks", "embed_dim", "num_prefix_tokens"):
+        if not hasattr(student, attr):
+            raise ValueError(f"objective '{objective}': student {type(student).__name__} is not a timm ViT (no "
+                             f"{attr!r}; key 'student.type')")
+    return student
+
+
+def vit_signature(model: nn.Module) -> tuple[int, int, int, tuple[int, ...]]:
+    """(embed dim, patch size, prefix tokens, heads per block): what an objective sized for a student relies on."""
+    return (int(model.embed_dim), int(model.patch_embed.patch_size[0]), int(model.num_prefix_tokens),
+            tuple(int(b.attn.num_heads) for b in model.blocks))
+
+
+class ViTObjective(Objective):
+    """An objective sized for one plain-ViT student shape; refuses to run on a student of another shape."""
+
+    find_unused_parameters = True  # the classifier (and blocks after a tapped one) get no gradient
+
+    def __init__(self, student: nn.Module, name: str) -> None:
+        super().__init__()
+        self._signature, self._name = vit_signature(student), name
+
+    def check_student(self, student: nn.Module) -> None:
+        if vit_signature(student) != self._signature:
+            raise ValueError(f"objective '{self._name}': the student (dim, patch, prefix, heads) "
+                             f"{vit_signature(student)[:3]} is not the one it was built for {self._signature[:3]} "
+                             "(key 'objective.student')")
 
 
 def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
@@ -42,23 +81,22 @@ def random_masking(batch: int, num_patches: int, mask_ratio: float, device: torc
 
 
 @OBJECTIVES.register_module(name="mae")
-class MAEObjective(Objective):
+class MAEObjective(ViTObjective):
     """Masked autoencoding; the decoder's parameters belong to the objective (trained, checkpointed with it).
 
-    `student` is the plain timm ViT being trained (only its shape is read here).
+    `student`: the plain timm ViT being trained, or its config dict (`objective = dict(type='mae',
+    student=student)` in a trainer config); only its shape is read.
     """
 
-    def __init__(self, student: nn.Module, mask_ratio: float = 0.75, norm_pix_loss: bool = True,
+    def __init__(self, student: nn.Module | Mapping[str, Any], mask_ratio: float = 0.75, norm_pix_loss: bool = True,
                  decoder_dim: int = 128, decoder_depth: int = 2, decoder_heads: int = 4) -> None:
-        super().__init__()
+        student = resolve_student(student, "mae")
+        super().__init__(student, "mae")
         if not 0.0 < mask_ratio < 1.0:
             raise ValueError(f"objective 'mae': mask_ratio={mask_ratio} must be in (0, 1)")
         if decoder_dim % decoder_heads:
             raise ValueError(f"objective 'mae': decoder_dim={decoder_dim} is not divisible by "
                              f"decoder_heads={decoder_heads}")
-        for attr in ("patch_embed", "blocks", "embed_dim"):
-            if not hasattr(student, attr):
-                raise ValueError(f"objective 'mae': student {type(student).__name__} is not a timm ViT (no {attr!r})")
         self.mask_ratio, self.norm_pix_loss = float(mask_ratio), bool(norm_pix_loss)
         self.patch = int(student.patch_embed.patch_size[0])
         in_chans = student.patch_embed.proj.in_channels
@@ -95,6 +133,7 @@ class MAEObjective(Objective):
         return (per_patch * mask).sum() / mask.sum()
 
     def forward(self, student: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.check_student(student)
         images = batch["image"]
         keep, mask, restore = self.mask(images)
         loss = self.reconstruction_loss(student, images, forward_tokens(student, images, keep), mask, restore)

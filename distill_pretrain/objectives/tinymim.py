@@ -19,7 +19,8 @@ from torch import nn
 
 from backbones.vit import layer_index, attention_taps, forward_tokens, vit_from_spec
 
-from .base import OBJECTIVES, Objective
+from .base import OBJECTIVES
+from .mae import ViTObjective, resolve_student
 
 
 def regroup_heads(x: torch.Tensor, heads: int, key: str) -> torch.Tensor:
@@ -43,14 +44,15 @@ def relation_kl(log_teacher: torch.Tensor, log_student: torch.Tensor) -> torch.T
 
 
 @OBJECTIVES.register_module(name="tinymim")
-class TinyMIMObjective(Objective):
+class TinyMIMObjective(ViTObjective):
     """Q-K and V-V relation distillation; `teacher` as `backbones.vit.vit_from_spec` accepts it."""
 
-    def __init__(self, student: nn.Module, teacher: nn.Module | str | Mapping[str, Any], student_layer: int = -1,
-                 teacher_layer: int = -1, heads: int | None = None, qk_weight: float = 1.0,
+    def __init__(self, student: nn.Module | Mapping[str, Any], teacher: nn.Module | str | Mapping[str, Any],
+                 student_layer: int = -1, teacher_layer: int = -1, heads: int | None = None, qk_weight: float = 1.0,
                  vv_weight: float = 1.0) -> None:
-        super().__init__()
-        teacher = vit_from_spec(teacher, key="teacher")
+        student = resolve_student(student, "tinymim")
+        super().__init__(student, "tinymim")
+        teacher = vit_from_spec(teacher, key="objective.teacher")
         self.student_layer = layer_index(student, student_layer, "student_layer")
         self.teacher_layer = layer_index(teacher, teacher_layer, "teacher_layer")
         self.heads = int(heads or teacher.blocks[self.teacher_layer].attn.num_heads)
@@ -68,13 +70,14 @@ class TinyMIMObjective(Objective):
         return relation_log_probs(q, k), relation_log_probs(v, v)
 
     def forward(self, student: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.check_student(student)
         images = batch["image"]
         s_qk, s_vv = self._relations(student, self.student_layer, images, "student")
         with torch.no_grad():
             t_qk, t_vv = self._relations(self.teacher, self.teacher_layer, images, "teacher")
         if t_qk.shape[-1] != s_qk.shape[-1]:
             raise ValueError(f"objective 'tinymim': teacher sees {t_qk.shape[-1]} tokens, student {s_qk.shape[-1]}; "
-                             "use the same patch size and img_size (key 'teacher.patch_size')")
+                             "use the same patch size and img_size (key 'objective.teacher.patch_size')")
         loss_qk, loss_vv = relation_kl(t_qk, s_qk), relation_kl(t_vv, s_vv)
         loss = self.qk_weight * loss_qk + self.vv_weight * loss_vv
         return {"loss": loss, "loss_qk": loss_qk.detach(), "loss_vv": loss_vv.detach()}

@@ -141,3 +141,32 @@ def test_resume_is_bitwise(images):
     assert resumed == straight
     for (k, a), b in zip(student.state_dict().items(), student2.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_dmae_through_the_trainer_resumes_exactly_and_exports_a_loadable_student(tmp_path):
+    from pathlib import Path
+
+    from backbones.provenance import describe_checkpoint
+    from backbones.vit import vit_from_spec
+    from distill_pretrain.config import load_config
+    from distill_pretrain.trainer import Trainer
+    slim = {"depth": 2, "patch_size": 8}
+    options = {"epochs": 1, "data.train.limit": 16, "data.batch_size": 4, "log_interval": 1, "record": False,
+               **{f"{part}.{k}": v for part in ("student", "objective.student", "objective.teacher")
+                  for k, v in slim.items()}}
+    config = Path(__file__).resolve().parents[2] / "configs/distill/vit_tiny_dmae_fmnist_tiny_cpu.py"
+    full = Trainer(load_config(config, options), tmp_path / "full")
+    full_hist = full.train()
+    first = Trainer(load_config(config, {**options, "stop_after_steps": 2}), tmp_path / "split")
+    first.train()
+    second = Trainer(load_config(config, options), tmp_path / "split")
+    assert second.resume()
+    second_hist = second.train()
+    assert [h["loss"] for h in second_hist] == [h["loss"] for h in full_hist] and len(full_hist) == 4
+    for key, value in full.objective.state_dict().items():
+        assert torch.equal(value, second.objective.state_dict()[key]), key
+    ckpt = tmp_path / "full" / "checkpoint.pth"
+    block = describe_checkpoint(ckpt, "vit-t")
+    assert (block["source"], block["pretrain"]) == ("distill", "fashionmnist-dmae")
+    loaded = vit_from_spec({"checkpoint": str(ckpt), **slim})
+    torch.testing.assert_close(loaded.blocks[1].attn.qkv.weight, full.model.blocks[1].attn.qkv.weight)

@@ -14,7 +14,10 @@ from distill_pretrain import save_logits
 from distill_pretrain.export import export_backbone
 from distill_pretrain.optim import cosine_lr, schedule_from_cfg
 from distill_pretrain.store import recover_dense
-from distill_pretrain.train import EpochBatchSampler, Trainer, label_targets, load_config, soft_cross_entropy
+from distill_pretrain.config import load_config
+from distill_pretrain.objectives import label_targets, soft_cross_entropy
+from distill_pretrain.sampler import EpochBatchSampler
+from distill_pretrain.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[2]
 SLIM = dict(embed_dims=[16, 32, 32, 64], depths=[1, 1, 1, 1], head_dim=16)
@@ -145,20 +148,32 @@ def test_schedule_and_lr_scaling() -> None:
 
 def test_sampler_shards_are_disjoint_and_resumable() -> None:
     shards = [list(EpochBatchSampler(50, 4, r, 3, seed=1)) for r in range(3)]
-    flat = [i for s in shards for b in s for i in b]
+    flat = [i for s in shards for b in s for e, i in b]
     assert len(flat) == len(set(flat)) == 48 and len(shards[0]) == 4
+    assert {e for s in shards for b in s for e, _ in b} == {0}
     sampler = EpochBatchSampler(50, 4, 1, 3, seed=1)
     sampler.set_epoch(0, start_batch=2)
-    assert list(sampler) == shards[1][2:]
+    assert list(sampler) == shards[1][2:] and len(sampler) == 2
     sampler.set_epoch(1)
-    assert list(sampler) != shards[1]
+    assert [i for b in sampler for _, i in b] != [i for b in shards[1] for _, i in b]
+    # one iteration across epochs (the loader's iterator does not restart at an epoch boundary)
+    sampler.set_epoch(0, start_batch=3, end_epoch=2)
+    run = list(sampler)
+    assert len(run) == len(sampler) == 5 and run[0] == shards[1][3]
+    assert [b[0][0] for b in run] == [0, 1, 1, 1, 1]
+    assert [i for b in run[1:] for _, i in b] == [i for b in sampler.epoch_batches(1) for i in b]
+    # accumulation: an epoch holds whole steps
+    assert EpochBatchSampler(50, 4, 0, 1, seed=1, multiple_of=5).num_batches == 10
+    assert EpochBatchSampler(50, 4, 0, 1, seed=1, multiple_of=4).num_batches == 12
 
 
 def test_bad_config_is_refused(store: Path) -> None:
     with pytest.raises(KeyError, match="optim"):
         _cfg(store, **{"optim.learning_rate": 1.0})
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(ValueError, match="'distill' is not registered"):
         _cfg(store, mode="distill")
+    with pytest.raises(KeyError, match="objective"):
+        _cfg(store, **{"loss.temperature": 2.0})
 
 
 @pytest.mark.slow
@@ -196,7 +211,7 @@ def test_torchrun_gloo_two_processes_then_one_process_eval(store: Path, tmp_path
 
 
 def test_online_distillation_and_finetune_modes(store: Path, tmp_path: Path) -> None:
-    """online: the real teacher runs every step; scratch + init + layer decay + frozen BN = the finetune recipe."""
+    """online: the real teacher runs every step; finetune (init required) + layer decay + frozen BN."""
     online = Trainer(_cfg(store, mode="online", stop_after_steps=2, **{"optim.accum_steps": 1, "ema.decay": None},
                           teacher=dict(type="torchvision", name="mobilenet_v2", weights="asset:mobilenet_v2")),
                      tmp_path / "online")
@@ -205,10 +220,14 @@ def test_online_distillation_and_finetune_modes(store: Path, tmp_path: Path) -> 
     ckpt = tmp_path / "online" / "checkpoint.pth"
     assert torch.load(ckpt, weights_only=True)["meta"]["teacher"]["name"] == "mobilenet_v2"
 
-    ft_cfg = _cfg(store, mode="scratch", num_classes=10, stop_after_steps=2, freeze_bn_stats=True,
+    with pytest.raises(ValueError, match="'finetune' needs student.init"):
+        _cfg(store, mode="finetune", num_classes=10)
+    with pytest.raises(ValueError, match="use mode='finetune'"):
+        _cfg(store, mode="scratch", num_classes=10, **{"student.init": str(ckpt)})
+    ft_cfg = _cfg(store, mode="finetune", num_classes=10, stop_after_steps=2, freeze_bn_stats=True,
                   labels_index_classes=True, **{"optim.accum_steps": 1, "ema.decay": None, "optim.layer_decay": 0.8,
-                                                "data.aug": dict(img_size=32, mixup_alpha=0.8, cutmix_alpha=0.0)})
-    ft_cfg.student.init = str(ckpt)
+                                                "data.aug": dict(img_size=32, mixup_alpha=0.8, cutmix_alpha=0.0),
+                                                "student.init": str(ckpt)})
     finetune = Trainer(ft_cfg, tmp_path / "ft")
     start = {k: v.clone() for k, v in finetune.model.state_dict().items()}
     assert torch.equal(start["stages.1.blocks.0.attn.qkv.weight"],

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from distill_pretrain.train import load_config
+from distill_pretrain.config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "distill"
 VARIANTS = ("5m", "11m", "21m")
@@ -18,18 +18,18 @@ def _load(name: str):
 @pytest.mark.parametrize("arch,drop_path", zip(VARIANTS, (0.0, 0.0, 0.1)))
 def test_in21k_distillation(arch: str, drop_path: float) -> None:
     cfg = _load(f"tinyvit_{arch}_in21k_distill")
-    assert cfg.mode == "stored" and cfg.epochs == 90
+    assert cfg.mode == cfg.objective.type == "stored" and cfg.epochs == 90 and cfg.pretrain_name == "in21k-distill"
     assert cfg.student.arch == arch and cfg.student.drop_path_rate == drop_path
     o = cfg.optim
     assert (o.lr, o.base_batch, o.weight_decay, o.warmup_epochs, o.clip_grad) == (2e-3, 4096, 0.01, 5, 5.0)
-    assert cfg.store.expect["topk"] == 100 and cfg.loss.temperature == 1.0 and cfg.loss.gt_weight == 0.0
+    assert cfg.store.expect["topk"] == 100 and cfg.objective.temperature == 1.0 and cfg.objective.gt_weight == 0.0
     assert cfg.data.train.type == "ImageFolder"
 
 
 @pytest.mark.parametrize("arch", VARIANTS)
 def test_in1k_finetune(arch: str) -> None:
     cfg = _load(f"tinyvit_{arch}_in21k_ft_in1k")
-    assert cfg.mode == "scratch" and cfg.epochs == 30 and cfg.student.init.endswith("checkpoint.pth")
+    assert cfg.mode == "finetune" and cfg.epochs == 30 and cfg.student.init.endswith("checkpoint.pth")
     o = cfg.optim
     assert (o.lr, o.base_batch, o.weight_decay, o.layer_decay, o.warmup_epochs) == (5e-4, 1024, 1e-8, 0.8, 5)
     assert cfg.freeze_bn_stats is True
@@ -51,6 +51,7 @@ def test_higher_resolution_finetune(size: int, windows: list[int]) -> None:
 def test_in1k_from_scratch(arch: str, drop_path: float) -> None:
     cfg = _load(f"tinyvit_{arch}_in1k_scratch")
     assert cfg.mode == "scratch" and cfg.epochs == 300 and cfg.student.drop_path_rate == drop_path
+    assert cfg.student.init is None and cfg.objective.label_smoothing == 0.1 and cfg.pretrain_name == "in1k"
     o = cfg.optim
     assert (o.lr, o.base_batch, o.weight_decay, o.warmup_epochs, o.clip_grad) == (1e-3, 1024, 0.05, 20, 5.0)
 

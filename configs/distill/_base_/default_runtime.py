@@ -1,6 +1,7 @@
-# Runtime defaults shared by every student recipe (distill_pretrain.train; keys documented in train.DEFAULTS).
+# Runtime defaults shared by every student recipe (distill_pretrain.train; keys documented in distill_pretrain.config.DEFAULTS).
 seed = 0
-amp = True                # autocast + GradScaler on GPU (ignored on CPU)
+device = 'auto'           # the GPU when there is one, else the CPU ('cpu', 'cuda', 'cuda:N' to choose)
+amp = True                # autocast: float16 + GradScaler on GPU; 'bfloat16' needs no scaler, runs on CPU too
 amp_dtype = 'float16'
 log_interval = 50         # optimizer steps between log lines (images/s, ETA, loss, lr, teacher accuracy)
 save_interval = 1000      # optimizer steps between resume states (and at every epoch end)

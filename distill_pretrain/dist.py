@@ -1,0 +1,55 @@
+"""Device choice and torchrun process-group set-up, shared by the student trainer and save_logits."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class DistInfo:
+    """This process's place in the run: rank, world size, local rank and the device it computes on."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def select_device(request: str | torch.device | None = "auto", local_rank: int = 0) -> torch.device:
+    """`'auto'` (or None): `cuda:<local_rank>` when CUDA is available, else the CPU; `'cpu'`; `'cuda'` /
+    `'cuda:N'` (refused with the request named when CUDA is not available)."""
+    text = "auto" if request is None else str(request)
+    if text == "auto":
+        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        device = torch.device(text)
+    except RuntimeError as exc:
+        raise ValueError(f"device={text!r}: {exc}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={text!r} but CUDA is not available on this machine; use 'auto' or 'cpu'")
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+    elif device.type != "cpu":
+        raise ValueError(f"device={text!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    return device
+
+
+def init_distributed(device: str | torch.device | None = "auto") -> DistInfo:
+    """Join the torchrun process group when WORLD_SIZE > 1 (NCCL on CUDA, gloo on the CPU); pick the device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    chosen = select_device(device, local_rank)
+    if chosen.type == "cuda":
+        torch.cuda.set_device(chosen)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    return DistInfo(rank, world, local_rank, chosen)

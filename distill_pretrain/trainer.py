@@ -1,0 +1,534 @@
+"""The student training loop: one run described by a resolved config (`distill_pretrain.config`).
+
+Each step calls only `objective(student, batch)` (a registered `distill_pretrain.objectives.Objective`) and
+optimises the student's and the objective's trainable parameters: AdamW, cosine schedule with warm-up (per step),
+LR = `optim.lr` × total batch / `optim.base_batch`, gradient clipping, AMP (float16 + GradScaler on CUDA, or
+bfloat16 without one, also on the CPU), gradient accumulation, DDP, optional EMA. Resume is exact: student,
+objective, optimizer, EMA, scaler, every rank's RNG and the position inside the epoch are saved, and the data
+order and augmentation are pure functions of (seed, epoch, index). The exported checkpoint holds the student only.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .checkpoint import atomic_torch_save, plain, rng_state, save_checkpoint, set_rng_state
+from .config import default_pretrain_name, resolve_config
+from .dist import DistInfo, select_device
+from .objectives import build_objective, objective_class
+from .optim import build_optimizer, cosine_lr, schedule_from_cfg, set_lr
+from .sampler import EpochBatchSampler, EpochReplay, collate_epochs
+from .student import build_student, student_meta, student_name
+
+RESUME_FORMAT = "tinyvit-bench/resume/v2"
+
+
+class TrainStep(nn.Module):
+    """The student and its objective as one module, so DDP reduces the gradients of both."""
+
+    def __init__(self, student: nn.Module, objective: nn.Module) -> None:
+        super().__init__()
+        self.student, self.objective = student, objective
+
+    def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        return self.objective(self.student, batch)
+
+
+class EvalDataset(Dataset):
+    """(image, label) of a labelled data set through the deterministic eval transform (resize, centre crop)."""
+
+    def __init__(self, dataset: Dataset, train_aug: Any) -> None:
+        from .augment import AugmentConfig
+        self.dataset = dataset
+        self.transform = AugmentConfig.coerce({**train_aug.to_dict(), "mode": "eval"}).build_transform()
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image, label = self.dataset[i]
+        if hasattr(image, "convert"):
+            image = image.convert("RGB")
+        return self.transform(image), -1 if label is None else int(label)
+
+
+class Trainer:
+    """One training run described by a config (see `distill_pretrain.config.DEFAULTS` and configs/distill/).
+
+    Without `dist_info` it runs in one process on `cfg.device` (`'auto'`: the GPU when there is one).
+    """
+
+    def __init__(self, cfg: Config | Mapping[str, Any], work_dir: str | Path, dist_info: DistInfo | None = None,
+                 config_sha256: str | None = None) -> None:
+        from contracts.provenance import config_sha256 as _sha
+        self.cfg = resolve_config(cfg)
+        self.work_dir = Path(work_dir)
+        self.dist = dist_info or DistInfo(device=select_device(self.cfg.device))
+        self.device = self.dist.device
+        self.config_sha256 = config_sha256 or _sha(self.cfg.to_dict())
+        self.objective_cls = objective_class(self.cfg.mode)
+        torch.manual_seed(self.cfg.seed + self.dist.rank)
+        self.store = None
+        self.teacher, self.teacher_identity = None, None
+        self._build_data()
+        self._build_models()
+        self._build_optim()
+        self.step = 0          # optimizer steps done
+        self.epoch = 0         # epoch in progress
+        self.batch_in_epoch = 0  # micro-batches of `epoch` consumed
+        self.history: list[dict[str, float]] = []
+        self._tb = None
+        self._train_loader: DataLoader | None = None
+        self._val_loader: DataLoader | None = None
+
+    # ------------------------------------------------------------------------------------------ building
+    def _build_data(self) -> None:
+        from . import augment, data
+        cfg = self.cfg
+        train_set = data.build_dataset(cfg.data.train)
+        data_epochs = None
+        if self.objective_cls.needs_store:
+            from .store import LogitStore
+            self.store = LogitStore.open(cfg.store.path, expect=cfg.store.expect)
+            # the store's own transform and base seed; refuses a data set other than the one it was saved over
+            self.replay = augment.ReplayDataset.for_store(self.store, train_set)
+            data_epochs = [self._store_epoch(e) for e in range(int(cfg.epochs))]  # a missing epoch fails now
+            if hasattr(self.store, "require_epochs"):  # the store's own check (checksums) of what this run reads
+                self.store.require_epochs(sorted(set(data_epochs)))
+        else:
+            self.replay = augment.ReplayDataset(train_set, augment.AugmentConfig.coerce(cfg.data.aug),
+                                                int(cfg.data.aug_seed))
+        self.train_set = EpochReplay(self.replay, data_epochs)
+        self.aug_cfg = self.replay.cfg
+        accum = int(cfg.optim.accum_steps)
+        self.sampler = EpochBatchSampler(len(self.replay), int(cfg.data.batch_size), self.dist.rank,
+                                         self.dist.world_size, seed=int(cfg.seed),
+                                         max_batches=cfg.max_steps_per_epoch and cfg.max_steps_per_epoch * accum,
+                                         multiple_of=accum)
+        self.batches_per_epoch = self.sampler.num_batches
+        self.steps_per_epoch = self.batches_per_epoch // accum
+        self.total_batch = int(cfg.data.batch_size) * self.dist.world_size * accum
+        self.val_set = None
+        if cfg.data.val is not None:
+            self.val_set = EvalDataset(data.build_dataset(cfg.data.val), self.aug_cfg)
+
+    def _store_epoch(self, epoch: int) -> int:
+        epochs = self.store.epochs
+        if epoch in epochs:
+            return epoch
+        if self.cfg.store.cycle_epochs and epochs:
+            return epochs[epoch % len(epochs)]
+        raise ValueError(f"store {self.cfg.store.path} has no epoch {epoch} of the {self.cfg.epochs} this run "
+                         f"trains (present: {epochs}); save it with `python -m distill_pretrain.save_logits "
+                         "--epochs` or set store.cycle_epochs=True")
+
+    def _num_classes(self) -> int:
+        cfg = self.cfg
+        if cfg.num_classes:
+            return int(cfg.num_classes)
+        if self.store is not None:
+            return int(self.store.num_classes)
+        if self.teacher is not None:
+            return int(self.teacher_identity["num_classes"])
+        classes = getattr(self.replay.dataset, "classes", None)
+        if classes:
+            return len(classes)
+        raise ValueError("config: set num_classes (the data set does not list its classes)")
+
+    def _build_models(self) -> None:
+        cfg = self.cfg
+        if self.objective_cls.needs_teacher or (cfg.eval_teacher_agreement and cfg.teacher):
+            from .teachers import TeacherProbs, build_teacher
+            model, identity = build_teacher(cfg.teacher)
+            self.teacher = TeacherProbs(model, identity, self.aug_cfg.mean, self.aug_cfg.std).to(self.device)
+            self.teacher_identity = plain(identity)
+        self.num_classes = self._num_classes()
+        if self.store is not None and self.num_classes != self.store.num_classes:
+            raise ValueError(f"config: num_classes={self.num_classes} but store {cfg.store.path} holds "
+                             f"{self.store.num_classes}-class teacher targets")
+        self.model = build_student(cfg.student, self.num_classes).to(self.device)
+        self.objective = build_objective(cfg.objective).to(self.device)
+        if self.objective.needs_teacher:
+            self.objective.set_teacher(self.teacher)
+        init_pretrain = None
+        if cfg.student.init:
+            from backbones import read_checkpoint
+            init_pretrain = (read_checkpoint(cfg.student.init).get("meta") or {}).get("pretrain")
+        self.pretrain_name = default_pretrain_name(cfg, init_pretrain)
+        self.ema = None
+        if cfg.ema.decay:
+            from timm.utils import ModelEmaV3
+            self.ema = ModelEmaV3(self.model, decay=float(cfg.ema.decay))
+        self.step_module = TrainStep(self.model, self.objective)
+        self.ddp_step: nn.Module = self.step_module
+        if self.dist.world_size > 1:
+            self.ddp_step = nn.parallel.DistributedDataParallel(
+                self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=bool(getattr(self.objective, "find_unused_parameters", False)))
+
+    def _build_optim(self) -> None:
+        o = self.cfg.optim
+        self.schedule = schedule_from_cfg(o, self.steps_per_epoch, int(self.cfg.epochs), self.total_batch)
+        self.optimizer = build_optimizer(self.model, self.schedule["base_lr"], o.weight_decay, tuple(o.betas),
+                                         o.eps, o.layer_decay, extra=self.objective)
+        self.amp_dtype = getattr(torch, self.cfg.amp_dtype)
+        # float16 autocast needs CUDA (and a GradScaler); bfloat16 runs on the CPU too and needs no scaler
+        self.use_amp = bool(self.cfg.amp) and (self.device.type == "cuda" or self.amp_dtype == torch.bfloat16)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
+
+    @property
+    def amp_description(self) -> str:
+        """`float16+GradScaler`, `bfloat16` or `off (...)`, for the logs."""
+        if self.use_amp:
+            return f"{self.cfg.amp_dtype}{'+GradScaler' if self.scaler.is_enabled() else ''}"
+        return "off" if not self.cfg.amp else f"off ({self.cfg.amp_dtype} autocast needs CUDA; bfloat16 runs on cpu)"
+
+    # --------------------------------------------------------------------------------------- resume state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything exact resume needs (plain types + tensors)."""
+        rngs = [rng_state()]
+        if self.dist.world_size > 1:
+            rngs = [None] * self.dist.world_size
+            dist.all_gather_object(rngs, rng_state())
+        return {"format": RESUME_FORMAT, "config_sha256": self.config_sha256,
+                "model": self.model.state_dict(), "objective": self.objective.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                "ema": self.ema.module.state_dict() if self.ema else None,
+                "rng": rngs, "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "world_size": self.dist.world_size, "history": self.history}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("format") != RESUME_FORMAT:
+            raise ValueError(f"not a resume state ({state.get('format')!r} != {RESUME_FORMAT!r})")
+        if state["world_size"] != self.dist.world_size:
+            raise ValueError(f"resume state was written by {state['world_size']} ranks, this run has "
+                             f"{self.dist.world_size}: the data position would not match")
+        self.model.load_state_dict(state["model"])
+        self.objective.load_state_dict(state["objective"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.module.load_state_dict(state["ema"])
+        set_rng_state(state["rng"][self.dist.rank])
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.history = list(state.get("history", []))
+
+    def save_resume(self) -> None:
+        state = self.state_dict()  # collective under DDP: every rank calls it
+        if self.dist.is_main:
+            atomic_torch_save(state, self.work_dir / "resume.pth")
+
+    def resume(self, path: str | Path | None = None) -> bool:
+        """Load `resume.pth` (or `path`) if present; returns whether it did."""
+        path = Path(path) if path else self.work_dir / "resume.pth"
+        if not path.is_file():
+            return False
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.log(f"resumed from {path}: epoch {self.epoch}, batch {self.batch_in_epoch}, step {self.step}")
+        return True
+
+    # ---------------------------------------------------------------------------------------- checkpoint
+    def load_weights(self, path: str | Path) -> None:
+        """Load a student checkpoint (any format `backbones.load_pretrained` reads) for evaluation."""
+        from backbones import load_pretrained
+        if hasattr(self.model, "get_layer_depth"):
+            load_pretrained(self.model, path, strict=True)
+        else:
+            from .checkpoint import load_checkpoint
+            self.model.load_state_dict(load_checkpoint(path)["state_dict"])
+
+    def checkpoint_meta(self, epoch: int) -> dict[str, Any]:
+        from contracts.provenance import git_commit
+        meta = student_meta(self.model, self.cfg.student)
+        meta.update(epoch=int(epoch), step=int(self.step), objective=self.cfg.mode, pretrain=self.pretrain_name,
+                    config_sha256=self.config_sha256, git_commit=git_commit(), teacher=self._teacher_identity(),
+                    store=self._store_identity())
+        return meta
+
+    def _teacher_identity(self) -> dict[str, Any] | None:
+        if self.store is not None:
+            teacher = self.store.manifest.get("teacher")
+            return plain(teacher) if teacher is not None else None
+        return self.teacher_identity if self.objective.needs_teacher else None
+
+    def _store_identity(self) -> dict[str, Any] | None:
+        if self.store is None:
+            return None
+        manifest = self.store.manifest
+        keep = ("format", "num_classes", "topk", "value_format", "index_dtype", "value_dtype", "transform_hash",
+                "base_seed", "seed_policy", "chunk_size", "dataset")
+        ident = {k: manifest[k] for k in keep if k in manifest}
+        ident["path"] = str(self.cfg.store.path)
+        return plain(ident)
+
+    def save_checkpoints(self, epoch: int) -> None:
+        """`checkpoint.pth` (the student) and, with EMA, `checkpoint_ema.pth` (its EMA); main rank only."""
+        if not self.dist.is_main:
+            return
+        meta = self.checkpoint_meta(epoch)
+        save_checkpoint(self.work_dir / "checkpoint.pth", self.model.state_dict(), meta)
+        if self.ema is not None:
+            save_checkpoint(self.work_dir / "checkpoint_ema.pth", self.ema.module.state_dict(), {**meta, "ema": True})
+
+    # ------------------------------------------------------------------------------------------- logging
+    def log(self, msg: str) -> None:
+        if self.dist.is_main:
+            from mmengine.logging import print_log
+            print_log(msg, logger="current")
+
+    def _scalars(self, values: Mapping[str, float], step: int) -> None:
+        if not self.dist.is_main:
+            return
+        with open(self.work_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps({"step": step, **values}) + "\n")
+        if self._tb is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self._tb = SummaryWriter(str(self.work_dir / "tb"))
+            except ImportError:
+                self._tb = False
+        if self._tb:
+            for k, v in values.items():
+                self._tb.add_scalar(k, v, step)
+
+    # ------------------------------------------------------------------------------------------ training
+    def _loader(self) -> DataLoader:
+        """One loader for the run from the current position: its iterator crosses epoch boundaries, workers
+        persist and prefetch, batches are pinned for the GPU."""
+        self.sampler.set_epoch(self.epoch, self.batch_in_epoch, int(self.cfg.epochs))
+        if self._train_loader is None:
+            workers = int(self.cfg.data.num_workers)
+            # An explicit generator: creating the iterator must not draw from the global RNG (exact resume).
+            gen = torch.Generator().manual_seed(int(self.cfg.seed) * 7919)
+            self._train_loader = DataLoader(
+                self.train_set, batch_sampler=self.sampler, num_workers=workers, collate_fn=collate_epochs,
+                pin_memory=self.device.type == "cuda", generator=gen, persistent_workers=workers > 0,
+                prefetch_factor=int(self.cfg.data.prefetch_factor) if workers else None)
+        return self._train_loader
+
+    def _prepare(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Move the images to the device and add what the objective needs (the stored teacher targets)."""
+        batch["image"] = batch["image"].to(self.device, non_blocking=True)
+        batch["labels_index_classes"] = bool(self.cfg.labels_index_classes)
+        if self.store is not None:
+            data_epoch = self.train_set.data_epochs[int(batch["epoch"][0])]
+            sparse = self.store.read(data_epoch, batch["index"].numpy())
+            seeds = torch.as_tensor(sparse.seeds.astype("int64"))
+            if not torch.equal(seeds, batch["seed"]):
+                bad = int((seeds != batch["seed"]).nonzero()[0, 0])
+                raise RuntimeError(f"store {self.cfg.store.path} epoch {data_epoch}: seed {int(seeds[bad])} != "
+                                   f"replayed seed {int(batch['seed'][bad])} for index {int(batch['index'][bad])}: "
+                                   "store and augmentation disagree")
+            batch["teacher_index"] = torch.as_tensor(sparse.indices).long().to(self.device, non_blocking=True)
+            batch["teacher_value"] = torch.as_tensor(sparse.values).float().to(self.device, non_blocking=True)
+        return batch
+
+    def _set_train_mode(self) -> None:
+        self.step_module.train()
+        if self.cfg.freeze_bn_stats:
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
+    def _params(self) -> list[nn.Parameter]:
+        return [p for p in self.step_module.parameters() if p.requires_grad]
+
+    def train(self) -> list[dict[str, float]]:
+        """Train until `epochs` (or `stop_after_steps` more steps); returns the per-step history."""
+        cfg = self.cfg
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        accum = int(cfg.optim.accum_steps)
+        total_steps = int(self.schedule["total_steps"])
+        stop_at = total_steps
+        if cfg.stop_after_steps is not None:
+            stop_at = min(total_steps, self.step + int(cfg.stop_after_steps))
+        self.log(f"objective={cfg.mode} student={student_name(self.model, cfg.student)} classes={self.num_classes} "
+                 f"samples={len(self.train_set)} world={self.dist.world_size} batch/rank={cfg.data.batch_size} "
+                 f"accum={accum} total_batch={self.total_batch} lr={self.schedule['base_lr']:.3g} "
+                 f"steps/epoch={self.steps_per_epoch} total_steps={total_steps} device={self.device} "
+                 f"amp={self.amp_description} workers={cfg.data.num_workers} pretrain={self.pretrain_name}")
+        if cfg.eval_before_train and self.step == 0 and self.val_set is not None:
+            self.evaluate(-1)
+        t_window, n_window, t_run, steps_run = time.perf_counter(), 0, time.perf_counter(), 0
+        run_start_step, saved = self.step, False
+        stats = _Window()
+        t_step = time.perf_counter()
+        self._set_train_mode()
+        for batch in (self._loader() if self.step < stop_at else ()):
+            epoch, micro, saved = self.epoch, self.batch_in_epoch % accum, False
+            lr = cosine_lr(self.step, **self.schedule)
+            set_lr(self.optimizer, lr)
+            batch = self._prepare(batch)
+            sync = micro == accum - 1 or self.dist.world_size == 1
+            ctx = self.ddp_step.no_sync() if not sync else contextlib.nullcontext()
+            with ctx, torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+                out = self.ddp_step(batch)
+            self.scaler.scale(out["loss"] / accum).backward()
+            stats.add(out)
+            self.batch_in_epoch += 1
+            n_window += batch["image"].shape[0] * self.dist.world_size
+            if micro == accum - 1:
+                if cfg.optim.clip_grad:
+                    self.scaler.unscale_(self.optimizer)
+                    grad_norm = float(torch.nn.utils.clip_grad_norm_(self._params(), cfg.optim.clip_grad))
+                else:
+                    grad_norm = float("nan")
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.ema is not None:
+                    self.ema.update(self.model, step=self.step)
+                self.step += 1
+                steps_run += 1
+                record = {"loss": stats.loss(), "lr": lr, "grad_norm": grad_norm, **stats.rates()}
+                now = time.perf_counter()
+                self.history.append({"step": self.step, **record, "step_s": now - t_step})
+                t_step = now
+                stats = _Window()
+                if self.step % int(cfg.log_interval) == 0 or self.step == stop_at:
+                    ips = n_window / max(now - t_window, 1e-9)
+                    eta = (now - t_run) / steps_run * (stop_at - self.step)
+                    extras = " ".join(f"{k} {v:.3f}" for k, v in record.items() if k not in ("loss", "lr", "grad_norm"))
+                    self.log(f"epoch {epoch} [{self.batch_in_epoch // accum}/{self.steps_per_epoch}] step "
+                             f"{self.step}/{total_steps} loss {record['loss']:.4f} lr {lr:.3e} grad_norm "
+                             f"{grad_norm:.3f} {extras} {ips:.1f} img/s eta {_fmt_eta(eta)}")
+                    self._scalars({**{f"train/{k}": v for k, v in record.items()}, "train/img_per_s": ips}, self.step)
+                    t_window, n_window = now, 0
+                if cfg.save_interval and self.step % int(cfg.save_interval) == 0:
+                    self.save_resume()
+                    saved = True
+            if self.batch_in_epoch >= self.batches_per_epoch:
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                self.save_checkpoints(epoch)
+                if self.val_set is not None and cfg.eval_interval and (self.epoch % int(cfg.eval_interval) == 0
+                                                                        or self.step >= total_steps):
+                    self.evaluate(epoch)
+                self.save_resume()
+                saved = True
+                self._set_train_mode()
+                t_step = time.perf_counter()  # checkpoint / eval time is not the next step's
+            if self.step >= stop_at:
+                break
+        if not saved:
+            self.save_resume()
+        if self.batch_in_epoch:  # stopped inside an epoch: leave a checkpoint of where it is
+            self.save_checkpoints(self.epoch)
+        self.log(f"stopped at step {self.step}/{total_steps} after {steps_run} steps "
+                 f"({(time.perf_counter() - t_run) / max(steps_run, 1):.3f} s/step); from step {run_start_step}")
+        return self.history
+
+    # ---------------------------------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def evaluate(self, epoch: int | None = None, checkpoint: str | Path | None = None) -> dict[str, float]:
+        """top-1/top-5 against labels (when the classes match) and top-1 agreement with the teacher.
+
+        Evaluates the EMA when there is one (its record names `checkpoint_ema.pth`), else the student; with
+        `checkpoint` (weights loaded by `load_weights`), the student, recorded under that file.
+        """
+        if self.val_set is None:
+            raise ValueError("config: data.val is not set")
+        use_ema = self.ema is not None and checkpoint is None
+        model = self.ema.module if use_ema else self.model
+        model.eval()
+        counts = torch.zeros(5, dtype=torch.float64)  # seen, top1, top5, agree top-1, teacher top-1 in top-5
+        teacher_votes = torch.zeros(max(self.num_classes, 1), dtype=torch.float64)
+        for images, labels in self._eval_loader():
+            images = images.to(self.device, non_blocking=True)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+                logits = model(images).float()
+                t_top1 = self.teacher(images).argmax(-1) if self.teacher is not None else None
+            counts[0] += len(labels)
+            labels = labels.to(self.device)
+            top5 = logits.topk(min(5, logits.shape[1]), dim=-1).indices
+            counts[1] += (top5[:, 0] == labels).sum().item()
+            counts[2] += (top5 == labels[:, None]).any(1).sum().item()
+            if t_top1 is not None:
+                counts[3] += (t_top1 == top5[:, 0]).sum().item()
+                counts[4] += (top5 == t_top1[:, None]).any(1).sum().item()
+                votes = torch.bincount(t_top1.cpu(), minlength=len(teacher_votes))
+                teacher_votes += votes[:len(teacher_votes)].double()
+        if self.dist.world_size > 1:
+            dist.all_reduce(counts)
+        seen = max(counts[0].item(), 1)
+        metrics = ({"top1": counts[1].item() / seen, "top5": counts[2].item() / seen}
+                   if self.cfg.labels_index_classes else {})
+        if self.teacher is not None:
+            if self.dist.world_size > 1:
+                dist.all_reduce(teacher_votes)
+            metrics["teacher_agreement_top1"] = counts[3].item() / seen
+            metrics["teacher_top1_in_student_top5"] = counts[4].item() / seen
+            # what a constant student predicting the teacher's most frequent class would score
+            metrics["teacher_majority_baseline"] = teacher_votes.max().item() / seen
+        self._set_train_mode()
+        shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        self.log(f"eval epoch {epoch}{' (EMA)' if use_ema else ''}: {shown} ({int(seen)} images)")
+        self._scalars({f"val/{k}": v for k, v in metrics.items()}, self.step)
+        if self.dist.is_main and self.cfg.record:
+            self._write_record(metrics, epoch, self._evaluated_file(use_ema, checkpoint), use_ema)
+        return metrics
+
+    def _eval_loader(self) -> DataLoader:
+        if self._val_loader is None:
+            shard = list(range(self.dist.rank, len(self.val_set), self.dist.world_size))
+            workers = int(self.cfg.data.num_workers)
+            self._val_loader = DataLoader(torch.utils.data.Subset(self.val_set, shard),
+                                          batch_size=int(self.cfg.data.batch_size), num_workers=workers,
+                                          pin_memory=self.device.type == "cuda", persistent_workers=workers > 0)
+        return self._val_loader
+
+    def _evaluated_file(self, use_ema: bool, checkpoint: str | Path | None) -> Path | None:
+        """The file holding the weights just evaluated (None: random weights, nothing trained or loaded yet)."""
+        if checkpoint is not None:
+            return Path(checkpoint)
+        path = self.work_dir / ("checkpoint_ema.pth" if use_ema else "checkpoint.pth")
+        if path.is_file() and self.step > 0:
+            return path
+        return Path(self.cfg.student.init) if self.cfg.student.init else None
+
+    def _write_record(self, metrics: Mapping[str, float], epoch: int | None, weights: Path | None,
+                      ema: bool) -> None:
+        from backbones.provenance import describe_checkpoint
+        from contracts.records import make_record, write_record
+        backbone = describe_checkpoint(weights, student_name(self.model, self.cfg.student))
+        rec = make_record("distill", dataset=str(self.cfg.data.val.get("type", "val")), split="val",
+                          metrics=metrics, config=self.cfg.to_dict(), backbone=backbone,
+                          setting={"objective": self.cfg.mode, "epoch": epoch, "step": self.step, "ema": ema,
+                                   "img_size": int(self.aug_cfg.img_size), "total_batch": self.total_batch,
+                                   "device": str(self.device), "amp": self.amp_description,
+                                   "work_dir": str(self.work_dir)})
+        write_record(rec, self.work_dir / "records")
+
+
+class _Window:
+    """Means over the micro-batches of one optimizer step of the objective's outputs."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, out: Mapping[str, Any]) -> None:
+        for key, value in out.items():
+            value = value.detach() if isinstance(value, torch.Tensor) else value
+            self.sums[key] = self.sums.get(key, 0.0) + float(value)
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def loss(self) -> float:
+        return self.sums.get("loss", 0.0) / max(self.counts.get("loss", 0), 1)
+
+    def rates(self) -> dict[str, float]:
+        return {k: self.sums[k] / self.counts[k] for k in self.sums if k != "loss"}
+
+
+def _fmt_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
