@@ -72,7 +72,8 @@ def _train(config: Path, work: Path, size: Size, extra: Sequence[str]) -> Path:
     if size.depth:
         shape += [f"{p}.depth={size.depth}" for p in ("student", "objective.student")]
     train.main([str(config), "--work-dir", str(work), "--cfg-options", f"data.train.classes={SEEN}",
-                f"data.train.limit={size.images}", f"data.batch_size={size.batch}", f"epochs={size.epochs}", "record=False", *shape, *extra])
+                f"data.train.limit={size.images}", f"data.batch_size={size.batch}", f"epochs={size.epochs}",
+                "record=False", *shape, *extra])
     return work / "checkpoint.pth"
 
 

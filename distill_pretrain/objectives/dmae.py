@@ -42,8 +42,8 @@ class DMAEObjective(MAEObjective):
         if t_patch != self.patch or teacher.num_prefix_tokens != student.num_prefix_tokens:
             raise ValueError(f"objective 'dmae': teacher patch size {t_patch} / prefix tokens "
                              f"{teacher.num_prefix_tokens} differ from the student's {self.patch} / "
-                             f"{student.num_prefix_tokens} (key 'objective.teacher.patch_size'); the attention maps must "
-                             "cover the same tokens")
+                             f"{student.num_prefix_tokens} (key 'objective.teacher.patch_size'); the attention maps "
+                             "must cover the same tokens")
         self.student_layers = [layer_index(student, i, "student_layers") for i in student_layers]
         self.teacher_layers = [layer_index(teacher, i, "teacher_layers") for i in teacher_layers]
         self.attn_weight = float(attn_weight)

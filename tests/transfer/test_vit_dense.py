@@ -25,7 +25,8 @@ def one_thread():
 
 def test_config_recipes_are_the_papers():
     seg = Config.fromfile("configs/segmentation/upernet_vit-t_512x512_160k_ade20k_tinymim-setting.py")
-    assert (seg.model.backbone.type, seg.model.backbone.embed_dims, seg.model.backbone.drop_path_rate) == ("MAE", 192, 0.1)
+    backbone = seg.model.backbone
+    assert (backbone.type, backbone.embed_dims, backbone.drop_path_rate) == ("MAE", 192, 0.1)
     assert seg.optim_wrapper.optimizer.lr == 1e-4 and seg.optim_wrapper.paramwise_cfg.decay_rate == 0.65
     assert seg.param_scheduler[0].end == 1500 and seg.param_scheduler[1].end == 160000
     assert seg.train_dataloader.batch_size * 8 == 16 and seg.crop_size == (512, 512)
@@ -43,7 +44,8 @@ def test_converted_checkpoint_makes_mmseg_mae_compute_the_same_features(tmp_path
                            "epoch": 0, "objective": "tinymim"})
     vit_main(["to-mmseg", str(src), str(tmp_path / "mmseg.pth")])
     mae = MAE(img_size=(64, 64), embed_dims=192, num_layers=2, num_heads=3, init_values=1.0, out_indices=[1],
-              norm_cfg=dict(type="LN", eps=1e-6), init_cfg=dict(type="Pretrained", checkpoint=str(tmp_path / "mmseg.pth")))
+              norm_cfg=dict(type="LN", eps=1e-6),
+              init_cfg=dict(type="Pretrained", checkpoint=str(tmp_path / "mmseg.pth")))
     mae.init_weights()
     mae.eval()
     x = torch.randn(1, 3, 64, 64)
