@@ -12,6 +12,7 @@ where labels are scarce (the D-MAE poster's claim)?
                episodes (`transfer.linear_probe`, `transfer.few_shot`, the demo's held-out data and episode protocol);
                features = the mean of the final-norm tokens (the same for every model); a random-init ViT-T and the
                teacher as references
+Re-running with the same OUT resumes each pretraining run where it stopped (the trainer's `--resume auto`).
 Writes linear_probe / few_shot records under OUT/records, the table to OUT/vit_proof.md and prints it. Intervals:
 binomial 95% for the probe, 95% over episodes for few-shot.
 """
@@ -71,7 +72,7 @@ def _train(config: Path, work: Path, size: Size, extra: Sequence[str]) -> Path:
     shape = [f"{p}.patch_size={PATCH}" for p in ("student", "objective.student")]
     if size.depth:
         shape += [f"{p}.depth={size.depth}" for p in ("student", "objective.student")]
-    train.main([str(config), "--work-dir", str(work), "--cfg-options", f"data.train.classes={SEEN}",
+    train.main([str(config), "--work-dir", str(work), "--resume", "auto", "--cfg-options", f"data.train.classes={SEEN}",
                 f"data.train.limit={size.images}", f"data.batch_size={size.batch}", f"epochs={size.epochs}",
                 "record=False", *shape, *extra])
     return work / "checkpoint.pth"
