@@ -151,11 +151,12 @@ def table(rows: list[dict], size: Size, seconds: float) -> str:
     by = {r["model"]: r for r in rows}
     if "ViT-T mae" in by:
         base = by["ViT-T mae"]
+        lines.append("")
         for o in ("dmae", "tinymim"):
             r = by[f"ViT-T {o}"]
             gap, margin = r["shot5"] - base["shot5"], r["shot5_ci95"] + base["shot5_ci95"]
             verdict = "tie within the 95% intervals" if abs(gap) <= margin else ("ahead" if gap > 0 else "behind")
-            lines.append(f"\n{o} vs mae, 5-shot: {100 * gap:+.1f} points → {verdict}")
+            lines.append(f"{o} vs mae, 5-shot: {100 * gap:+.1f} points → {verdict}")
     return "\n".join(lines) + "\n"
 
 

@@ -112,3 +112,14 @@ def test_simple_fpn_gives_strides_4_to_32_and_layer_depths():
     assert fpn.get_layer_depth("backbone.vit.pos_embed", "backbone.")[0] == 0
     with pytest.raises(ValueError, match="multiple of the patch size"):
         fpn(torch.randn(1, 3, 40, 64))
+
+
+def test_mmseg_conversion_renames_every_key_and_refuses_unknown_ones():
+    from backbones.vit import to_mmseg_mae
+    sd = tiny(depth=1).state_dict()
+    out = to_mmseg_mae({"model": {**sd, "decoder_pred.weight": torch.zeros(1)}})
+    assert "layers.0.ffn.layers.0.0.weight" in out and "layers.0.ln2.bias" in out
+    assert not any(k.startswith(("blocks.", "norm.", "decoder")) for k in out)
+    torch.testing.assert_close(out["layers.0.attn.qkv.weight"], sd["blocks.0.attn.qkv.weight"])
+    with pytest.raises(ValueError, match=r"unplaced keys \['stages.0.conv.weight'\]"):
+        to_mmseg_mae({**sd, "stages.0.conv.weight": torch.zeros(1)})
