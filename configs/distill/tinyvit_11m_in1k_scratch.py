@@ -1,4 +1,5 @@
-# TinyViT-11M trained from scratch on ImageNet-1k (paper Tab. 1 / supp. §B): drop path 0.1.
-#   torchrun --nproc_per_node 8 -m distill_pretrain.train configs/distill/tinyvit_11m_in1k_scratch.py [--resume]
+"""TinyViT-11M trained from scratch on ImageNet-1k (paper Tab. 1 / supp. §B): drop path 0.1.
+  torchrun --nproc_per_node 8 -m distill_pretrain.train configs/distill/tinyvit_11m_in1k_scratch.py [--resume]
+"""
 _base_ = ['./_base_/in1k_scratch.py']
 student = dict(type='TinyViT', arch='11m', img_size=224, drop_path_rate=0.1)

@@ -1,8 +1,9 @@
-# Tiny CPU recipe for tests and the demo: TinyViT-5M at 64 px distilled from a logit store saved over real
-# Fashion-MNIST images (by a real ImageNet teacher, e.g. MobileNetV2), label-free, a few hundred steps.
-#   python -m distill_pretrain.save_logits configs/distill/save_logits_<...>.py   # writes the store
-#   python -m distill_pretrain.train configs/distill/tinyvit_5m_fmnist_tiny_cpu.py \
-#       --cfg-options store.path=STORE
+r"""Tiny CPU recipe for tests and the demo: TinyViT-5M at 64 px distilled from a logit store saved over real
+Fashion-MNIST images (by a real ImageNet teacher, e.g. MobileNetV2), label-free, a few hundred steps.
+  python -m distill_pretrain.save_logits configs/distill/save_logits_<...>.py   # writes the store
+  python -m distill_pretrain.train configs/distill/tinyvit_5m_fmnist_tiny_cpu.py \
+      --cfg-options store.path=STORE
+"""
 _base_ = ['./_base_/default_runtime.py']
 objective = dict(type='stored')  # temperature 1, label-free; `--cfg-options mode=scratch` switches it
 epochs = 4

@@ -5,7 +5,8 @@ head-mapping layer, a frozen teacher — and returns the loss of one batch. The 
 the objective's trainable parameters, checkpoints both state dicts (never the teacher's) and calls nothing else.
 
 Built in: `stored` (fast distillation from the logit store), `online` (teacher every step), `scratch`
-(ground-truth labels from random weights), `finetune` (the same loss from `student.init`).
+(ground-truth labels from random weights), `finetune` (the same loss from `student.init`); for plain-ViT students
+`mae`, `dmae` (MAE + attention-map distillation) and `tinymim` (relation distillation).
 
 Adding one: subclass `Objective` in a module of this package, decorate it with
 `@OBJECTIVES.register_module("name")` and import it below; its constructor takes the config's arguments (and
@@ -14,10 +15,14 @@ log}`; set `needs_store` / `needs_teacher` / `needs_labels` / `needs_init` / `fi
 A config then says `objective=dict(type="name", ...)`.
 """
 from .base import OBJECTIVES, Objective, build_objective, check_objective_cfg, objective_class
+from .dmae import DMAEObjective
 from .losses import label_targets, soft_cross_entropy
+from .mae import MAEObjective
 from .online import OnlineDistillation
 from .stored import StoredDistillation
 from .supervised import Finetune, Supervised
+from .tinymim import TinyMIMObjective
 
 __all__ = ["OBJECTIVES", "Objective", "build_objective", "check_objective_cfg", "objective_class",
-           "soft_cross_entropy", "label_targets", "StoredDistillation", "OnlineDistillation", "Supervised", "Finetune"]
+           "soft_cross_entropy", "label_targets", "StoredDistillation", "OnlineDistillation", "Supervised", "Finetune",
+           "MAEObjective", "DMAEObjective", "TinyMIMObjective"]

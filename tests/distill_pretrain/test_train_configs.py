@@ -1,6 +1,7 @@
 """The shipped student recipes hold the paper's numbers (supp. §B), through `_base_` inheritance."""
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -64,9 +65,9 @@ def test_every_recipe_resolves() -> None:
 
 
 def test_every_runnable_config_names_its_command() -> None:
-    """The leading comment of each config under configs/distill/ (not `_base_/`) shows how to run it."""
+    """The docstring of each config under configs/distill/ (not `_base_/`) shows how to run it."""
     for path in sorted(CONFIGS.glob("*.py")):
-        head = "\n".join(line for line in path.read_text().splitlines() if line.startswith("#"))
+        head = ast.get_docstring(ast.parse(path.read_text())) or ""
         module = "save_logits" if path.stem.startswith("save_logits") else "train"
         assert f"-m distill_pretrain.{module} configs/distill/{path.name}" in head, path.name
 

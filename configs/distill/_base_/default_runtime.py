@@ -1,4 +1,4 @@
-# Runtime defaults shared by every student recipe (distill_pretrain.train; keys documented in distill_pretrain.config.DEFAULTS).
+"""Runtime defaults shared by every student recipe (distill_pretrain.train; keys documented in distill_pretrain.config.DEFAULTS)."""
 seed = 0
 device = 'auto'           # the GPU when there is one, else the CPU ('cpu', 'cuda', 'cuda:N' to choose)
 amp = True                # autocast: float16 + GradScaler on GPU; 'bfloat16' needs no scaler, runs on CPU too

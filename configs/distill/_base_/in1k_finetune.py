@@ -1,6 +1,7 @@
-# Paper supp. §B "ImageNet-1k finetuning from the pretrained model": 30 epochs, batch 1,024, lr 5e-4,
-# cosine with 5 warm-up epochs, wd 1e-8, layer-wise LR decay 0.8 (output → input), BatchNorm running
-# statistics frozen, Mixup / CutMix off. Ground-truth labels from `student.init` (objective 'finetune').
+"""Paper supp. §B "ImageNet-1k finetuning from the pretrained model": 30 epochs, batch 1,024, lr 5e-4,
+cosine with 5 warm-up epochs, wd 1e-8, layer-wise LR decay 0.8 (output → input), BatchNorm running
+statistics frozen, Mixup / CutMix off. Ground-truth labels from `student.init` (objective 'finetune').
+"""
 _base_ = ['./default_runtime.py']
 objective = dict(type='finetune', label_smoothing=0.1)
 pretrain_name = 'in21k-distill-ft-in1k'

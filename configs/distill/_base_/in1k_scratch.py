@@ -1,6 +1,7 @@
-# Paper supp. §B "ImageNet-1k training from scratch": 300 epochs, AdamW, wd 0.05, lr 1e-3 at batch 1,024,
-# cosine with 20 warm-up epochs, gradient clipping 5. Augmentation as the official 1k recipe (RandAugment,
-# random erasing, Mixup 0.8 / CutMix 1.0, label smoothing 0.1).
+"""Paper supp. §B "ImageNet-1k training from scratch": 300 epochs, AdamW, wd 0.05, lr 1e-3 at batch 1,024,
+cosine with 20 warm-up epochs, gradient clipping 5. Augmentation as the official 1k recipe (RandAugment,
+random erasing, Mixup 0.8 / CutMix 1.0, label smoothing 0.1).
+"""
 _base_ = ['./default_runtime.py']
 objective = dict(type='scratch', label_smoothing=0.1)
 pretrain_name = 'in1k'

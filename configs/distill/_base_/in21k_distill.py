@@ -1,7 +1,8 @@
-# Paper supp. §B "ImageNet-21k pretraining": fast distillation from the sparse logit store.
-# 90 epochs, AdamW, wd 0.01, lr 0.002 at batch 4,096 (linear scaling to the actual total batch), cosine with
-# 5 warm-up epochs, gradient clipping 5, K = 100 stored logits, temperature 1, Mixup / CutMix off (the official
-# 22k-distillation configs disable them), label-free (no ground-truth term).
+"""Paper supp. §B "ImageNet-21k pretraining": fast distillation from the sparse logit store.
+90 epochs, AdamW, wd 0.01, lr 0.002 at batch 4,096 (linear scaling to the actual total batch), cosine with
+5 warm-up epochs, gradient clipping 5, K = 100 stored logits, temperature 1, Mixup / CutMix off (the official
+22k-distillation configs disable them), label-free (no ground-truth term).
+"""
 _base_ = ['./default_runtime.py']
 objective = dict(type='stored', temperature=1.0, gt_weight=0.0)
 pretrain_name = 'in21k-distill'
