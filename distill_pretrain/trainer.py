@@ -349,7 +349,8 @@ class Trainer:
         the learning rate as they are (the training loop owns those); returns the objective's outputs and
         ``grad_norm`` as floats."""
         out = self._backward(batch, accum=1, sync=True)
-        return {**{k: float(v) for k, v in out.items()}, "grad_norm": self._optimizer_step()}
+        outputs = {k: float(v.detach() if torch.is_tensor(v) else v) for k, v in out.items()}
+        return {**outputs, "grad_norm": self._optimizer_step()}
 
     def _backward(self, batch: Mapping[str, Any], accum: int, sync: bool) -> dict[str, Any]:
         """Forward and (scaled, divided by ``accum``) backward of one micro-batch; DDP reduces only when ``sync``."""
