@@ -6,6 +6,11 @@ LR = `optim.lr` × total batch / `optim.base_batch`, gradient clipping, AMP (flo
 bfloat16 without one, also on the CPU), gradient accumulation, DDP, optional EMA. Resume is exact: student,
 objective, optimizer, EMA, scaler, every rank's RNG and the position inside the epoch are saved, and the data
 order and augmentation are pure functions of (seed, epoch, index). The exported checkpoint holds the student only.
+
+Images come through a replay pipeline (`distill_pretrain.replay`, `data.pipeline`; in stored mode the store's
+own, so the student sees the teacher's pixels): the loader's workers yield raw batches keyed by (epoch, index),
+`Trainer.prepare` finishes them on the device (`Replay.finish`), leaves out unreadable samples (counted, logged)
+and adds the stored targets; `Trainer.train_step` is one optimizer step on such a batch (what benchmarks drive).
 """
 from __future__ import annotations
 
@@ -25,8 +30,8 @@ from .checkpoint import atomic_torch_save, plain, rng_state, save_checkpoint, se
 from .config import default_pretrain_name, resolve_config
 from .dist import DistInfo, select_device
 from .objectives import build_objective, objective_class
-from .replay import drop_unreadable
 from .optim import build_optimizer, cosine_lr, schedule_from_cfg, set_lr
+from .replay import drop_unreadable
 from .sampler import EpochBatchSampler, EpochCollate, EpochReplay
 from .student import build_student, student_meta, student_name
 

@@ -162,7 +162,7 @@ def test_store_refuses_another_pipeline(photos, tmp_path):
     with pytest.raises(StoreError, match="'tensor' replay pipeline.*replays with 'pil'"):
         replay_for_store(tensor_store, photos, "pil")
     with pytest.raises(StoreError, match="'tensor' replay pipeline.*replays with 'pil'"):
-        ReplayDataset.for_store(tensor_store, photos)  # the trainer's reader today
+        ReplayDataset.for_store(tensor_store, photos)  # the pil pipeline's own reader
     with pytest.warns(UserWarning, match="approximate replay"):
         assert replay_for_store(tensor_store, photos, "pil", approximate=True).pipeline == "pil"
     with pytest.raises(StoreError, match="'tensor' replay pipeline"):
