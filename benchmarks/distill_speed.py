@@ -3,7 +3,7 @@
 * the student step in the three modes of `distill_pretrain.train` — (a) scratch (ground truth, no teacher),
   (b) stored (fast distillation: replay + store read), (c) online (the teacher runs every step) — end to end
   (wall time between optimizer steps, data loading included) and its **compute-only bound** (the same step repeated
-  on one batch already resident on the device; stored: the dense target resident too; online: the teacher runs);
+  on one batch already resident on the device; stored: the sparse target resident too; online: the teacher runs);
 * the data pipeline alone (DataLoader + the pipeline's device stage, no model);
 * the teacher's inference alone, and save_logits end to end (`distill_pretrain.save_logits`'s epoch loop, timed
   on the second of two epochs).
@@ -15,8 +15,8 @@ Targets (paper §3.1 + issue 13): stored ≤ 1.05 × scratch step time; online �
 student's FLOPs (supp. §D: 1.42× with Florence); end-to-end ≥ 80 % of the compute-only bound on a GPU;
 save_logits ≥ 80 % of the teacher-only rate. The teacher is a timm model with random weights (default
 `convnext_base`, ≈12× TinyViT-5M; its speed does not depend on its weights) loaded through `build_teacher` like any
-teacher; the store for (b) is saved by it over Fashion-MNIST through the pipeline being measured. The trainer runs
-the `tensor` pipeline once it reads `data.pipeline` (until then the tensor rows carry no end-to-end step figures).
+teacher; the store for (b) is saved by it over Fashion-MNIST through the pipeline being measured, and the trainer
+replays through that pipeline (`data.pipeline`). Steps go through the trainer's public `prepare` / `train_step`.
 AMP (`--amp-dtype`) on CUDA only. Writes one `distill_speed` record per pipeline (device, AMP dtype, workers and
 pipeline in `setting`).
 """
@@ -33,7 +33,7 @@ import torch
 
 from contracts.assets import REPO_ROOT
 from contracts.provenance import machine_description
-from contracts.records import make_record, write_record
+from contracts.records import backbone_block, make_record, write_record
 
 TINY_CONFIG = REPO_ROOT / "configs" / "distill" / "tinyvit_5m_fmnist_tiny_cpu.py"
 SAVE_CONFIG = REPO_ROOT / "configs" / "distill" / "save_logits_mobilenetv2_fmnist.py"
@@ -114,53 +114,30 @@ def data_rate(pipeline: str, store: Path, batch: int, workers: int, device: torc
 
 
 def compute_bound(trainer: Any, steps: int, warmup: int) -> float:
-    """Seconds per optimizer step with the batch (and a stored target) already resident on the device."""
-    batch = next(iter(trainer._loader(0, 0)))
-    images = batch["image"].to(trainer.device)
-    target, _ = trainer._targets(batch, images, 0)
-    online = trainer.cfg.mode == "online"
-    clip = trainer.cfg.optim.clip_grad
-
-    def step() -> None:
-        tgt = trainer._targets(batch, images, 0)[0] if online else target
-        with torch.autocast(trainer.device.type, dtype=trainer.amp_dtype, enabled=trainer.use_amp):
-            loss = trainer._loss(trainer.ddp_model(images), batch, tgt)
-        trainer.scaler.scale(loss).backward()
-        if clip:
-            trainer.scaler.unscale_(trainer.optimizer)
-            torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), clip)
-        trainer.scaler.step(trainer.optimizer)
-        trainer.scaler.update()
-        trainer.optimizer.zero_grad(set_to_none=True)
-
-    trainer.model.train()
-    return timed(step, steps, warmup, trainer.device)
-
-
-def trainer_takes_pipeline() -> bool:
-    """Whether `distill_pretrain.train` reads `data.pipeline` (the tensor pipeline's end-to-end rows need it)."""
-    from distill_pretrain.train import DEFAULTS
-    return "pipeline" in DEFAULTS["data"]
+    """Seconds per optimizer step (`Trainer.train_step`) on one prepared batch already resident on the device
+    (stored: its sparse targets too; online: the teacher runs every step)."""
+    batch = trainer.prepare(next(iter(trainer.loader())))
+    trainer.step_module.train()
+    return timed(lambda: trainer.train_step(batch), steps, warmup, trainer.device)
 
 
 def measure_mode(mode: str, pipeline: str, *, store: Path, teacher: dict[str, Any], img_size: int, batch: int,
                  steps: int, warmup: int, workers: int, device: torch.device, amp_dtype: str, work_dir: Path,
                  num_samples: int, bound: bool) -> dict[str, float]:
     """End-to-end step times of one fresh Trainer (and first, if ``bound``, its compute-only step time)."""
+    from distill_pretrain.config import load_config
     from distill_pretrain.store import LogitStore
-    from distill_pretrain.train import DistInfo, Trainer, load_config
+    from distill_pretrain.trainer import Trainer
     options = {"mode": mode, "store.path": str(store), "store.cycle_epochs": True, "num_classes": 1000,
                "data.train.limit": num_samples, "student.img_size": img_size, "data.batch_size": batch,
-               "data.num_workers": workers, "data.val": None, "epochs": 100, "stop_after_steps": warmup + steps,
-               "eval_teacher_agreement": False, "log_interval": 1000, "record": False, "loss.gt_weight": 0.0,
-               "loss.label_smoothing": 0.1, "amp": device.type == "cuda", "amp_dtype": amp_dtype}
-    if trainer_takes_pipeline():
-        options["data.pipeline"] = pipeline
+               "data.num_workers": workers, "data.pipeline": pipeline, "data.val": None, "epochs": 100,
+               "stop_after_steps": warmup + steps, "eval_teacher_agreement": False, "log_interval": 1000,
+               "record": False, "device": str(device), "amp": device.type == "cuda", "amp_dtype": amp_dtype}
     cfg = load_config(TINY_CONFIG, options)
     cfg.teacher = teacher
     # scratch / online: the same augmentation as the store's, only the targets differ
     cfg.data.aug = LogitStore.open(store).manifest["transform"]
-    trainer = Trainer(cfg, work_dir / f"{pipeline}_{mode}", DistInfo(device=device))
+    trainer = Trainer(cfg, work_dir / f"{pipeline}_{mode}")
     out = {}
     if bound:
         out["bound_step_s"] = compute_bound(trainer, steps, warmup)
@@ -255,36 +232,49 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                        "data_img_s": data_rate(pipeline, store, batch, workers, device, min(warmup, 1))}
             print(f"[{pipeline}] save_logits {save_ips:.1f} img/s ({metrics['save_logits_of_teacher']:.1%} of the "
                   f"teacher alone); data pipeline alone {metrics['data_img_s']:.1f} img/s", flush=True)
-            end_to_end = pipeline == "pil" or trainer_takes_pipeline()
             for mode in MODES:  # the compute-only bound does not depend on the pipeline: measured once
-                if end_to_end or mode not in bound:
-                    got = measure_mode(mode, pipeline, store=store, teacher=teacher_cfg, img_size=img, batch=batch,
-                                       steps=steps, warmup=warmup, workers=workers, device=device,
-                                       amp_dtype=args.amp_dtype, work_dir=tmp / "runs", num_samples=n_samples,
-                                       bound=mode not in bound)
-                    bound.setdefault(mode, got.get("bound_step_s"))
+                got = measure_mode(mode, pipeline, store=store, teacher=teacher_cfg, img_size=img, batch=batch,
+                                   steps=steps, warmup=warmup, workers=workers, device=device,
+                                   amp_dtype=args.amp_dtype, work_dir=tmp / "runs", num_samples=n_samples,
+                                   bound=mode not in bound)
+                bound.setdefault(mode, got.get("bound_step_s"))
                 metrics[f"{mode}_bound_img_s"] = batch / bound[mode]
-                if end_to_end:
-                    metrics[f"{mode}_step_s"] = got["step_s"]
-                    metrics[f"{mode}_img_s"] = batch / got["step_s"]
-                    metrics[f"{mode}_of_bound"] = bound[mode] / got["step_s"]
-                    print(f"[{pipeline}] {mode:8s} {metrics[f'{mode}_img_s']:.1f} img/s end to end, bound "
-                          f"{metrics[f'{mode}_bound_img_s']:.1f} img/s ({metrics[f'{mode}_of_bound']:.1%})",
-                          flush=True)
-            if end_to_end:
-                metrics["stored_over_scratch"] = metrics["stored_step_s"] / metrics["scratch_step_s"]
-                metrics["online_over_stored"] = metrics["online_step_s"] / metrics["stored_step_s"]
-                print(f"[{pipeline}] stored / scratch = {metrics['stored_over_scratch']:.3f} (goal ≤ 1.05); "
-                      f"online / stored = {metrics['online_over_stored']:.3f} (goal ≥ 2; paper supp. §D 1.42×)",
-                      flush=True)
-            else:
-                print(f"[{pipeline}] end to end: distill_pretrain.train does not read data.pipeline yet", flush=True)
+                metrics[f"{mode}_step_s"] = got["step_s"]
+                metrics[f"{mode}_img_s"] = batch / got["step_s"]
+                metrics[f"{mode}_of_bound"] = bound[mode] / got["step_s"]
+                print(f"[{pipeline}] {mode:8s} {metrics[f'{mode}_img_s']:.1f} img/s end to end, bound "
+                      f"{metrics[f'{mode}_bound_img_s']:.1f} img/s ({metrics[f'{mode}_of_bound']:.1%})", flush=True)
+            metrics["stored_over_scratch"] = metrics["stored_step_s"] / metrics["scratch_step_s"]
+            metrics["online_over_stored"] = metrics["online_step_s"] / metrics["stored_step_s"]
+            print(f"[{pipeline}] stored / scratch = {metrics['stored_over_scratch']:.3f} (goal ≤ 1.05); "
+                  f"online / stored = {metrics['online_over_stored']:.3f} (goal ≥ 2; paper supp. §D 1.42×)",
+                  flush=True)
             record = make_record("distill_speed", dataset="FashionMNIST", split="train", metrics=metrics,
-                                 backbone={"name": "tinyvit-5m", "source": "random", "pretrain": "none"},
+                                 backbone=backbone_block("tinyvit-5m", "random"),
                                  setting={**setting, "pipeline": pipeline})
             print(f"record: {write_record(record, args.results_dir)}", flush=True)
             records.append(record)
+    print(summary_table(records), flush=True)
     return records
+
+
+def summary_table(records: Sequence[dict[str, Any]]) -> str:
+    """The figures of every pipeline side by side (one column per record)."""
+    rows = [("teacher alone img/s", "teacher_img_s", "{:.1f}"), ("save_logits img/s", "save_logits_img_s", "{:.1f}"),
+            ("save_logits / teacher", "save_logits_of_teacher", "{:.1%}"), ("data pipeline img/s", "data_img_s",
+                                                                            "{:.1f}")]
+    for mode in MODES:
+        rows += [(f"{mode} img/s end to end", f"{mode}_img_s", "{:.1f}"),
+                 (f"{mode} compute-only bound img/s", f"{mode}_bound_img_s", "{:.1f}"),
+                 (f"{mode} end to end / bound", f"{mode}_of_bound", "{:.1%}")]
+    rows += [("stored / scratch step time", "stored_over_scratch", "{:.3f}"),
+             ("online / stored step time", "online_over_stored", "{:.3f}"),
+             ("teacher / student FLOPs", "teacher_over_student_flops", "{:.1f}")]
+    width = max(len(r[0]) for r in rows) + 2
+    lines = ["".ljust(width) + "".join(r["setting"]["pipeline"].rjust(12) for r in records)]
+    for label, key, fmt in rows:
+        lines.append(label.ljust(width) + "".join(fmt.format(r["metrics"][key]).rjust(12) for r in records))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,12 @@ scratch, `<dataset>-<objective>` otherwise, `<init's pretrain>-ft-<dataset>` for
 `data.train.type` in lower case (`fashionmnist`, `imagefolder`): recipes on real data sets set it (`in21k-distill`,
 `in1k`, `in21k-distill-ft-in1k`, ...).
 
+`data.pipeline`: the replay pipeline (`distill_pretrain.replay.PIPELINES`: 'pil' | 'tensor'); None = the store's
+own in stored mode, 'pil' otherwise. A store made by another pipeline is refused unless
+`store.approximate_replay=True` (same augmentation parameters, not the teacher's pixels). `data.on_error`
+('stop' | 'skip', None = `data.train`'s own, default 'stop'): an unreadable training image stops the run naming
+the file, or is left out of its batch and counted in the logs.
+
 `device`: `'auto'` (CUDA when available, else the CPU), `'cpu'`, `'cuda'` or `'cuda:N'`. `amp` with
 `amp_dtype='float16'` (GradScaler) runs on CUDA only; `'bfloat16'` (no GradScaler) also on the CPU.
 """
@@ -27,8 +33,9 @@ DEFAULTS: dict[str, Any] = dict(
     student=dict(type="TinyViT", arch="5m", img_size=224, window_sizes=None, drop_path_rate=0.0, init=None,
                  norm_eval=False),
     teacher=None,
-    store=dict(path=None, expect=None, cycle_epochs=False),
-    data=dict(train=None, val=None, batch_size=128, num_workers=4, prefetch_factor=4, aug=None, aug_seed=0),
+    store=dict(path=None, expect=None, cycle_epochs=False, approximate_replay=False),
+    data=dict(train=None, val=None, batch_size=128, num_workers=4, prefetch_factor=4, aug=None, aug_seed=0,
+              pipeline=None, on_error=None),
     optim=dict(lr=1e-3, base_batch=1024, weight_decay=0.05, betas=(0.9, 0.999), eps=1e-8, warmup_epochs=0,
                warmup_lr=0.0, min_lr=0.0, clip_grad=5.0, accum_steps=1, layer_decay=None),
     ema=dict(decay=None), freeze_bn_stats=False, amp=True, amp_dtype="float16",
@@ -45,7 +52,9 @@ _PRETRAIN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 def resolve_config(cfg: Config | Mapping[str, Any]) -> Config:
     """Fill defaults and check keys / values, raising with the offending key."""
+    from .data import ON_ERROR
     from .objectives import check_objective_cfg
+    from .replay import PIPELINES
     cfg = Config(dict(cfg.to_dict() if isinstance(cfg, Config) else cfg))
     for key, hint in _MOVED.items():
         if key in cfg:
@@ -87,6 +96,10 @@ def resolve_config(cfg: Config | Mapping[str, Any]) -> Config:
         raise ValueError("config: data.train is required (a dict for distill_pretrain.data.build_dataset)")
     if cfg.optim.accum_steps < 1:
         raise ValueError(f"config: optim.accum_steps must be ≥ 1, got {cfg.optim.accum_steps}")
+    if cfg.data.pipeline is not None and cfg.data.pipeline not in PIPELINES:
+        raise ValueError(f"config: data.pipeline={cfg.data.pipeline!r}; choose one of {PIPELINES} (or None)")
+    if cfg.data.on_error is not None and cfg.data.on_error not in ON_ERROR:
+        raise ValueError(f"config: data.on_error={cfg.data.on_error!r}; choose one of {ON_ERROR} (or None)")
     if cfg.amp_dtype not in AMP_DTYPES:
         raise ValueError(f"config: amp_dtype={cfg.amp_dtype!r}; choose one of {AMP_DTYPES}")
     if cfg.pretrain_name is not None and not _PRETRAIN.match(str(cfg.pretrain_name)):

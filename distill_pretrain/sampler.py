@@ -5,7 +5,7 @@ through an epoch's end instead of draining and restarting.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -75,7 +75,12 @@ class EpochReplay(Dataset):
         return {**self.replay.get(index, data_epoch), "epoch": epoch}
 
 
-def collate_epochs(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """`augment.collate_replay` plus the run epoch of each sample (`epoch`, int64)."""
-    from .augment import collate_replay
-    return {**collate_replay(items), "epoch": torch.tensor([b["epoch"] for b in items], dtype=torch.int64)}
+class EpochCollate:
+    """A replay pipeline's collate (`distill_pretrain.replay.Replay.collate`) plus the run epoch of each sample
+    (`epoch`, int64); a class so DataLoader workers can pickle it."""
+
+    def __init__(self, collate: Callable[[list], dict[str, Any]]) -> None:
+        self.collate = collate
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {**self.collate(items), "epoch": torch.tensor([b["epoch"] for b in items], dtype=torch.int64)}

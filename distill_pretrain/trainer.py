@@ -6,6 +6,11 @@ LR = `optim.lr` × total batch / `optim.base_batch`, gradient clipping, AMP (flo
 bfloat16 without one, also on the CPU), gradient accumulation, DDP, optional EMA. Resume is exact: student,
 objective, optimizer, EMA, scaler, every rank's RNG and the position inside the epoch are saved, and the data
 order and augmentation are pure functions of (seed, epoch, index). The exported checkpoint holds the student only.
+
+Images come through a replay pipeline (`distill_pretrain.replay`, `data.pipeline`; in stored mode the store's
+own, so the student sees the teacher's pixels): the loader's workers yield raw batches keyed by (epoch, index),
+`Trainer.prepare` finishes them on the device (`Replay.finish`), leaves out unreadable samples (counted, logged)
+and adds the stored targets; `Trainer.train_step` is one optimizer step on such a batch (what benchmarks drive).
 """
 from __future__ import annotations
 
@@ -26,7 +31,8 @@ from .config import default_pretrain_name, resolve_config
 from .dist import DistInfo, select_device
 from .objectives import build_objective, objective_class
 from .optim import build_optimizer, cosine_lr, schedule_from_cfg, set_lr
-from .sampler import EpochBatchSampler, EpochReplay, collate_epochs
+from .replay import drop_unreadable
+from .sampler import EpochBatchSampler, EpochCollate, EpochReplay
 from .student import build_student, student_meta, student_name
 
 RESUME_FORMAT = "tinyvit-bench/resume/v2"
@@ -93,24 +99,30 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ building
     def _build_data(self) -> None:
         from . import augment, data
+        from .replay import build_replay, replay_for_store
         cfg = self.cfg
-        train_set = data.build_dataset(cfg.data.train)
+        train_cfg = dict(cfg.data.train)
+        if cfg.data.on_error is not None:
+            train_cfg["on_error"] = cfg.data.on_error
+        train_set = data.build_dataset(train_cfg)
         data_epochs = None
         if self.objective_cls.needs_store:
             from .store import LogitStore
             self.store = LogitStore.open(cfg.store.path, expect=cfg.store.expect)
-            # the store's own transform and base seed; refuses a data set other than the one it was saved over
-            self.replay = augment.ReplayDataset.for_store(self.store, train_set)
+            # the store's own transform, base seed and (by default) pipeline; refuses a data set other than the one
+            # it was saved over, and another pipeline unless store.approximate_replay
+            self.replay = replay_for_store(self.store, train_set, cfg.data.pipeline,
+                                           approximate=bool(cfg.store.approximate_replay))
             data_epochs = [self._store_epoch(e) for e in range(int(cfg.epochs))]  # a missing epoch fails now
             if hasattr(self.store, "require_epochs"):  # the store's own check (checksums) of what this run reads
                 self.store.require_epochs(sorted(set(data_epochs)))
         else:
-            self.replay = augment.ReplayDataset(train_set, augment.AugmentConfig.coerce(cfg.data.aug),
-                                                int(cfg.data.aug_seed))
-        self.train_set = EpochReplay(self.replay, data_epochs)
-        self.aug_cfg = self.replay.cfg
+            self.replay = build_replay(cfg.data.pipeline or augment.PIPELINE, train_set,
+                                       augment.AugmentConfig.coerce(cfg.data.aug), int(cfg.data.aug_seed))
+        self.train_set = EpochReplay(self.replay.dataset, data_epochs)
+        self.aug_cfg = self.replay.dataset.cfg
         accum = int(cfg.optim.accum_steps)
-        self.sampler = EpochBatchSampler(len(self.replay), int(cfg.data.batch_size), self.dist.rank,
+        self.sampler = EpochBatchSampler(len(self.train_set), int(cfg.data.batch_size), self.dist.rank,
                                          self.dist.world_size, seed=int(cfg.seed),
                                          max_batches=cfg.max_steps_per_epoch and cfg.max_steps_per_epoch * accum,
                                          multiple_of=accum)
@@ -139,7 +151,7 @@ class Trainer:
             return int(self.store.num_classes)
         if self.teacher is not None:
             return int(self.teacher_identity["num_classes"])
-        classes = getattr(self.replay.dataset, "classes", None)
+        classes = getattr(self.replay.dataset.dataset, "classes", None)
         if classes:
             return len(classes)
         raise ValueError("config: set num_classes (the data set does not list its classes)")
@@ -265,7 +277,7 @@ class Trainer:
             return None
         manifest = self.store.manifest
         keep = ("format", "num_classes", "topk", "value_format", "index_dtype", "value_dtype", "transform_hash",
-                "base_seed", "seed_policy", "chunk_size", "dataset")
+                "base_seed", "seed_policy", "chunk_size", "dataset", "pipeline")
         ident = {k: manifest[k] for k in keep if k in manifest}
         ident["path"] = str(self.cfg.store.path)
         return plain(ident)
@@ -301,25 +313,29 @@ class Trainer:
                 self._tb.add_scalar(k, v, step)
 
     # ------------------------------------------------------------------------------------------ training
-    def _loader(self) -> DataLoader:
-        """One loader for the run from the current position: its iterator crosses epoch boundaries, workers
-        persist and prefetch, batches are pinned for the GPU."""
+    def loader(self) -> DataLoader:
+        """The run's loader, iterating from the current position (`epoch`, `batch_in_epoch`) to the last epoch:
+        one iterator crosses epoch boundaries, workers persist and prefetch, batches are pinned for the GPU. Its
+        batches are raw (the replay pipeline's collate); `prepare` finishes them."""
         self.sampler.set_epoch(self.epoch, self.batch_in_epoch, int(self.cfg.epochs))
         if self._train_loader is None:
             workers = int(self.cfg.data.num_workers)
             # An explicit generator: creating the iterator must not draw from the global RNG (exact resume).
             gen = torch.Generator().manual_seed(int(self.cfg.seed) * 7919)
             self._train_loader = DataLoader(
-                self.train_set, batch_sampler=self.sampler, num_workers=workers, collate_fn=collate_epochs,
-                pin_memory=self.device.type == "cuda", generator=gen, persistent_workers=workers > 0,
-                prefetch_factor=int(self.cfg.data.prefetch_factor) if workers else None)
+                self.train_set, batch_sampler=self.sampler, num_workers=workers,
+                collate_fn=EpochCollate(self.replay.collate), pin_memory=self.device.type == "cuda", generator=gen,
+                persistent_workers=workers > 0, prefetch_factor=int(self.cfg.data.prefetch_factor) if workers else None)
         return self._train_loader
 
-    def _prepare(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Move the images to the device and add what the objective needs (the stored teacher targets)."""
-        batch["image"] = batch["image"].to(self.device, non_blocking=True)
+    def prepare(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """A loader batch → what the objective takes: the replay pipeline's device stage (`Replay.finish`: final
+        images on the device), the samples with unreadable images left out (their number in ``skipped``; only a
+        data set with on_error='skip' yields them), and the stored teacher targets (the store's seeds checked)."""
+        batch, skipped = drop_unreadable(self.replay.finish(batch, self.device))
+        batch["skipped"] = skipped
         batch["labels_index_classes"] = bool(self.cfg.labels_index_classes)
-        if self.store is not None:
+        if self.store is not None and len(batch["index"]):
             data_epoch = self.train_set.data_epochs[int(batch["epoch"][0])]
             sparse = self.store.read(data_epoch, batch["index"].numpy())
             seeds = torch.as_tensor(sparse.seeds.astype("int64"))
@@ -331,6 +347,36 @@ class Trainer:
             batch["teacher_index"] = torch.as_tensor(sparse.indices).long().to(self.device, non_blocking=True)
             batch["teacher_value"] = torch.as_tensor(sparse.values).float().to(self.device, non_blocking=True)
         return batch
+
+    def train_step(self, batch: Mapping[str, Any]) -> dict[str, float]:
+        """One optimizer step on one prepared batch (`prepare`), without accumulation: forward + backward under
+        AMP, gradient clipping, optimizer and scaler step, EMA update. Leaves the data position, the step count and
+        the learning rate as they are (the training loop owns those); returns the objective's outputs and
+        ``grad_norm`` as floats."""
+        out = self._backward(batch, accum=1, sync=True)
+        outputs = {k: float(v.detach() if torch.is_tensor(v) else v) for k, v in out.items()}
+        return {**outputs, "grad_norm": self._optimizer_step()}
+
+    def _backward(self, batch: Mapping[str, Any], accum: int, sync: bool) -> dict[str, Any]:
+        """Forward and (scaled, divided by ``accum``) backward of one micro-batch; DDP reduces only when ``sync``."""
+        ctx = self.ddp_step.no_sync() if not sync else contextlib.nullcontext()
+        with ctx, torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            out = self.ddp_step(batch)
+        self.scaler.scale(out["loss"] / accum).backward()
+        return out
+
+    def _optimizer_step(self) -> float:
+        """Clip, step, zero the gradients and update the EMA; returns the gradient norm (nan without clipping)."""
+        grad_norm = float("nan")
+        if self.cfg.optim.clip_grad:
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self._params(), self.cfg.optim.clip_grad))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.step)
+        return grad_norm
 
     def _set_train_mode(self) -> None:
         self.step_module.train()
@@ -355,41 +401,36 @@ class Trainer:
                  f"samples={len(self.train_set)} world={self.dist.world_size} batch/rank={cfg.data.batch_size} "
                  f"accum={accum} total_batch={self.total_batch} lr={self.schedule['base_lr']:.3g} "
                  f"steps/epoch={self.steps_per_epoch} total_steps={total_steps} device={self.device} "
-                 f"amp={self.amp_description} workers={cfg.data.num_workers} pretrain={self.pretrain_name}")
+                 f"amp={self.amp_description} workers={cfg.data.num_workers} pipeline={self.replay.pipeline} "
+                 f"pretrain={self.pretrain_name}")
         if cfg.eval_before_train and self.step == 0 and self.val_set is not None:
             self.evaluate(-1)
         t_window, n_window, t_run, steps_run = time.perf_counter(), 0, time.perf_counter(), 0
         run_start_step, saved = self.step, False
+        skipped, errors = 0, []  # samples with unreadable images left out (data.on_error='skip'), first messages
         stats = _Window()
         t_step = time.perf_counter()
         self._set_train_mode()
-        for batch in (self._loader() if self.step < stop_at else ()):
+        for batch in (self.loader() if self.step < stop_at else ()):
             epoch, micro, saved = self.epoch, self.batch_in_epoch % accum, False
             lr = cosine_lr(self.step, **self.schedule)
             set_lr(self.optimizer, lr)
-            batch = self._prepare(batch)
-            sync = micro == accum - 1 or self.dist.world_size == 1
-            ctx = self.ddp_step.no_sync() if not sync else contextlib.nullcontext()
-            with ctx, torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-                out = self.ddp_step(batch)
-            self.scaler.scale(out["loss"] / accum).backward()
-            stats.add(out)
+            batch = self.prepare(batch)
+            skipped += batch["skipped"]
+            if batch["skipped"] and len(errors) < 5:
+                errors += batch["errors"][:5 - len(errors)]
+            if len(batch["index"]):
+                stats.add(self._backward(batch, accum, sync=micro == accum - 1 or self.dist.world_size == 1))
+            elif self.dist.world_size > 1:  # the other ranks' gradient all-reduce would wait for this one
+                raise RuntimeError(f"epoch {epoch}: every image of a micro-batch was unreadable: {batch['errors']}")
             self.batch_in_epoch += 1
             n_window += batch["image"].shape[0] * self.dist.world_size
             if micro == accum - 1:
-                if cfg.optim.clip_grad:
-                    self.scaler.unscale_(self.optimizer)
-                    grad_norm = float(torch.nn.utils.clip_grad_norm_(self._params(), cfg.optim.clip_grad))
-                else:
-                    grad_norm = float("nan")
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.optimizer.zero_grad(set_to_none=True)
-                if self.ema is not None:
-                    self.ema.update(self.model, step=self.step)
+                grad_norm = self._optimizer_step()
                 self.step += 1
                 steps_run += 1
-                record = {"loss": stats.loss(), "lr": lr, "grad_norm": grad_norm, **stats.rates()}
+                record = {"loss": stats.loss(), "lr": lr, "grad_norm": grad_norm, **stats.rates(),
+                          "skipped": skipped}
                 now = time.perf_counter()
                 self.history.append({"step": self.step, **record, "step_s": now - t_step})
                 t_step = now
@@ -397,10 +438,12 @@ class Trainer:
                 if self.step % int(cfg.log_interval) == 0 or self.step == stop_at:
                     ips = n_window / max(now - t_window, 1e-9)
                     eta = (now - t_run) / steps_run * (stop_at - self.step)
-                    extras = " ".join(f"{k} {v:.3f}" for k, v in record.items() if k not in ("loss", "lr", "grad_norm"))
+                    extras = " ".join(f"{k} {v:.3f}" for k, v in record.items()
+                                      if k not in ("loss", "lr", "grad_norm", "skipped"))
                     self.log(f"epoch {epoch} [{self.batch_in_epoch // accum}/{self.steps_per_epoch}] step "
                              f"{self.step}/{total_steps} loss {record['loss']:.4f} lr {lr:.3e} grad_norm "
-                             f"{grad_norm:.3f} {extras} {ips:.1f} img/s eta {_fmt_eta(eta)}")
+                             f"{grad_norm:.3f} {extras} {ips:.1f} img/s eta {_fmt_eta(eta)}"
+                             + (f" | {skipped} unreadable images skipped" if skipped else ""))
                     self._scalars({**{f"train/{k}": v for k, v in record.items()}, "train/img_per_s": ips}, self.step)
                     t_window, n_window = now, 0
                 if cfg.save_interval and self.step % int(cfg.save_interval) == 0:
@@ -424,7 +467,8 @@ class Trainer:
         if self.batch_in_epoch:  # stopped inside an epoch: leave a checkpoint of where it is
             self.save_checkpoints(self.epoch)
         self.log(f"stopped at step {self.step}/{total_steps} after {steps_run} steps "
-                 f"({(time.perf_counter() - t_run) / max(steps_run, 1):.3f} s/step); from step {run_start_step}")
+                 f"({(time.perf_counter() - t_run) / max(steps_run, 1):.3f} s/step); from step {run_start_step}"
+                 + (f"; skipped {skipped} samples with unreadable images: {'; '.join(errors)}" if skipped else ""))
         return self.history
 
     # ---------------------------------------------------------------------------------------- evaluation
@@ -509,6 +553,7 @@ class Trainer:
                           setting={"mode": self.cfg.mode, "epoch": epoch, "step": self.step, "ema": ema,
                                    "img_size": int(self.aug_cfg.img_size), "total_batch": self.total_batch,
                                    "device": str(self.device), "amp": self.amp_description,
+                                   "pipeline": self.replay.pipeline,
                                    "work_dir": str(self.work_dir)})
         write_record(rec, self.work_dir / "records")
 

@@ -19,8 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .augment import ReplayDataset
 from .data import build_dataset
+from .replay import replay_for_store
 from .store import LogitStore, StoreError
 from .teachers import build_teacher
 
@@ -38,23 +38,24 @@ def completeness(store: LogitStore, planned: int | None) -> dict[str, Any]:
 
 def rerun_teacher(store: LogitStore, num_samples: int, seed: int, teacher_cfg: dict, dataset_cfg: dict,
                   batch_size: int = 16) -> dict[str, Any]:
-    """Re-run the teacher on random (epoch, index) replays and compare with the stored top-K."""
+    """Re-run the teacher on random (epoch, index) replays (through the store's replay pipeline) and compare with
+    the stored top-K."""
     from .save_logits import TeacherRunner
     teacher, identity = build_teacher(teacher_cfg)
     store.check(teacher=identity)
-    replay = ReplayDataset.for_store(store, build_dataset(dataset_cfg))
-    runner = TeacherRunner(teacher, identity, replay.cfg, torch.device("cpu"), amp=False)
+    replay = replay_for_store(store, build_dataset(dataset_cfg))  # the store's pipeline: pil or tensor
+    runner = TeacherRunner(teacher, identity, replay.dataset.cfg, torch.device("cpu"), amp=False)
     rng = np.random.default_rng(seed)
     epochs = np.array(store.epochs)
     picks = [(int(rng.choice(epochs)), int(rng.integers(store.length))) for _ in range(num_samples)]
     exact, overlap, value_err, seed_bad = 0, [], [], 0
     for s in range(0, len(picks), batch_size):
         part = picks[s:s + batch_size]
-        items = [replay.get(i, e) for e, i in part]
-        idx, val = runner.topk(torch.stack([it["image"] for it in items]), store.topk)
-        for j, ((e, i), it) in enumerate(zip(part, items)):
+        batch = replay.finish(replay.collate([replay.dataset.get(i, e) for e, i in part]), runner.device)
+        idx, val = runner.topk(batch["image"], store.topk)
+        for j, (e, i) in enumerate(part):
             rec = store.read(e, [i])
-            seed_bad += int(rec.seeds[0] != it["seed"])
+            seed_bad += int(rec.seeds[0] != batch["seed"][j])
             exact += int(np.array_equal(rec.indices[0], idx[j]))
             overlap.append(len(set(rec.indices[0].tolist()) & set(idx[j].tolist())) / store.topk)
             fresh = dict(zip(idx[j].tolist(), val[j].tolist()))

@@ -162,7 +162,7 @@ def test_store_refuses_another_pipeline(photos, tmp_path):
     with pytest.raises(StoreError, match="'tensor' replay pipeline.*replays with 'pil'"):
         replay_for_store(tensor_store, photos, "pil")
     with pytest.raises(StoreError, match="'tensor' replay pipeline.*replays with 'pil'"):
-        ReplayDataset.for_store(tensor_store, photos)  # the trainer's reader today
+        ReplayDataset.for_store(tensor_store, photos)  # the pil pipeline's own reader
     with pytest.warns(UserWarning, match="approximate replay"):
         assert replay_for_store(tensor_store, photos, "pil", approximate=True).pipeline == "pil"
     with pytest.raises(StoreError, match="'tensor' replay pipeline"):
@@ -204,6 +204,12 @@ def test_save_logits_tensor_store_round_trip(tmp_path):
     np.testing.assert_allclose(rec.values, probs.topk(10).values.numpy(), atol=1e-3)
     with pytest.raises(StoreError, match="'tensor' replay pipeline.*'pil'"):
         save_logits.main([config, "--cfg-options", *opts[:-1], "pipeline=pil"])
+    # the store verifier re-runs the teacher through the store's own (tensor) pipeline
+    from distill_pretrain import verify
+    report = tmp_path / "verify.json"
+    assert verify.main([str(tmp_path / "s"), "--num-samples", "8", "--out", str(report)]) == 0
+    rerun = json.loads(report.read_text())["rerun"]
+    assert rerun["seed_mismatches"] == 0 and rerun["topk_overlap"] == 1.0 and rerun["value_abs_err_max"] < 1e-3
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (runs on GPU machines)")

@@ -117,6 +117,21 @@ def test_objective_parameters_are_trained_resumed_exactly_and_not_exported(tmp_p
     assert ckpt["meta"]["pretrain"] == "fashionmnist-test_projection" and ckpt["meta"]["store"] is None
 
 
+def test_public_prepare_and_train_step(tmp_path: Path) -> None:
+    """What benchmarks drive: `prepare` (pipeline device stage) then `train_step` (one optimizer step, the data
+    position and step count untouched); with the tensor pipeline too."""
+    trainer = Trainer(_cfg(**{"optim.accum_steps": 1, "data.pipeline": "tensor"}), tmp_path)
+    assert trainer.replay.pipeline == "tensor"
+    batch = trainer.prepare(next(iter(trainer.loader())))
+    assert batch["image"].dtype == torch.float32 and batch["image"].shape == (4, 3, 32, 32) and batch["skipped"] == 0
+    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    out = trainer.train_step(batch)
+    assert set(out) == {"loss", "out_dtype_bf16", "grad_norm"} and math.isfinite(out["loss"]) and out["grad_norm"] > 0
+    assert (trainer.step, trainer.epoch, trainer.batch_in_epoch) == (0, 0, 0)
+    assert not torch.equal(trainer.model.state_dict()["head.fc.weight"], start["head.fc.weight"])
+    assert trainer.train_step(batch)["loss"] != out["loss"]  # the same batch again, after one update
+
+
 def test_bfloat16_autocast_runs_on_cpu_without_scaler(tmp_path: Path) -> None:
     trainer = Trainer(_cfg(amp=True, amp_dtype="bfloat16", stop_after_steps=1), tmp_path)
     assert trainer.use_amp and not trainer.scaler.is_enabled() and trainer.amp_description == "bfloat16"

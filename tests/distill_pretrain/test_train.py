@@ -13,7 +13,7 @@ from backbones import CHECKPOINT_FORMAT, TinyViT, load_pretrained
 from distill_pretrain import save_logits
 from distill_pretrain.export import export_backbone
 from distill_pretrain.optim import cosine_lr, schedule_from_cfg
-from distill_pretrain.store import recover_dense
+from distill_pretrain.store import StoreError, recover_dense
 from distill_pretrain.config import load_config
 from distill_pretrain.objectives import label_targets, soft_cross_entropy
 from distill_pretrain.sampler import EpochBatchSampler
@@ -25,19 +25,27 @@ AUG = dict(img_size=32, auto_augment=None, color_jitter=0.4, re_prob=0.25, mixup
            scale=[0.35, 1.0])
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
+def _save_store(path: Path, pipeline: str) -> Path:
     """2 epochs × 32 Fashion-MNIST images, MobileNetV2 top-10, with Mixup/CutMix (partners replayed too)."""
-    path = tmp_path_factory.mktemp("store") / "s"
     save_logits.main([str(REPO / "configs/distill/save_logits_mobilenetv2_fmnist.py"), "--cfg-options",
                       f"store.path={path}", "dataset.limit=32", "epochs=2", "num_workers=0", "batch_size=32",
                       "store.chunk_size=16", "augment.img_size=32", "augment.auto_augment=None",
-                      "augment.re_prob=0.25", "augment.scale=(0.35,1.0)"])
+                      "augment.re_prob=0.25", "augment.scale=(0.35,1.0)", f"pipeline={pipeline}"])
     return path
 
 
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    return _save_store(tmp_path_factory.mktemp("store") / "s", "pil")
+
+
+@pytest.fixture(scope="module")
+def tensor_store(tmp_path_factory) -> Path:
+    return _save_store(tmp_path_factory.mktemp("store") / "t", "tensor")
+
+
 def _cfg(store: Path, **over):
-    options = {"store.path": str(store), "store.cycle_epochs": False, "epochs": 2, "student.img_size": 32,
+    options = {"store.path": store and str(store), "store.cycle_epochs": False, "epochs": 2, "student.img_size": 32,
                "student.drop_path_rate": 0.1, "data.train.limit": 32, "data.val": None,
                "data.batch_size": 4, "optim.accum_steps": 2, "optim.warmup_epochs": 0.5, "ema.decay": 0.9,
                "eval_teacher_agreement": False, "log_interval": 1, "record": False}
@@ -47,7 +55,7 @@ def _cfg(store: Path, **over):
     return cfg
 
 
-def test_stored_distillation_resumes_exactly(store: Path, tmp_path: Path) -> None:
+def _train_and_resume(store: Path, tmp_path: Path) -> Trainer:
     """Stopped mid-epoch and resumed (new Trainer, same work dir) = uninterrupted: same losses, same weights."""
     full = Trainer(_cfg(store), tmp_path / "full")
     full_hist = full.train()
@@ -67,6 +75,13 @@ def test_stored_distillation_resumes_exactly(store: Path, tmp_path: Path) -> Non
         assert torch.equal(value, second.ema.module.state_dict()[key]), key
     losses = [h["loss"] for h in full_hist]
     assert all(math.isfinite(v) for v in losses) and "agree" in full_hist[0]
+    assert full_hist[-1]["skipped"] == 0
+    return full
+
+
+def test_stored_distillation_resumes_exactly(store: Path, tmp_path: Path) -> None:
+    full = _train_and_resume(store, tmp_path)
+    assert full.replay.pipeline == "pil"  # the store's
 
     # contract 2: plain types, weights_only, meta from the store
     ckpt_path = tmp_path / "full" / "checkpoint.pth"
@@ -81,6 +96,7 @@ def test_stored_distillation_resumes_exactly(store: Path, tmp_path: Path) -> Non
     assert meta["store"]["transform_hash"] == manifest["transform_hash"] and meta["store"]["base_seed"] == 0
     assert meta["store"]["value_format"] == "fp16" and meta["store"]["dataset"]["sha256"]
     assert meta["objective"] == "stored" and meta["pretrain"] == "fashionmnist-distill"
+    assert meta["store"]["pipeline"] == "pil"
     assert torch.load(tmp_path / "split" / "resume.pth", weights_only=True)["step"] == 8
 
     # backbones.load_pretrained into a backbone-mode TinyViT: every backbone weight placed, equal
@@ -108,6 +124,86 @@ def test_stored_distillation_resumes_exactly(store: Path, tmp_path: Path) -> Non
     assert not any(k.startswith("head.") for k in exported["state_dict"]) and exported["meta"]["num_classes"] == 0
     assert load_pretrained(TinyViT(arch=SLIM, img_size=32, out_indices=(3,)), str(out)).missing_keys == [
         "norm3.weight", "norm3.bias"]
+
+
+def test_tensor_store_trains_and_resumes_exactly(tensor_store: Path, tmp_path: Path) -> None:
+    full = _train_and_resume(tensor_store, tmp_path)  # the store's pipeline by default
+    assert full.replay.pipeline == "tensor" and full.checkpoint_meta(0)["store"]["pipeline"] == "tensor"
+    # persistent workers (collate pickled into them) across the epoch boundary: the same run
+    workers = Trainer(_cfg(tensor_store, **{"data.num_workers": 2, "data.prefetch_factor": 2}), tmp_path / "w2")
+    assert [h["loss"] for h in workers.train()] == [h["loss"] for h in full.history]
+
+
+def test_unreadable_training_images_stop_or_are_skipped_with_a_count(tmp_path: Path) -> None:
+    """data.on_error: 'stop' (default) names the file; 'skip' leaves the sample out of its batch and counts it."""
+    import numpy as np
+    from PIL import Image
+    from distill_pretrain.data import BadImageError
+    rng = np.random.default_rng(0)
+    for k in range(7):
+        folder = tmp_path / "data" / ("ab"[k % 2])
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / f"{k}.png")
+    (tmp_path / "data" / "b" / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    over = {"mode": "scratch", "store.path": None, "num_classes": 2, "epochs": 1, "optim.accum_steps": 1,
+            "ema.decay": None, "data.train": dict(type="ImageFolder", root=str(tmp_path / "data")),
+            "data.pipeline": "tensor", "data.aug": dict(img_size=32, mixup_alpha=0.0, cutmix_alpha=0.0)}
+    with pytest.raises(BadImageError, match=r"garbage\.png: unreadable image"):
+        Trainer(_cfg(None, **over), tmp_path / "stop").train()
+    trainer = Trainer(_cfg(None, **over, **{"data.on_error": "skip"}), tmp_path / "skip")
+    logs: list[str] = []
+    trainer.log = logs.append
+    hist = trainer.train()
+    assert len(hist) == 2 and hist[-1]["skipped"] == 1 and all(math.isfinite(h["loss"]) for h in hist)
+    bad = tmp_path / "data" / "b" / "garbage.png"
+    assert f"skipped 1 samples with unreadable images: {bad}: unreadable image" in logs[-1]
+    assert "1 unreadable images skipped" in logs[-2]
+
+
+def test_save_train_round_trip_student_sees_the_teachers_pixels(tensor_store: Path, tmp_path: Path) -> None:
+    """Tensor pipeline: the images the trainer prepares for (epoch, index) are bit for bit those save_logits fed
+    the teacher (its own replay, batch and order), and the teacher re-run on them gives the stored top-K."""
+    from distill_pretrain import LogitStore, build_dataset, build_teacher
+    from distill_pretrain.replay import build_replay
+    trainer = Trainer(_cfg(tensor_store, **{"optim.accum_steps": 1}), tmp_path)
+    trainer.epoch = 1  # a data epoch other than 0
+    raw = next(iter(trainer.loader()))
+    batch = trainer.prepare(raw)
+    assert batch["image"].shape == (4, 3, 32, 32) and batch["skipped"] == 0 and "raw" not in batch
+    assert batch["epoch"].tolist() == [1] * 4 and batch["teacher_index"].shape == (4, 10)
+
+    # save_logits' view: chunks of 16 in index order, each one batch through the store's pipeline
+    store = LogitStore.open(tensor_store)
+    replay = build_replay(store.manifest["pipeline"], build_dataset(store.manifest["extra"]["dataset_cfg"]),
+                          store.manifest["transform"], store.manifest["base_seed"])
+    saved = torch.cat([replay.finish(replay.collate([replay.dataset.get(i, 1) for i in range(c, c + 16)]), "cpu")
+                       ["image"] for c in (0, 16)])
+    assert torch.equal(batch["image"], saved[batch["index"]])
+
+    teacher, identity = build_teacher(store.manifest["extra"]["teacher_cfg"])
+    runner = save_logits.TeacherRunner(teacher, identity, trainer.aug_cfg, torch.device("cpu"), amp=False)
+    idx, val = runner.topk(batch["image"], 10)
+    assert torch.equal(torch.as_tensor(idx), batch["teacher_index"].cpu())
+    torch.testing.assert_close(torch.as_tensor(val), batch["teacher_value"].cpu(), atol=1e-3, rtol=0)
+
+    # the pil pipeline over the same store draws the same parameters but not the same pixels: refused, or accepted
+    # as approximate replay with a warning
+    with pytest.raises(StoreError, match="'tensor' replay pipeline.*replays with 'pil'"):
+        Trainer(_cfg(tensor_store, **{"data.pipeline": "pil"}), tmp_path / "pil")
+    with pytest.warns(UserWarning, match="approximate replay"):
+        approx = Trainer(_cfg(tensor_store, **{"optim.accum_steps": 1, "data.pipeline": "pil",
+                                               "store.approximate_replay": True}), tmp_path / "approx")
+    approx.epoch = 1
+    other = approx.prepare(next(iter(approx.loader())))
+    assert torch.equal(other["index"], batch["index"]) and torch.equal(other["teacher_index"], batch["teacher_index"])
+    assert not torch.equal(other["image"], batch["image"])
+
+
+def test_pil_store_is_refused_to_a_tensor_trainer(store: Path, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="'pil' replay pipeline.*replays with 'tensor'"):
+        Trainer(_cfg(store, **{"data.pipeline": "tensor"}), tmp_path)
+    with pytest.raises(ValueError, match="data.pipeline='dali'"):
+        _cfg(store, **{"data.pipeline": "dali"})
 
 
 def test_resume_refuses_other_world_size(store: Path, tmp_path: Path) -> None:

@@ -1,0 +1,36 @@
+"""benchmarks.distill_speed at toy size: both replay pipelines through the trainer's public API, every figure
+finite and positive, records that validate against contracts.records, the side-by-side table."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from benchmarks import distill_speed
+from contracts.records import TASKS, read_records
+
+
+def test_quick_run_writes_valid_records_for_both_pipelines(tmp_path: Path, capsys) -> None:
+    records = distill_speed.main(["--device", "cpu", "--quick", "--img-size", "32", "--batch", "4", "--steps", "1",
+                                  "--warmup", "1", "--teacher", "resnet18", "--results-dir", str(tmp_path)])
+    assert [r["setting"]["pipeline"] for r in records] == ["pil", "tensor"]
+    on_disk = read_records(tmp_path)  # validated on read
+    assert sorted(r["setting"]["pipeline"] for r in on_disk) == ["pil", "tensor"]
+    allowed = set(TASKS["distill_speed"].metrics)
+    for rec in records:
+        assert set(rec["metrics"]) == allowed  # every figure, per pipeline
+        assert all(math.isfinite(v) and v > 0 for v in rec["metrics"].values())
+        assert rec["backbone"] == {"name": "tinyvit-5m", "source": "random", "pretrain": "none",
+                                   "checkpoint_sha256": None}
+        setting = rec["setting"]
+        assert (setting["device"], setting["amp_dtype"], setting["workers"], setting["batch"]) == ("cpu", "none", 0, 4)
+        m = rec["metrics"]
+        assert m["stored_of_bound"] == pytest.approx(m["stored_img_s"] / m["stored_bound_img_s"])
+        assert m["online_over_stored"] == pytest.approx(m["stored_img_s"] / m["online_img_s"])
+    table = capsys.readouterr().out.split("teacher / student FLOPs")[0].splitlines()
+    header = next(line for line in table if line.split() == ["pil", "tensor"])
+    rows = table[table.index(header) + 1:]
+    assert [r.split("  ")[0] for r in rows][:4] == ["teacher alone img/s", "save_logits img/s", "save_logits / teacher",
+                                                    "data pipeline img/s"]
+    assert len(rows) == 15 and all(len(r.split()[-2:]) == 2 for r in rows)
