@@ -8,10 +8,6 @@ import pytest
 from benchmarks import demo, plots, table
 from contracts.records import read_records
 
-# stages whose writers are not yet schema-valid on this branch (see tests/benchmarks/test_table_dense.py PENDING);
-# their RecordError is expected until those writers merge — empty this then
-PENDING_STAGES = {"distill", "scratch", "dense"}
-
 
 @pytest.mark.slow
 def test_quick_demo_writes_records_tables_and_plots(tmp_path):
@@ -21,8 +17,7 @@ def test_quick_demo_writes_records_tables_and_plots(tmp_path):
     assert [row["stage"] for row in summary["stages"]] == list(demo.STAGES)
     assert all(row["seconds"] >= 0 for row in summary["stages"])
     failed = {name: row["detail"] for name, row in status.items() if row["status"] != "ok"}
-    unexpected = {n: d for n, d in failed.items() if n not in PENDING_STAGES or not d.startswith("RecordError")}
-    assert not unexpected, unexpected
+    assert not failed, failed
     records = read_records(tmp_path / "records")
     for task in ("linear_probe", "few_shot"):  # both students, random init and the teacher, on the novel classes
         sources = {r["backbone"]["source"] for r in records if r["task"] == task}
