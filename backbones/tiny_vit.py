@@ -229,7 +229,7 @@ def window_attention(qkv: torch.Tensor, bias: torch.Tensor, num_heads: int, wind
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
     else:
         attn = (q * hd ** -0.5) @ k.transpose(-2, -1)
-        x = (attn + bias).softmax(dim=-1) @ v
+        x = attn.add_(bias).softmax(dim=-1) @ v  # in place: no second (windows, heads, N, N) buffer
     return x.view(b, nh, nw, num_heads, ws, ws, hd).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, h, w, c)
 
 
