@@ -1,4 +1,4 @@
-"""Backbone benchmark: params, MACs and inference throughput of our TinyViT vs timm's `tiny_vit_*`, stock and at its best.
+"""Backbone benchmark: params, MACs and throughput of our TinyViT vs timm's `tiny_vit_*`, stock and at its best.
 
     python -m benchmarks.backbone_speed [--archs 5m 11m 21m] [--img-size 224] [--batch 16] [--threads 2]
                                         [--compile] [--ablation] [--onnxruntime] [--device cuda --amp bf16] [--quick]
@@ -74,13 +74,13 @@ def _sync(device: torch.device) -> None:
 
 def paired_throughput(runners: dict[str, Runner], x: torch.Tensor, rounds: int, iters: int,
                       amp_dtype: torch.dtype | None = None, label: str = "") -> dict[str, float]:
-    """Images/s per runner: two warm-up calls each, then interleaved rounds of `iters` calls, median round."""
+    """Images/s per runner: a warm-up call each (compiles what is compiled), then interleaved rounds of `iters`
+    calls, median round."""
     times: dict[str, list[float]] = {name: [] for name in runners}
     autocast = torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
     start = time.perf_counter()
     with torch.inference_mode(), autocast:
         for run in runners.values():
-            run(x)
             run(x)
         for r in range(rounds):
             for name, run in runners.items():
@@ -91,8 +91,8 @@ def paired_throughput(runners: dict[str, Runner], x: torch.Tensor, rounds: int, 
                 _sync(x.device)
                 times[name].append(time.perf_counter() - t0)
             elapsed = time.perf_counter() - start
-            print(f"  {label} round {r + 1}/{rounds}: {elapsed:.0f} s, ETA {elapsed / (r + 1) * (rounds - r - 1):.0f} s",
-                  file=sys.stderr, flush=True)
+            eta = elapsed / (r + 1) * (rounds - r - 1)
+            print(f"  {label} round {r + 1}/{rounds}: {elapsed:.0f} s, ETA {eta:.0f} s", file=sys.stderr, flush=True)
     return {name: iters * x.shape[0] / statistics.median(t) for name, t in times.items()}
 
 

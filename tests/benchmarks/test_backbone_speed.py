@@ -40,8 +40,12 @@ def test_tuned_timm_has_no_unfused_convnorm():
 
 def test_cli_writes_valid_records(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
-    main(["--archs", "5m", "--img-size", "64", "--batch", "2", "--rounds", "1", "--iters", "1", "--ablation",
-          "--onnxruntime", "--threads", "1", "--records", str(tmp_path)])
+    threads = torch.get_num_threads()
+    try:
+        main(["--archs", "5m", "--img-size", "64", "--batch", "2", "--rounds", "1", "--iters", "1", "--ablation",
+              "--onnxruntime", "--threads", "1", "--records", str(tmp_path)])
+    finally:
+        torch.set_num_threads(threads)
     (record,) = read_records(tmp_path, tasks=["throughput"])
     m = record["metrics"]
     assert m["timm_tuned_img_s"] == max(m["timm_tuned_sdpa_img_s"], m["timm_tuned_matmul_img_s"])
