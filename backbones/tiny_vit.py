@@ -1,21 +1,26 @@
-"""TinyViT (Wu et al., ECCV 2022) as an MMEngine backbone with timm's classification interface.
+"""TinyViT (Wu et al., ECCV 2022) as an MMEngine backbone with timm's interface.
 
 One module serves every stage of the suite:
 - backbone mode (`out_indices` set): `forward` returns the stage outputs at strides 4/8/16/32 (NCHW, channels =
-  the stage dims, an optional LayerNorm per output), as mmdet/mmseg necks expect;
+  the stage dims, an optional LayerNorm per output), as mmdet/mmseg necks expect; it is `forward_intermediates`;
 - classification mode (`out_indices=None`): `forward_features` / `forward_head(pre_logits=...)` / `forward`,
   the names timm uses, for distillation and probes.
+timm's whole interface: every stage is a module with its own `forward` (forward hooks on `stages.i` fire; the
+model traces with `torch.fx`, e.g. torchvision's `create_feature_extractor`), `forward_intermediates`,
+`prune_intermediate_layers`, `set_grad_checkpointing` (mmdet/mmseg's `with_cp=True`), `feature_info`,
+`get_classifier` / `reset_classifier`.
 
 Parameter names equal timm's `tiny_vit_*` names (`patch_embed.conv1.conv.weight`, `stages.1.blocks.0.attn.qkv...`,
 `head.fc.weight`), so timm weights load as they are; `backbones.load_pretrained` maps the official and mmpretrain
 layouts onto them.
 
-Speed (measured in `benchmarks/backbone_speed.py`, 1.3-1.6x timm on a 2-core CPU): the attention stages run in
-NHWC with channels-last convolutions (no layout copies between the depth-wise conv and the MLP; +15-30%); at
-inference (grad disabled) every conv+BN pair runs as one fused conv (+6-22%) whose weights are derived from the
-live parameters on each call, so nothing cached can go stale after `load_state_dict`, `.to()` or an optimizer
-step; attention adds the bias table to plain matmuls on CPU (4-5% faster there than SDPA for these windows) and
-uses SDPA on GPU.
+Inference tricks (each switchable by `set_speed_options` for `benchmarks.backbone_speed --ablation`): the attention
+stages run in NHWC with channels-last convolutions (no layout copies between the depth-wise conv and the MLP);
+the norm, qkv and output projections run on the whole map and the window partition + head split is one copy (and
+the reverse + head merge another); at inference (grad disabled) every conv+BN pair runs as one fused conv whose
+weights are derived from the live parameters on each call, so nothing cached can go stale after
+`load_state_dict`, `.to()` or an optimizer step; attention adds the bias table in place to plain matmuls on CPU
+(faster there than SDPA for these windows) and uses SDPA on GPU.
 """
 from __future__ import annotations
 
