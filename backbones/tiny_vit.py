@@ -558,6 +558,10 @@ class TinyViT(BaseModule):
     def with_cp(self) -> bool:
         return self.grad_checkpointing
 
+    @with_cp.setter
+    def with_cp(self, enable: bool) -> None:
+        self.set_grad_checkpointing(enable)
+
     def prune_intermediate_layers(self, indices: int | Sequence[int] = 1, prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:
         """Drop the stages after the last of `indices` (timm's semantics); returns the absolute indices.
