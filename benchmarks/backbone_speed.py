@@ -3,8 +3,9 @@
     python -m benchmarks.backbone_speed [--archs 5m 11m 21m] [--img-size 224] [--batch 16] [--threads 2]
                                         [--compile] [--ablation] [--onnxruntime] [--device cuda --amp bf16] [--quick]
 
-Contenders, all holding the same weights, fed the same batch, measured in interleaved rounds (median round), so
-load from other processes hits them alike:
+Contenders, all holding the same weights, fed the same batch, measured in interleaved rounds, each scored by its
+fastest round (as `timeit` does: load from other processes only ever slows a round, and on a shared machine it
+swings by 2-3x within minutes, which a median of a few rounds does not absorb):
 - `ours`: our TinyViT as shipped (channels-last convolutions, conv+BN fused at inference, matmul attention on CPU
   and SDPA on GPU);
 - `timm`: stock `tiny_vit_*` (NCHW input, BN unfused, timm's default attention);
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import sys
 import time
 from typing import Any, Callable, Sequence
@@ -75,7 +75,7 @@ def _sync(device: torch.device) -> None:
 def paired_throughput(runners: dict[str, Runner], x: torch.Tensor, rounds: int, iters: int,
                       amp_dtype: torch.dtype | None = None, label: str = "") -> dict[str, float]:
     """Images/s per runner: a warm-up call each (compiles what is compiled), then interleaved rounds of `iters`
-    calls, median round."""
+    calls; the fastest round counts."""
     times: dict[str, list[float]] = {name: [] for name in runners}
     autocast = torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
     start = time.perf_counter()
@@ -93,7 +93,7 @@ def paired_throughput(runners: dict[str, Runner], x: torch.Tensor, rounds: int, 
             elapsed = time.perf_counter() - start
             eta = elapsed / (r + 1) * (rounds - r - 1)
             print(f"  {label} round {r + 1}/{rounds}: {elapsed:.0f} s, ETA {eta:.0f} s", file=sys.stderr, flush=True)
-    return {name: iters * x.shape[0] / statistics.median(t) for name, t in times.items()}
+    return {name: iters * x.shape[0] / min(t) for name, t in times.items()}
 
 
 def timm_tiny_vit(arch: str, window_sizes: Sequence[int], num_classes: int = 1000) -> nn.Module:
