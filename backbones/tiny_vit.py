@@ -1,21 +1,26 @@
-"""TinyViT (Wu et al., ECCV 2022) as an MMEngine backbone with timm's classification interface.
+"""TinyViT (Wu et al., ECCV 2022) as an MMEngine backbone with timm's interface.
 
 One module serves every stage of the suite:
 - backbone mode (`out_indices` set): `forward` returns the stage outputs at strides 4/8/16/32 (NCHW, channels =
-  the stage dims, an optional LayerNorm per output), as mmdet/mmseg necks expect;
+  the stage dims, an optional LayerNorm per output), as mmdet/mmseg necks expect; it is `forward_intermediates`;
 - classification mode (`out_indices=None`): `forward_features` / `forward_head(pre_logits=...)` / `forward`,
   the names timm uses, for distillation and probes.
+timm's whole interface: every stage is a module with its own `forward` (forward hooks on `stages.i` fire; the
+model traces with `torch.fx`, e.g. torchvision's `create_feature_extractor`), `forward_intermediates`,
+`prune_intermediate_layers`, `set_grad_checkpointing` (mmdet/mmseg's `with_cp=True`), `feature_info`,
+`get_classifier` / `reset_classifier`.
 
 Parameter names equal timm's `tiny_vit_*` names (`patch_embed.conv1.conv.weight`, `stages.1.blocks.0.attn.qkv...`,
 `head.fc.weight`), so timm weights load as they are; `backbones.load_pretrained` maps the official and mmpretrain
 layouts onto them.
 
-Speed (measured in `benchmarks/backbone_speed.py`, 1.3-1.6x timm on a 2-core CPU): the attention stages run in
-NHWC with channels-last convolutions (no layout copies between the depth-wise conv and the MLP; +15-30%); at
-inference (grad disabled) every conv+BN pair runs as one fused conv (+6-22%) whose weights are derived from the
-live parameters on each call, so nothing cached can go stale after `load_state_dict`, `.to()` or an optimizer
-step; attention adds the bias table to plain matmuls on CPU (4-5% faster there than SDPA for these windows) and
-uses SDPA on GPU.
+Inference tricks (each switchable by `set_speed_options` for `benchmarks.backbone_speed --ablation`): the attention
+stages run in NHWC with channels-last convolutions (no layout copies between the depth-wise conv and the MLP);
+the norm, qkv and output projections run on the whole map and the window partition + head split is one copy (and
+the reverse + head merge another); at inference (grad disabled) every conv+BN pair runs as one fused conv whose
+weights are derived from the live parameters on each call, so nothing cached can go stale after
+`load_state_dict`, `.to()` or an optimizer step; attention adds the bias table in place to plain matmuls on CPU
+(faster there than SDPA for these windows) and uses SDPA on GPU.
 """
 from __future__ import annotations
 
@@ -39,6 +44,9 @@ ARCH_SETTINGS: dict[str, dict[str, Any]] = {
 # The contraction factors of paper §3.2 that a dict `arch` may set (embed_dims and depths are required).
 _ARCH_DEFAULTS: dict[str, Any] = dict(head_dim=32, mbconv_ratio=4.0, mlp_ratio=4.0, num_heads=None)
 NUM_STAGES = 4
+# init_cfg keys of `type='Pretrained'` (MMEngine's PretrainedInit takes map_location; weights load on CPU anyway)
+_PRETRAINED_KEYS = {"type", "checkpoint", "prefix", "allow_pickle", "map_location"}
+_ATTENTION_KERNELS = {"auto": None, "sdpa": True, "matmul": False}  # → Attention.fused_attn
 
 
 def default_window_sizes(img_size: int) -> tuple[int, int, int, int]:
@@ -87,6 +95,7 @@ class ConvNorm(nn.Module):
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, padding: int = 0,
                  groups: int = 1, bn_weight_init: float = 1.0) -> None:
         super().__init__()
+        self.fuse_bn = True  # `TinyViT.set_speed_options(fuse_bn=False)` turns it off (benchmark ablation)
         self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(out_chs)
         nn.init.constant_(self.bn.weight, bn_weight_init)
@@ -99,7 +108,7 @@ class ConvNorm(nn.Module):
         return self.conv.weight * scale[:, None, None, None], bn.bias - bn.running_mean * scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training or torch.is_grad_enabled() or self.bn.running_var is None:
+        if not self.fuse_bn or self.training or torch.is_grad_enabled() or self.bn.running_var is None:
             return self.bn(self.conv(x))
         weight, bias = self.fused_weight_and_bias()
         c = self.conv
@@ -134,8 +143,9 @@ class MBConv(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv3(self.act2(self.conv2(self.act1(self.conv1(x)))))
-        return self.act3(x + self.drop_path(y))
+        y = self.drop_path(self.conv3(self.act2(self.conv2(self.act1(self.conv1(x))))))
+        y += x  # in place into the fresh branch output: no new activation-sized buffer (~6% of stage 0 on CPU)
+        return self.act3(y)
 
 
 class PatchMerging(nn.Module):
@@ -191,8 +201,50 @@ def resize_attention_biases(table: torch.Tensor, window_size: int) -> torch.Tens
     return grid.reshape(heads, window_size * window_size).to(table.dtype)
 
 
+@torch.fx.wrap
+def _pad_to_windows(x: torch.Tensor, window_size: int) -> torch.Tensor:
+    """Zero-pad an NHWC map at the bottom/right to whole windows (unmasked, as the paper's code and timm do)."""
+    pad_b, pad_r = -x.shape[1] % window_size, -x.shape[2] % window_size
+    return F.pad(x, (0, 0, 0, pad_r, 0, pad_b)) if pad_b or pad_r else x
+
+
+@torch.fx.wrap
+def _crop_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """`x[:, :H, :W]` for the H, W of `ref` (a view; no-op without padding)."""
+    return x if x.shape[1:3] == ref.shape[1:3] else x[:, :ref.shape[1], :ref.shape[2]]
+
+
+@torch.fx.wrap
+def window_attention(qkv: torch.Tensor, bias: torch.Tensor, num_heads: int, window_size: int,
+                     fused_attn: bool | None = None) -> torch.Tensor:
+    """Attention inside each window of an NHWC qkv map (B, H, W, 3C), H and W multiples of the window.
+
+    The window partition and the split into heads are one copy (`reshape` of a permuted view) and the window
+    reverse with the head merge another, instead of one copy each for partition, q, k, v, heads and reverse.
+    `fused_attn`: SDPA (True), plain matmuls (False) or None = SDPA on GPU, matmuls on CPU (4-5% faster there).
+    Returns (B, H, W, C) before the output projection.
+    """
+    b, h, w, c3 = qkv.shape
+    ws, c = window_size, c3 // 3
+    nh, nw, hd = h // ws, w // ws, c // num_heads
+    # channel order is (head, q|k|v, head_dim), as timm and the paper's code lay out the qkv projection
+    q, k, v = qkv.view(b, nh, ws, nw, ws, num_heads, 3, hd).permute(6, 0, 1, 3, 5, 2, 4, 7).reshape(
+        3, b * nh * nw, num_heads, ws * ws, hd).unbind(0)
+    bias = bias.to(q.dtype)
+    if fused_attn if fused_attn is not None else q.is_cuda:
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    else:
+        attn = (q * hd ** -0.5) @ k.transpose(-2, -1)
+        x = attn.add_(bias).softmax(dim=-1) @ v  # in place: no second (windows, heads, N, N) buffer
+    return x.view(b, nh, nw, num_heads, ws, ws, hd).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, h, w, c)
+
+
 class Attention(nn.Module):
-    """Multi-head self-attention over one window with a learned bias per (head, relative offset)."""
+    """Window multi-head self-attention on an NHWC map, with a learned bias per (head, relative offset).
+
+    Norm, qkv and output projections act per token, so they run on the whole map; only the attention itself
+    sees windows. Parameter names and the qkv channel layout are timm's.
+    """
 
     def __init__(self, dim: int, num_heads: int, window_size: int) -> None:
         super().__init__()
@@ -201,23 +253,24 @@ class Attention(nn.Module):
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.window_size = window_size
+        self.fused_attn: bool | None = None  # None: SDPA on GPU, matmuls on CPU (see `window_attention`)
         self.norm = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.attention_biases = nn.Parameter(torch.zeros(num_heads, window_size * window_size))
         self.register_buffer("attention_bias_idxs", attention_bias_index(window_size), persistent=False)
 
+    def attention_bias(self) -> torch.Tensor:
+        """(heads, N, N) bias, gathered from the live table on every call (a cached copy is what goes stale in the
+        official code and timm); `index_select` on the flat index is ~20× faster on CPU than advanced indexing."""
+        n = self.window_size * self.window_size
+        return self.attention_biases.index_select(1, self.attention_bias_idxs.view(-1)).view(self.num_heads, n, n)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, c = x.shape
-        qkv = self.qkv(self.norm(x)).view(b, n, self.num_heads, 3 * self.head_dim).transpose(1, 2)
-        q, k, v = qkv.chunk(3, dim=-1)
-        # Gathered on every call (a few µs): a cached copy is what goes stale in the official code and timm.
-        bias = self.attention_biases[:, self.attention_bias_idxs].to(q.dtype)
-        if x.is_cuda:
-            x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        else:  # on CPU the plain matmuls beat SDPA by 4-5% for these windows (benchmarks/backbone_speed.py)
-            x = ((q * self.head_dim ** -0.5) @ k.transpose(-2, -1) + bias).softmax(dim=-1) @ v
-        return self.proj(x.transpose(1, 2).reshape(b, n, c))
+        """(B, H, W, C) → (B, H, W, C); maps that are not whole windows are zero-padded, then cropped."""
+        qkv = self.qkv(self.norm(_pad_to_windows(x, self.window_size)))
+        out = window_attention(qkv, self.attention_bias(), self.num_heads, self.window_size, self.fused_attn)
+        return self.proj(_crop_like(out, x))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 - torch's signature
         key = prefix + "attention_biases"
@@ -260,44 +313,50 @@ class TinyViTBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
         self.drop_path2 = DropPath(drop_path)
 
-    def window_attention(self, x: torch.Tensor) -> torch.Tensor:
-        b, h, w, c = x.shape
-        ws = self.window_size
-        if h == ws and w == ws:
-            return self.attn(x.reshape(b, h * w, c)).view(b, h, w, c)
-        pad_b, pad_r = -h % ws, -w % ws
-        if pad_b or pad_r:  # zero padding, unmasked: the paper's code and timm do the same
-            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
-        hp, wp = h + pad_b, w + pad_r
-        nh, nw = hp // ws, wp // ws
-        x = x.view(b, nh, ws, nw, ws, c).transpose(2, 3).reshape(b * nh * nw, ws * ws, c)
-        x = self.attn(x)
-        x = x.view(b, nh, nw, ws, ws, c).transpose(2, 3).reshape(b, hp, wp, c)
-        return x[:, :h, :w]
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path1(self.window_attention(x))
-        x = self.local_conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # channels-last: no copy
-        return x + self.drop_path2(self.mlp(x))
+        y = self.drop_path1(self.attn(x))
+        y += x  # residuals added in place into the fresh branch outputs (no new buffers)
+        x = self.local_conv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # NHWC memory is channels-last: no copy
+        y = self.drop_path2(self.mlp(x))
+        y += x
+        return y
+
+
+def _run_blocks(blocks: nn.Sequential, x: torch.Tensor, checkpointing: bool) -> torch.Tensor:
+    """Run the blocks, each under gradient checkpointing when asked and gradients are being recorded."""
+    if not (checkpointing and torch.is_grad_enabled()):
+        return blocks(x)
+    for block in blocks:
+        x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+    return x
 
 
 class ConvStage(nn.Module):
-    """Stage 0: MBConv blocks at stride 4."""
+    """Stage 0: MBConv blocks at stride 4 (NCHW in and out)."""
 
     def __init__(self, dim: int, depth: int, expand_ratio: float, drop_paths: Sequence[float]) -> None:
         super().__init__()
+        self.grad_checkpointing = False
         self.blocks = nn.Sequential(*[MBConv(dim, expand_ratio, drop_paths[i]) for i in range(depth)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _run_blocks(self.blocks, x, self.grad_checkpointing and self.training)
 
 
 class TinyViTStage(nn.Module):
-    """Stages 1-3: PatchMerging (stride 2) then TinyViT blocks."""
+    """Stages 1-3: PatchMerging (stride 2) then TinyViT blocks; NCHW in and out (channels-last memory), NHWC inside."""
 
     def __init__(self, dim: int, out_dim: int, depth: int, num_heads: int, window_size: int, mlp_ratio: float,
                  drop_paths: Sequence[float], drop: float) -> None:
         super().__init__()
+        self.grad_checkpointing = False
         self.downsample = PatchMerging(dim, out_dim)
         self.blocks = nn.Sequential(*[
             TinyViTBlock(out_dim, num_heads, window_size, mlp_ratio, drop_paths[i], drop) for i in range(depth)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.downsample(x).permute(0, 2, 3, 1)
+        return _run_blocks(self.blocks, x, self.grad_checkpointing and self.training).permute(0, 3, 1, 2)
 
 
 class ClassifierHead(nn.Module):
@@ -308,6 +367,27 @@ class ClassifierHead(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.drop = nn.Dropout(drop)
         self.fc = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
+
+
+def feature_take_indices(num_stages: int, indices: int | Sequence[int] | None) -> tuple[list[int], int]:
+    """(absolute stage indices, the largest) for timm's `indices`: None all, int n the last n, or a sequence."""
+    if indices is None:
+        indices = num_stages
+    if isinstance(indices, int):
+        if not 0 < indices <= num_stages:
+            raise ValueError(f"indices={indices}: last-n must be in 1..{num_stages}")
+        take = list(range(num_stages - indices, num_stages))
+    else:
+        take = [i + num_stages if i < 0 else i for i in indices]
+        if not take or not all(0 <= i < num_stages for i in take):
+            raise ValueError(f"indices={list(indices)}: each must be in -{num_stages}..{num_stages - 1}")
+    return take, max(take)
+
+
+@torch.fx.wrap
+def _check_input(x: torch.Tensor, in_channels: int, arch: Any) -> None:
+    if x.ndim != 4 or x.shape[1] != in_channels:
+        raise ValueError(f"TinyViT {arch!r} expects (B, {in_channels}, H, W) input, got shape {tuple(x.shape)}")
 
 
 @MODELS.register_module()
@@ -327,10 +407,13 @@ class TinyViT(BaseModule):
         out_norm: a LayerNorm on each returned stage output.
         frozen_stages: -1 none; 0 the patch embedding; k ≥ 1 also stages 0..k-1 (and their output norms).
         norm_eval: keep BatchNorm layers in eval mode while training (frozen running statistics).
-        with_cp: gradient checkpointing per block while training.
+        with_cp: gradient checkpointing per block while training (the mmdet/mmseg name for timm's
+            `set_grad_checkpointing()`).
         drop_path_rate: stochastic depth, linear over the blocks; drop_rate: MLP / head dropout.
-        init_cfg: MMEngine init config; `dict(type='Pretrained', checkpoint=PATH[, prefix=...])` accepts every
-            format `backbones.load_pretrained` reads (ours, official, timm, mmpretrain).
+        init_cfg: MMEngine init config; `dict(type='Pretrained', checkpoint=PATH[, prefix=...][,
+            allow_pickle=True])` accepts every format `backbones.load_pretrained` reads (ours, official, timm,
+            mmpretrain); `allow_pickle` for trusted files that pickle objects (official Cream training
+            checkpoints pickle a yacs config).
     """
 
     def __init__(self, arch: str | dict[str, Any] = "5m", img_size: int = 224,
@@ -359,7 +442,7 @@ class TinyViT(BaseModule):
             raise ValueError(f"frozen_stages must be in [-1, {NUM_STAGES}], got {frozen_stages}")
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
-        self.with_cp = with_cp
+        self.channels_last = True  # `set_speed_options(channels_last=False)` turns it off (benchmark ablation)
         self.num_features = self.embed_dims[-1]
         self.feature_info = [dict(num_chs=d, reduction=4 * 2 ** i, module=f"stages.{i}")
                              for i, d in enumerate(self.embed_dims)]
@@ -367,7 +450,7 @@ class TinyViT(BaseModule):
         drop_paths = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
         starts = [sum(self.depths[:i]) for i in range(NUM_STAGES)]
         self.patch_embed = PatchEmbed(in_channels, self.embed_dims[0])
-        self.stages = nn.ModuleList()
+        self.stages = nn.Sequential()
         for i in range(NUM_STAGES):
             dps = drop_paths[starts[i]:starts[i] + self.depths[i]]
             if i == 0:
@@ -385,7 +468,9 @@ class TinyViT(BaseModule):
         self.num_classes = num_classes
         has_head = out_indices is None or num_classes > 0
         self.head = ClassifierHead(self.num_features, num_classes, drop_rate) if has_head else None
+        self._pruned = False
         self.apply(self._init_module)
+        self.set_grad_checkpointing(with_cp)
         self._freeze_stages()
 
     # ----------------------------------------------------------------------------------------------- init
@@ -403,62 +488,126 @@ class TinyViT(BaseModule):
         """MMEngine hook: `init_cfg=dict(type='Pretrained', checkpoint=...)` goes through `load_pretrained`."""
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get("type") == "Pretrained":
+            unknown = set(cfg) - _PRETRAINED_KEYS
+            if unknown or "checkpoint" not in cfg:
+                raise ValueError(f"TinyViT init_cfg {cfg}: unknown keys {sorted(unknown)}"
+                                 f"{'' if 'checkpoint' in cfg else ', missing checkpoint'}; "
+                                 f"allowed: {sorted(_PRETRAINED_KEYS)}")
             from .checkpoint import load_pretrained
-            load_pretrained(self, cfg["checkpoint"], prefix=cfg.get("prefix"))
+            load_pretrained(self, cfg["checkpoint"], prefix=cfg.get("prefix"),
+                            allow_pickle=bool(cfg.get("allow_pickle", False)))
             self._is_init = True
             return
         super().init_weights()
 
     # -------------------------------------------------------------------------------------------- forward
-    def _run_stage(self, i: int, x: torch.Tensor) -> torch.Tensor:
-        """NCHW (channels-last memory) in and out; the attention stages work in NHWC inside."""
-        stage = self.stages[i]
-        blocks: list[nn.Module] = list(stage.blocks)
-        if i > 0:
-            x = stage.downsample(x).permute(0, 2, 3, 1)
-        for block in blocks:
-            if self.with_cp and self.training and x.requires_grad:
-                x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
-        return x.permute(0, 3, 1, 2) if i > 0 else x
-
-    def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"TinyViT {self.arch!r} expects (B, {self.in_channels}, H, W) input, "
-                             f"got shape {tuple(x.shape)}")
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input(x, self.in_channels, self.arch)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.patch_embed(x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Last stage's feature map, (B, num_features, H/32, W/32)."""
-        self._check_input(x)
-        x = self.patch_embed(x.contiguous(memory_format=torch.channels_last))
-        for i in range(NUM_STAGES):
-            x = self._run_stage(i, x)
-        return x
+        return self.stages(self._stem(x))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Pool → norm → (pre_logits: return) → classifier."""
+        """Pool → norm → (pre_logits: return) → classifier; identity after `prune_intermediate_layers`."""
         if self.head is None:
+            if self._pruned:
+                return x
             raise RuntimeError("this TinyViT was built as a backbone without a head (out_indices set, num_classes=0)")
         x = self.head.norm(x.mean(dim=(2, 3)))
         return x if pre_logits else self.head.fc(self.head.drop(x))
 
+    def forward_intermediates(self, x: torch.Tensor, indices: int | Sequence[int] | None = None,
+                              norm: bool = False, stop_early: bool = False, output_fmt: str = "NCHW",
+                              intermediates_only: bool = False,
+                              ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Stage outputs, as timm's `forward_intermediates` (stage i at stride 4·2^i, NCHW).
+
+        indices: None = all stages, int n = the last n, a sequence = those stages (negative from the end).
+        norm: apply this model's per-output LayerNorms (backbone mode with `out_norm`); timm's TinyViT has none,
+            so elsewhere it changes nothing, as in timm. stop_early: stop after the last wanted stage.
+        Returns the list, or `(final features, list)` unless `intermediates_only`.
+        """
+        if output_fmt != "NCHW":
+            raise ValueError(f"TinyViT.forward_intermediates: output_fmt must be 'NCHW', got {output_fmt!r}")
+        take, max_index = feature_take_indices(len(self.stages), indices)
+        x = self._stem(x)
+        intermediates = []
+        for i, stage in enumerate(self.stages[:max_index + 1] if stop_early else self.stages):
+            x = stage(x)
+            if i in take:
+                out_norm = getattr(self, f"norm{i}", None) if norm else None
+                intermediates.append(out_norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2) if out_norm else x)
+        return intermediates if intermediates_only else (x, intermediates)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         if self.out_indices is None:
             return self.forward_head(self.forward_features(x))
-        self._check_input(x)
-        x = self.patch_embed(x.contiguous(memory_format=torch.channels_last))
-        outs = []
-        for i in range(max(self.out_indices) + 1):
-            x = self._run_stage(i, x)
-            if i in self.out_indices:
-                y = x
-                if self.out_norm:
-                    y = getattr(self, f"norm{i}")(y.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-                outs.append(y.contiguous())
-        return tuple(outs)
+        outs = self.forward_intermediates(x, self.out_indices, norm=self.out_norm, stop_early=True,
+                                          intermediates_only=True)
+        return tuple(out.contiguous() for out in outs)
 
     # ------------------------------------------------------------------------------ timm-style interface
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Gradient checkpointing per block while training (mmdet/mmseg configs say `with_cp=True`)."""
+        self.grad_checkpointing = enable
+        for stage in self.stages:
+            stage.grad_checkpointing = enable
+
+    @property
+    def with_cp(self) -> bool:
+        return self.grad_checkpointing
+
+    @with_cp.setter
+    def with_cp(self, enable: bool) -> None:
+        self.set_grad_checkpointing(enable)
+
+    def prune_intermediate_layers(self, indices: int | Sequence[int] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> list[int]:
+        """Drop the stages after the last of `indices` (timm's semantics); returns the absolute indices.
+
+        The head goes when `prune_head` or when stages were cut (then `forward_head` is the identity and
+        `num_features` the last kept stage's channels). Output norms of dropped stages go; with `prune_norm`
+        all of them. In backbone mode `out_indices` keeps the surviving stages.
+        """
+        take, max_index = feature_take_indices(len(self.stages), indices)
+        prune_end = max_index < len(self.stages) - 1
+        self.stages = self.stages[:max_index + 1]
+        for i in range(NUM_STAGES):
+            if hasattr(self, f"norm{i}") and (prune_norm or i > max_index):
+                delattr(self, f"norm{i}")
+        if self.out_indices is not None:
+            kept = tuple(i for i in self.out_indices if i <= max_index)
+            if not kept:
+                raise ValueError(f"prune_intermediate_layers({indices}) removes every stage of out_indices "
+                                 f"{self.out_indices}")
+            self.out_indices = kept
+            self.out_norm = self.out_norm and not prune_norm
+        if prune_end:
+            self.num_features = self.feature_info[max_index]["num_chs"]
+        if prune_head or prune_end:
+            self.head, self.num_classes, self._pruned = None, 0, True
+        return take
+
+    def set_speed_options(self, *, channels_last: bool | None = None, fuse_bn: bool | None = None,
+                          attention: str | None = None) -> None:
+        """Inference tricks, each switchable for `benchmarks.backbone_speed --ablation` (all on by default;
+        None keeps a setting). channels_last: feed the convolutions channels-last memory; fuse_bn: conv+BN as one
+        conv at inference; attention: 'sdpa', 'matmul' or 'auto' (SDPA on GPU, matmuls on CPU)."""
+        if attention is not None and attention not in _ATTENTION_KERNELS:
+            raise ValueError(f"attention={attention!r}: choose one of {sorted(_ATTENTION_KERNELS)}")
+        if channels_last is not None:
+            self.channels_last = channels_last
+        for m in self.modules():
+            if fuse_bn is not None and isinstance(m, ConvNorm):
+                m.fuse_bn = fuse_bn
+            if attention is not None and isinstance(m, Attention):
+                m.fused_attn = _ATTENTION_KERNELS[attention]
+
     def get_classifier(self) -> nn.Module:
         return self.head.fc if self.head is not None else nn.Identity()
 
@@ -466,6 +615,8 @@ class TinyViT(BaseModule):
         """Replace the classifier (keeps the head norm); 0 → features."""
         self.num_classes = num_classes
         if self.head is None:
+            if self._pruned:
+                raise RuntimeError("reset_classifier after prune_intermediate_layers: the head was pruned")
             self.head = ClassifierHead(self.num_features, num_classes)
             self.head.apply(self._init_module)
             return
@@ -507,7 +658,7 @@ class TinyViT(BaseModule):
         frozen: list[nn.Module] = []
         if self.frozen_stages >= 0:
             frozen.append(self.patch_embed)
-        for i in range(max(self.frozen_stages, 0)):
+        for i in range(min(max(self.frozen_stages, 0), len(self.stages))):
             frozen.append(self.stages[i])
             if hasattr(self, f"norm{i}"):
                 frozen.append(getattr(self, f"norm{i}"))

@@ -203,3 +203,146 @@ def test_bad_configuration_errors(kwargs, match):
 def test_wrong_input_channels_error():
     with pytest.raises(ValueError, match=re.escape("TinyViT '5m' expects (B, 3, H, W) input, got shape (1, 1, 32, 32)")):
         TinyViT("5m")(torch.randn(1, 1, 32, 32))
+
+
+# ------------------------------------------------------------------- timm's interface: stages, intermediates
+@pytest.fixture(scope="module")
+def timm_pair(randomize):
+    """timm's tiny_vit_5m_224 with random non-trivial weights, and ours holding the same weights."""
+    ref = randomize(timm.create_model("tiny_vit_5m_224", num_classes=10, drop_path_rate=0.0), 5).eval()
+    ours = TinyViT("5m", num_classes=10).eval()
+    ours.load_state_dict(ref.state_dict())
+    return ours, ref
+
+
+def test_forward_hooks_on_stages_fire():
+    model = TinyViT("5m", out_indices=(1, 3)).eval()
+    seen = {}
+    for i, stage in enumerate(model.stages):
+        stage.register_forward_hook(lambda m, inp, out, i=i: seen.__setitem__(i, out.shape))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64))
+    assert sorted(seen) == [0, 1, 2, 3]  # every stage up to the last wanted one
+    for i, info in enumerate(model.feature_info):
+        assert seen[i] == (1, info["num_chs"], 64 // info["reduction"], 64 // info["reduction"])
+        assert info["module"] == f"stages.{i}"
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(indices=2), dict(indices=[0, -1], stop_early=True),
+                                    dict(indices=(1,), norm=True, intermediates_only=True)])
+def test_forward_intermediates_match_timm(timm_pair, kwargs):
+    ours, ref = timm_pair
+    x = torch.randn(2, 3, 96, 128)
+    with torch.no_grad():
+        got, want = ours.forward_intermediates(x, **kwargs), ref.forward_intermediates(x, **kwargs)
+    if not kwargs.get("intermediates_only"):
+        (got_final, got), (want_final, want) = got, want
+        assert got_final.shape == want_final.shape and (got_final - want_final).abs().max() <= 1e-4
+    assert len(got) == len(want) > 0
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and (a - b).abs().max() <= 1e-4
+
+
+def test_forward_intermediates_bad_arguments(timm_pair):
+    ours, _ = timm_pair
+    x = torch.randn(1, 3, 64, 64)
+    with pytest.raises(ValueError, match=r"indices=\[4\]: each must be in -4\.\.3"):
+        ours.forward_intermediates(x, indices=[4])
+    with pytest.raises(ValueError, match=r"indices=0: last-n must be in 1\.\.4"):
+        ours.forward_intermediates(x, indices=0)
+    with pytest.raises(ValueError, match=r"output_fmt must be 'NCHW', got 'NHWC'"):
+        ours.forward_intermediates(x, output_fmt="NHWC")
+
+
+def test_backbone_mode_is_forward_intermediates_with_norms(randomize):
+    model = randomize(TinyViT("5m", out_indices=(0, 2)), 1).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        outs = model(x)
+        inter = model.forward_intermediates(x, [0, 2], norm=True, intermediates_only=True)
+        plain = model.forward_intermediates(x, [0, 2], intermediates_only=True)
+    assert all(torch.equal(a, b) for a, b in zip(outs, inter))
+    assert not torch.allclose(outs[1], plain[1])  # norm=True applied the output LayerNorms
+
+
+@pytest.mark.parametrize("indices", [2, [0, 1]])
+def test_prune_intermediate_layers_matches_timm(randomize, indices):
+    ref = randomize(timm.create_model("tiny_vit_5m_224", num_classes=10, drop_path_rate=0.0), 6).eval()
+    ours = TinyViT("5m", num_classes=10).eval()
+    ours.load_state_dict(ref.state_dict())
+    assert ours.prune_intermediate_layers(indices) == ref.prune_intermediate_layers(indices)
+    assert len(ours.stages) == len(ref.stages) and ours.num_features == ref.num_features
+    assert ours.head is None and isinstance(ours.get_classifier(), nn.Identity)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert (ours(x) - ref(x)).abs().max() <= 1e-4  # no head: the last kept stage's map, as timm
+        for a, b in zip(ours.forward_intermediates(x, indices, intermediates_only=True),
+                        ref.forward_intermediates(x, indices, intermediates_only=True)):
+            assert (a - b).abs().max() <= 1e-4
+
+
+def test_prune_in_backbone_mode_keeps_surviving_outputs():
+    model = TinyViT("5m", out_indices=(0, 1, 3))
+    model.prune_intermediate_layers([0, 1])
+    assert model.out_indices == (0, 1) and not hasattr(model, "norm3")
+    assert [o.shape[1] for o in model(torch.randn(1, 3, 64, 64))] == [64, 128]
+    with pytest.raises(ValueError, match=r"removes every stage of out_indices \(3,\)"):
+        TinyViT("5m", out_indices=(3,)).prune_intermediate_layers([0, 1])
+
+
+def test_fx_feature_extractor_returns_stage_outputs(randomize):
+    from torchvision.models.feature_extraction import create_feature_extractor
+    model = randomize(TinyViT("5m"), 2).eval()
+    extractor = create_feature_extractor(model, return_nodes={"stages.1": "c3", "stages.3": "c5"}).eval()
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        feats = extractor(x)
+        want = model.forward_intermediates(x, [1, 3], intermediates_only=True)
+    assert (feats["c3"] - want[0]).abs().max() <= 1e-5 and (feats["c5"] - want[1]).abs().max() <= 1e-5
+
+
+def test_grad_checkpointing_same_gradients(randomize):
+    a = randomize(TinyViT("5m", out_indices=(0, 1, 2, 3)), 3).train()
+    b = randomize(TinyViT("5m", out_indices=(0, 1, 2, 3), with_cp=True), 3).train()
+    assert b.grad_checkpointing and b.with_cp and all(s.grad_checkpointing for s in b.stages)
+    a.with_cp = True  # the mmdet/mmseg attribute sets timm's flag
+    assert a.grad_checkpointing and all(s.grad_checkpointing for s in a.stages)
+    a.set_grad_checkpointing(False)
+    assert not a.with_cp and not any(s.grad_checkpointing for s in a.stages)
+    x = torch.randn(2, 3, 64, 64)
+    for m in (a, b):
+        sum(o.square().mean() for o in m(x)).backward()
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert pa.grad is not None and torch.allclose(pa.grad, pb.grad, atol=1e-6), name
+
+
+def test_speed_options_keep_outputs(randomize):
+    model = randomize(TinyViT("5m"), 4).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        want = model(x)
+        for options in (dict(channels_last=False), dict(fuse_bn=False), dict(attention="sdpa"),
+                        dict(attention="matmul")):
+            model.set_speed_options(**options)
+            assert (model(x) - want).abs().max() <= 1e-5, options
+    with pytest.raises(ValueError, match=r"attention='flash': choose one of \['auto', 'matmul', 'sdpa'\]"):
+        model.set_speed_options(attention="flash")
+
+
+class _PickledConfig:
+    """Stands in for the yacs config an official Cream training checkpoint pickles."""
+
+
+def test_init_cfg_allow_pickle(tmp_path, randomize):
+    from mmengine.registry import MODELS
+    source = randomize(TinyViT("5m", out_indices=(3,)), 7)
+    path = tmp_path / "cream_train.pth"
+    torch.save({"model": source.state_dict(), "config": _PickledConfig(), "epoch": 299}, path)
+    cfg = dict(type="TinyViT", arch="5m", out_indices=(3,), init_cfg=dict(type="Pretrained", checkpoint=str(path)))
+    with pytest.raises(ValueError, match="pass allow_pickle=True"):
+        MODELS.build(cfg).init_weights()
+    model = MODELS.build({**cfg, "init_cfg": {**cfg["init_cfg"], "allow_pickle": True}})
+    model.init_weights()
+    assert torch.equal(model.stages[3].blocks[1].mlp.fc1.weight, source.stages[3].blocks[1].mlp.fc1.weight)
+    with pytest.raises(ValueError, match=r"unknown keys \['allow_pickles'\]"):
+        MODELS.build({**cfg, "init_cfg": {**cfg["init_cfg"], "allow_pickles": True}}).init_weights()

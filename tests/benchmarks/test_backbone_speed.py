@@ -1,0 +1,56 @@
+"""benchmarks.backbone_speed: every contender computes the same function from the same weights; records validate."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from backbones import TinyViT
+from benchmarks.backbone_speed import contenders, main, timm_tiny_vit, tune_timm
+from contracts.records import read_records
+
+
+def _randomized(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Non-trivial weights and BN statistics (the zero-initialised ones would hide a wrong copy)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.randn(t.shape, generator=g) * 0.1 + (0.6 if name.endswith("running_var") else 0.0))
+    return model
+
+
+def test_all_contenders_compute_the_same_function():
+    ours = _randomized(TinyViT("5m", img_size=64, num_classes=10))
+    runners = contenders(ours, 64, "cpu", compile_mode=None, ablation=True, onnxruntime=False, notes=[])
+    assert set(runners) == {"ours", "timm", "timm tuned sdpa", "timm tuned matmul", "ours: none",
+                            "ours: +channels-last", "ours: +fused BN"}
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        want = ours(x)
+        for name, run in runners.items():
+            assert (run(x) - want).abs().max() <= 1e-4, name
+
+
+def test_tuned_timm_has_no_unfused_convnorm():
+    from timm.models.tiny_vit import ConvNorm
+    tuned = tune_timm(timm_tiny_vit("5m", (2, 2, 4, 2)).eval(), "matmul")
+    assert not any(isinstance(m, ConvNorm) for m in tuned.modules())
+    assert tuned.patch_embed.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_cli_writes_valid_records(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    threads = torch.get_num_threads()
+    try:
+        main(["--archs", "5m", "--img-size", "64", "--batch", "2", "--rounds", "1", "--iters", "1", "--ablation",
+              "--onnxruntime", "--threads", "1", "--records", str(tmp_path)])
+    finally:
+        torch.set_num_threads(threads)
+    (record,) = read_records(tmp_path, tasks=["throughput"])
+    m = record["metrics"]
+    assert m["timm_tuned_img_s"] == max(m["timm_tuned_sdpa_img_s"], m["timm_tuned_matmul_img_s"])
+    assert m["timm_best_img_s"] >= m["timm_tuned_img_s"] and m["ort_img_s"] > 0
+    assert m["ours_img_s"] / m["ablation_base_img_s"] == pytest.approx(
+        m["gain_channels_last"] * m["gain_fuse_bn"] * m["gain_attention"])
+    assert record["setting"]["batch"] == 2 and record["backbone"]["source"] == "random"
+    assert "onnxruntime" in capsys.readouterr().out
