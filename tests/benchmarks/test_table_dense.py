@@ -1,46 +1,31 @@
 """The other writers' records through the tables: detection and segmentation train CLIs on the mini sets, the
 distillation trainer, the throughput and store benchmarks — each at tiny size, once per module, each started from a
 TinyViT-5M checkpoint whose meta names its pretraining where it takes one.
-
-`PENDING` names writers whose records do not yet satisfy the schema on this branch (their owners fix them on
-theirs, issue 11); for those, a schema refusal (`RecordError`) is an expected failure. Empty it once they merge:
-from then on every refusal fails here.
+A writer whose record breaks the schema fails here (`RecordError` from `write_record`).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
 
 from benchmarks import table
-from contracts.records import RecordError, read_records
+from contracts.records import read_records
 
 REPO = Path(__file__).resolve().parents[2]
-PENDING = {"throughput"}
 pytestmark = pytest.mark.slow
 
-
-def _run(name: str, fn: Callable[[], Any]) -> Exception | None:
-    try:
-        fn()
-    except RecordError as err:
-        if name not in PENDING:
-            raise
-        return err
-    return None
 
 
 @pytest.fixture(scope="module")
 def dense(tmp_path_factory, monkeypatch_module, student_writer):
-    """{writer: RecordError or None} and the records folder they wrote to."""
+    """The records folder the real writers wrote to."""
     import torch
 
     torch.set_num_threads(1)
     work = tmp_path_factory.mktemp("dense")
     records = work / "records"
     student = student_writer(work / "tinyvit_5m.pth", arch="5m", mode="stored", pretrain="in21k-distill")
-    errors: dict[str, Exception | None] = {}
 
     def detection() -> None:
         from transfer.detection import build_mini_coco
@@ -74,18 +59,16 @@ def dense(tmp_path_factory, monkeypatch_module, student_writer):
 
     def throughput() -> None:
         from benchmarks import backbone_speed
-        monkeypatch_module.setattr("contracts.records.DEFAULT_RESULTS_DIR", records)
-        backbone_speed.main(["--quick", "--rounds", "1", "--iters", "1", "--batch", "2"])
+        backbone_speed.main(["--quick", "--rounds", "1", "--iters", "1", "--batch", "2", "--records", str(records)])
 
     def store() -> None:
         from benchmarks import store_bench
         store_bench.main(["--quick", "--results-dir", str(records), "--out-dir", str(work / "plots")])
 
     records.mkdir(parents=True)
-    for name, fn in (("detection", detection), ("segmentation", segmentation), ("distill", distill),
-                     ("throughput", throughput), ("store", store)):
-        errors[name] = _run(name, fn)
-    return errors, records
+    for writer in (detection, segmentation, distill, throughput, store):
+        writer()
+    return records
 
 
 @pytest.fixture(scope="module")
@@ -94,19 +77,13 @@ def monkeypatch_module():
         yield mp
 
 
-def _need(dense, name: str) -> list[dict]:
-    errors, records = dense
-    if errors[name] is not None:
-        pytest.xfail(f"{name} writer not schema-valid on this branch yet: {errors[name]}")
-    return read_records(records)
-
 
 def test_detection_record_names_the_checkpoint_and_stays_a_stand_in(dense):
-    records = _need(dense, "detection")
+    records = read_records(dense)
     from contracts.fileio import file_sha256
     (rec,) = [r for r in records if r["task"] == "detection" and r["split"] == "test"] or \
         [r for r in records if r["task"] == "detection"][:1]
-    student = dense[1].parent / "tinyvit_5m.pth"
+    student = dense.parent / "tinyvit_5m.pth"
     assert rec["backbone"]["checkpoint_sha256"] == file_sha256(student)
     assert rec["backbone"]["source"] == "distill" and rec["backbone"]["pretrain"] == "in21k-distill"
     sections = {(s.layout, s.kind): s.table for s in table.build_tables(records, ["tab6"])}
@@ -117,7 +94,7 @@ def test_detection_record_names_the_checkpoint_and_stays_a_stand_in(dense):
 
 
 def test_segmentation_record_is_a_stand_in_in_percent(dense):
-    records = _need(dense, "segmentation")
+    records = read_records(dense)
     rec = next(r for r in records if r["task"] == "segmentation")
     assert rec["backbone"]["pretrain"] == "in21k-distill" and 0 <= rec["metrics"]["miou"] <= 1
     sections = {(s.layout, s.kind): s.table for s in table.build_tables(records, ["ade20k"])}
@@ -126,13 +103,13 @@ def test_segmentation_record_is_a_stand_in_in_percent(dense):
 
 
 def test_trainer_record_lands_in_other(dense):
-    records = _need(dense, "distill")
+    records = read_records(dense)
     others = [s for s in table.build_tables(records, ["other"]) if s.title.endswith(": distill")]
     assert len(others) == 1 and set(others[0].table["source"]) == {"scratch"}
 
 
 def test_throughput_joins_tab4_facts(dense):
-    records = _need(dense, "throughput")
+    records = read_records(dense)
     tab4 = {(s.layout, s.kind): s.table for s in table.build_tables(records, ["tab4"])}[("tab4", "joined")]
     row = tab4[tab4["model"] == "TinyViT-5M"].iloc[0]
     assert row["#Params (M) | paper"] == 5.4 and row["MACs (G) | paper"] == 1.3
@@ -141,7 +118,7 @@ def test_throughput_joins_tab4_facts(dense):
 
 
 def test_store_records_fill_fig5(dense):
-    records = _need(dense, "store")
+    records = read_records(dense)
     fig5 = {(s.layout, s.kind): s.table for s in table.build_tables(records, ["fig5"])}[("fig5", "joined")]
     k10 = fig5[(fig5["dataset"] == "imagenet-1k") & (fig5["K"] == 10) & (fig5["format"] == "fp16")].iloc[0]
     assert k10["bytes/sample | ours"] == 44 and k10["bytes/sample | paper"] == 44.7
