@@ -101,12 +101,16 @@ def stage_save_logits(ctx: Context) -> str:
     return f"store at {ctx.store}"
 
 
+# what each student's checkpoint meta (and so every record made with it) names as its pretraining
+PRETRAIN_NAMES = {"stored": "fashion_mnist-seen-distill", "scratch": "fashion_mnist-seen"}
+
+
 def _train_student(ctx: Context, mode: str) -> str:
     from distill_pretrain import train
     work_dir = ctx.student_dir(mode)
     trainer = train.main([str(STUDENT_CONFIG), "--work-dir", str(work_dir), "--cfg-options", f"mode={mode}",
                           f"store.path={ctx.store}", f"epochs={ctx.size.epochs}",
-                          f"data.train.limit={ctx.size.images}"])
+                          f"data.train.limit={ctx.size.images}", f"pretrain_name={PRETRAIN_NAMES[mode]}"])
     checkpoint = ctx.checkpoint(mode)
     for record in sorted((work_dir / "records").glob("*.json")):  # the trainer's `distill` records
         shutil.copy2(record, ctx.records / f"{mode}__{record.name}")
@@ -137,17 +141,16 @@ def _novel_classes(split: str, limit: int):
 
 
 def _transfer_backbones(ctx: Context) -> dict:
-    """The evaluated backbones, named for the records: both students (source and sha256 from their checkpoints,
-    pretraining named here: the seen classes of Fashion-MNIST), random init and the teacher."""
+    """The evaluated backbones, named for the records: both students (source, pretraining and sha256 from their
+    checkpoints), random init and the teacher."""
     import torch
 
     from backbones import TinyViT
     from contracts.records import backbone_block
     from transfer.features import load_backbone
     out = {}
-    for mode, label, pretrain in (("stored", "distill", "fashion_mnist-seen-distill"),
-                                  ("scratch", "scratch", "fashion_mnist-seen")):
-        out[label] = load_backbone("tinyvit-5m", ctx.checkpoint(mode), pretrain=pretrain)
+    for mode, label in (("stored", "distill"), ("scratch", "scratch")):
+        out[label] = load_backbone("tinyvit-5m", ctx.checkpoint(mode))
     torch.manual_seed(0)
     random = load_backbone(TinyViT("5m", img_size=RESOLUTION, window_sizes=STUDENT_WINDOWS, num_classes=0))
     random.name, random.record = "tinyvit-5m", backbone_block("tinyvit-5m", "random", init_seed=0)
