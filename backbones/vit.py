@@ -33,6 +33,8 @@ __all__ = ["VIT_NAMES", "TapAttention", "build_vit", "enable_taps", "attention_t
 
 VIT_NAMES = ("vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224")
 TAP_KINDS = ("attn", "logits", "q", "k", "v")
+# the shape fields of our checkpoints' meta (`distill_pretrain.student.student_meta`) that `build_vit` takes
+VIT_META_FIELDS = ("img_size", "patch_size", "depth", "embed_dim", "num_heads", "global_pool")
 
 
 class TapAttention(Attention):
@@ -164,7 +166,7 @@ def vit_from_spec(spec: nn.Module | str | Mapping[str, Any], key: str = "teacher
 
     Dict keys: `name` (timm ViT name), `checkpoint` (any `load_vit_pretrained` format, loaded strictly), and
     `build_vit` overrides (`img_size`, `patch_size`, ...). Our checkpoints may supply `name`/`img_size`/`patch_size`
-    through their metadata (`vit_name` or a ViT `arch`, `img_size`, `patch_size`).
+    through their metadata (`vit_name` or a ViT `arch`, and the `VIT_META_FIELDS`).
     """
     if isinstance(spec, nn.Module):
         return enable_taps(spec, key)
@@ -181,7 +183,7 @@ def vit_from_spec(spec: nn.Module | str | Mapping[str, Any], key: str = "teacher
     arch = meta.get("vit_name") or meta.get("arch")
     if "name" not in cfg and isinstance(arch, str) and arch.startswith(("vit_", "deit_")):
         cfg["name"] = arch
-    for field in ("img_size", "patch_size"):
+    for field in VIT_META_FIELDS:
         if field not in cfg and meta.get(field) is not None:
             cfg[field] = meta[field]
     if "name" not in cfg:
