@@ -289,13 +289,13 @@ class ViTSimpleFPN(BaseModule):
             print_log(f"ViTSimpleFPN: {self._pretrained}: {report}", logger="current")
 
     def get_layer_depth(self, name: str, prefix: str = "") -> tuple[int, int]:
-        """(depth, num_layers) for `LayerDecayOptimWrapperConstructor`: embeddings 0, block i → i + 1, rest last."""
-        total = num_layers(self.vit) + 2
+        """(depth, num_layers) for `LayerDecayOptimWrapperConstructor`: the ViT's by `vit_layer_depth` (embeddings 0,
+        block i → i + 1), the pyramid after the blocks (last)."""
+        from .layer_decay import vit_layer_depth
         name = name[len(prefix):]
-        if name.startswith(("vit.patch_embed", "vit.cls_token", "vit.pos_embed", "vit.reg_token")):
-            return 0, total
-        if name.startswith("vit.blocks."):
-            return int(name.split(".")[2]) + 1, total
+        if name.startswith("vit."):
+            return vit_layer_depth(name[len("vit."):], num_layers(self.vit))
+        total = num_layers(self.vit) + 2
         return total - 1, total
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:

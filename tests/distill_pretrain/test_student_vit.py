@@ -107,3 +107,29 @@ def test_mmengine_constructor_finds_a_vit_backbone():
     scales = _scales(constructor(model).optimizer)
     assert scales[id(model.backbone.blocks[1].attn.proj.weight)] == 0.5
     assert scales[id(model.backbone.cls_token)] == 0.5 ** 3 and scales[id(model.neck.weight)] == 1.0
+
+
+def test_finetune_recipe_runs_from_a_trainer_written_mae_checkpoint(tmp_path):
+    """TinyMIM Tab. 2's recipe shape (finetune, layer decay 0.65) on a ViT student initialised from an `mae` run's
+    checkpoint, both through `distill_pretrain.train`, on real Fashion-MNIST images (2 steps each)."""
+    from contracts.assets import fashion_mnist_root
+    from distill_pretrain import train
+    from distill_pretrain.checkpoint import load_checkpoint
+    shape = [f"{p}.{k}={v}" for p in ("student", "objective.student") for k, v in SLIM.items()]
+    common = ["epochs=1", "data.train.limit=8", "data.batch_size=4", "data.num_workers=0", "record=False"]
+    train.main([str(REPO / "configs/distill/vit_tiny_mae_fmnist_tiny_cpu.py"), "--work-dir", str(tmp_path / "mae"),
+                "--cfg-options", *common, *shape])
+    init = tmp_path / "mae/checkpoint.pth"
+    trainer = train.main([
+        str(REPO / "configs/distill/vit_tiny_tinymim_in1k_finetune.py"), "--work-dir", str(tmp_path / "ft"),
+        "--cfg-options", *common, *[s for s in shape if s.startswith("student.")], f"student.init={init}",
+        "num_classes=10", "data.train.type=FashionMNIST", f"data.train.root={fashion_mnist_root()}",
+        "data.train.split=train", "data.val=None", "data.aug.img_size=32", "data.aug.auto_augment=None", "amp=False",
+        "pretrain_name=fashionmnist-mae-ft"])
+    scales = {n: g["lr_scale"] for g in trainer.optimizer.param_groups
+              for n, p in trainer.model.named_parameters() if any(p is q for q in g["params"])}
+    assert scales["blocks.0.attn.qkv.weight"] == pytest.approx(0.65 ** 2) and scales["head.weight"] == 1.0
+    first = load_checkpoint(init)["state_dict"]["blocks.0.attn.qkv.weight"]
+    tuned = load_checkpoint(tmp_path / "ft/checkpoint.pth")
+    assert tuned["meta"]["objective"] == "finetune" and tuned["meta"]["patch_size"] == 8
+    assert not torch.equal(first, tuned["state_dict"]["blocks.0.attn.qkv.weight"])  # started there, then trained
