@@ -202,14 +202,16 @@ _MAE_ONLY = ("decoder_", "mask_token")  # the official MAE pretraining file's de
 
 
 def load_vit_pretrained(model: VisionTransformer, checkpoint: str | Path | Mapping[str, Any], *,
-                        prefix: str | None = None, strict: bool = False, allow_pickle: bool = False) -> LoadReport:
+                        prefix: str | None = None, strict: bool = False, allow_pickle: bool = False,
+                        where: str | None = None) -> LoadReport:
     """Load ViT weights by name: official MAE (`model` key; decoder keys skipped), timm, ours (contract 2).
 
     Position embeddings of another grid are resampled (bicubic, timm's `resample_abs_pos_embed`); a classifier of
-    another class count is skipped; any other shape mismatch raises with the key and both shapes.
+    another class count is skipped; any other shape mismatch raises with the key and both shapes. `where` names an
+    already-read checkpoint in messages.
     """
     obj = read_checkpoint(checkpoint, allow_pickle) if isinstance(checkpoint, (str, Path)) else checkpoint
-    where = str(checkpoint) if isinstance(checkpoint, (str, Path)) else "state dict"
+    where = where or (str(checkpoint) if isinstance(checkpoint, (str, Path)) else "state dict")
     sd, meta = _unwrap(obj)
     if prefix:
         sd = _strip_prefix(sd, prefix)

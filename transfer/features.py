@@ -16,8 +16,9 @@ An in-memory `nn.Module` is accepted too (source 'checkpoint', identified by the
 Loads are strict (see `load_backbone`); each `Backbone` carries its record block (`Backbone.record`).
 
 Features are the backbone's pooled pre-logits vector (a ViT: timm's pre-logits — the final-norm class token for
-`pool='token'`, these ViTs' default, or the mean of the final-norm patch tokens for `pool='avg'`). `extract_features` caches them on disk under a key of
-backbone weights + data set fingerprint + transform, written atomically.
+`pool='token'`, these ViTs' default, or the mean of the final-norm patch tokens for `pool='avg'`).
+`extract_features` caches them on disk under a key of backbone weights + data set fingerprint + transform, written
+atomically.
 """
 from __future__ import annotations
 
@@ -182,8 +183,9 @@ def load_backbone(spec: str | Mapping[str, Any] | nn.Module | Backbone, checkpoi
                   allow_keys: Sequence[str] = ()) -> Backbone:
     """Build a frozen, eval-mode `Backbone` from a spec (see module doc), a dict with the same keys, or a module.
 
-    The record block comes from `backbones.provenance.describe_checkpoint` (TinyViT files: source and pretraining
-    from our checkpoint meta) or `contracts.records.backbone_block` (timm / torchvision files); `pretrain` names the
+    The record block comes from `backbones.provenance.describe_checkpoint` (our TinyViT / ViT files: source and
+    pretraining from the checkpoint meta) or `contracts.records.backbone_block` (official MAE / timm / torchvision
+    files; a ViT block adds pool, img_size, patch_size, depth); `pretrain` names the
     pretraining of a file that does not say (default 'unknown'; offline assets know theirs). Loading is strict:
     keys missing or unexpected beyond the classifier the feature extractor drops and `allow_keys` raise; the keys
     a load left out go into the block's `load_report`.
@@ -317,7 +319,7 @@ def _load_vit(spec: str, path: Path | None, shape: Mapping[str, Any], img_size: 
                      depth=len(model.blocks))
     if path is None:
         return model, name, backbone_block(name, "random", init_seed=seed, **described)
-    report = load_vit_pretrained(model, path, allow_pickle=allow_pickle)
+    report = load_vit_pretrained(model, obj, where=str(path))
     allowed = [*VIT_HEAD_KEYS, *allow_keys]
     load_report = {**check_load(str(path), report.missing_keys, report.unexpected_keys, allowed),
                    "skipped": list(report.skipped_keys)}
