@@ -1,6 +1,9 @@
-"""Layer-wise LR decay for TinyViT inside any MMEngine model (classifier, mmdet detector, mmseg segmentor).
+"""Layer-wise LR decay for TinyViT and plain timm ViTs inside any MMEngine model (classifier, mmdet detector, mmseg
+segmentor) and the student trainer.
 
-mmdet's and mmseg's own constructors do not know TinyViT; this one asks the backbone (`get_layer_depth`).
+mmdet's and mmseg's own constructors do not know TinyViT; this one asks the backbone (`get_layer_depth`). A timm
+`VisionTransformer` (the model itself, or its `backbone`/`student`) gets the BEiT / MAE fine-tuning rule
+(`vit_layer_depth`). Any other model with a decay rate ≠ 1 is refused rather than trained without decay.
 Use from a config:
 
     optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
@@ -9,21 +12,56 @@ Use from a config:
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from torch import nn
 
+# parameters of a timm ViT that come before block 0: layer 0 of the decay rule
+VIT_EMBED_PARAMS = ("patch_embed", "pos_embed", "cls_token", "reg_token", "dist_token", "norm_pre")
 
-def _find_backbone(module: nn.Module) -> tuple[nn.Module | None, str]:
+DepthRule = Callable[[str, str], "tuple[int, int]"]  # (parameter name, prefix) → (depth, num_layers)
+
+
+def vit_layer_depth(name: str, depth: int) -> tuple[int, int]:
+    """(layer, num_layers) of a timm ViT parameter (name relative to the ViT) — BEiT / MAE fine-tuning's rule:
+    patch / position embeddings and prefix tokens are layer 0, block i is layer i + 1, everything after the blocks
+    (final norm, classifier) is layer depth + 1; num_layers = depth + 2, so the classifier keeps the full LR and
+    block i gets decay^(depth − i)."""
+    if name.startswith(VIT_EMBED_PARAMS):
+        return 0, depth + 2
+    if name.startswith("blocks."):
+        return int(name.split(".")[1]) + 1, depth + 2
+    return depth + 1, depth + 2
+
+
+def _is_timm_vit(module: nn.Module) -> bool:
+    from timm.models.vision_transformer import VisionTransformer
+    return isinstance(module, VisionTransformer)
+
+
+def _rule(module: nn.Module) -> DepthRule | None:
     if hasattr(module, "get_layer_depth"):
-        return module, ""
+        return module.get_layer_depth
+    if _is_timm_vit(module):
+        depth = len(module.blocks)
+        return lambda name, prefix="": vit_layer_depth(name[len(prefix):], depth)
+    return None
+
+
+def _find_backbone(module: nn.Module) -> tuple[DepthRule | None, str]:
+    """The depth rule of the model, or of its `backbone` / `student` (through a DDP wrapper), and its prefix."""
+    if (rule := _rule(module)) is not None:
+        return rule, ""
     inner = getattr(module, "module", module)  # DDP wrapper
+    prefix = "module." if inner is not module else ""
+    if inner is not module and (rule := _rule(inner)) is not None:
+        return rule, prefix
     for name in ("backbone", "student"):
         candidate = getattr(inner, name, None)
-        if candidate is not None and hasattr(candidate, "get_layer_depth"):
-            return candidate, name + "."
+        if isinstance(candidate, nn.Module) and (rule := _rule(candidate)) is not None:
+            return rule, prefix + name + "."
     return None, ""
 
 
@@ -32,7 +70,8 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """Param groups with lr × decay^(num_layers − 1 − depth) for backbone parameters, × 1 for the rest.
 
     `paramwise_cfg` keys: `layer_decay_rate` (default 1.0 = no decay). Weight decay is 0 for every 1-D
-    parameter (norms, biases) and for TinyViT's `attention_biases`, as in the paper's recipes.
+    parameter (norms, biases) and for TinyViT's `attention_biases`, as in the paper's recipes. A rate ≠ 1 on a
+    model with no depth rule (no `get_layer_depth`, not a timm ViT) raises.
     """
 
     def add_params(self, params: list[dict[str, Any]], module: nn.Module, prefix: str = "",
@@ -41,14 +80,18 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         unknown = set(self.paramwise_cfg) - {"layer_decay_rate"}
         if unknown:
             raise ValueError(f"LayerDecayOptimWrapperConstructor: unknown paramwise_cfg keys {sorted(unknown)}")
-        backbone, bb_prefix = _find_backbone(module)
+        rule, bb_prefix = _find_backbone(module)
+        if rule is None and rate != 1.0:
+            raise ValueError(f"layer_decay_rate={rate} (optim.layer_decay): {type(module).__name__} has no layer-depth "
+                             "rule (a TinyViT / ViTSimpleFPN `get_layer_depth`, or a timm VisionTransformer); set it "
+                             "to None / 1.0 for this model")
         groups: dict[tuple[float, bool], dict[str, Any]] = {}
         for name, param in module.named_parameters():
             if not param.requires_grad:
                 continue
             scale = 1.0
-            if backbone is not None and name.startswith(bb_prefix):
-                depth, num_layers = backbone.get_layer_depth(name, bb_prefix)
+            if rule is not None and name.startswith(bb_prefix):
+                depth, num_layers = rule(name, bb_prefix)
                 scale = rate ** (num_layers - 1 - depth)
             no_decay = param.ndim <= 1 or "attention_biases" in name
             key = (scale, no_decay)

@@ -33,6 +33,8 @@ __all__ = ["VIT_NAMES", "TapAttention", "build_vit", "enable_taps", "attention_t
 
 VIT_NAMES = ("vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224")
 TAP_KINDS = ("attn", "logits", "q", "k", "v")
+# the shape fields of our checkpoints' meta (`distill_pretrain.student.student_meta`) that `build_vit` takes
+VIT_META_FIELDS = ("img_size", "patch_size", "depth", "embed_dim", "num_heads", "global_pool")
 
 
 class TapAttention(Attention):
@@ -164,7 +166,7 @@ def vit_from_spec(spec: nn.Module | str | Mapping[str, Any], key: str = "teacher
 
     Dict keys: `name` (timm ViT name), `checkpoint` (any `load_vit_pretrained` format, loaded strictly), and
     `build_vit` overrides (`img_size`, `patch_size`, ...). Our checkpoints may supply `name`/`img_size`/`patch_size`
-    through their metadata (`vit_name` or a ViT `arch`, `img_size`, `patch_size`).
+    through their metadata (`vit_name` or a ViT `arch`, and the `VIT_META_FIELDS`).
     """
     if isinstance(spec, nn.Module):
         return enable_taps(spec, key)
@@ -181,7 +183,7 @@ def vit_from_spec(spec: nn.Module | str | Mapping[str, Any], key: str = "teacher
     arch = meta.get("vit_name") or meta.get("arch")
     if "name" not in cfg and isinstance(arch, str) and arch.startswith(("vit_", "deit_")):
         cfg["name"] = arch
-    for field in ("img_size", "patch_size"):
+    for field in VIT_META_FIELDS:
         if field not in cfg and meta.get(field) is not None:
             cfg[field] = meta[field]
     if "name" not in cfg:
@@ -200,14 +202,16 @@ _MAE_ONLY = ("decoder_", "mask_token")  # the official MAE pretraining file's de
 
 
 def load_vit_pretrained(model: VisionTransformer, checkpoint: str | Path | Mapping[str, Any], *,
-                        prefix: str | None = None, strict: bool = False, allow_pickle: bool = False) -> LoadReport:
+                        prefix: str | None = None, strict: bool = False, allow_pickle: bool = False,
+                        where: str | None = None) -> LoadReport:
     """Load ViT weights by name: official MAE (`model` key; decoder keys skipped), timm, ours (contract 2).
 
     Position embeddings of another grid are resampled (bicubic, timm's `resample_abs_pos_embed`); a classifier of
-    another class count is skipped; any other shape mismatch raises with the key and both shapes.
+    another class count is skipped; any other shape mismatch raises with the key and both shapes. `where` names an
+    already-read checkpoint in messages.
     """
     obj = read_checkpoint(checkpoint, allow_pickle) if isinstance(checkpoint, (str, Path)) else checkpoint
-    where = str(checkpoint) if isinstance(checkpoint, (str, Path)) else "state dict"
+    where = where or (str(checkpoint) if isinstance(checkpoint, (str, Path)) else "state dict")
     sd, meta = _unwrap(obj)
     if prefix:
         sd = _strip_prefix(sd, prefix)
@@ -287,13 +291,13 @@ class ViTSimpleFPN(BaseModule):
             print_log(f"ViTSimpleFPN: {self._pretrained}: {report}", logger="current")
 
     def get_layer_depth(self, name: str, prefix: str = "") -> tuple[int, int]:
-        """(depth, num_layers) for `LayerDecayOptimWrapperConstructor`: embeddings 0, block i → i + 1, rest last."""
-        total = num_layers(self.vit) + 2
+        """(depth, num_layers) for `LayerDecayOptimWrapperConstructor`: the ViT's by `vit_layer_depth` (embeddings 0,
+        block i → i + 1), the pyramid after the blocks (last)."""
+        from .layer_decay import vit_layer_depth
         name = name[len(prefix):]
-        if name.startswith(("vit.patch_embed", "vit.cls_token", "vit.pos_embed", "vit.reg_token")):
-            return 0, total
-        if name.startswith("vit.blocks."):
-            return int(name.split(".")[2]) + 1, total
+        if name.startswith("vit."):
+            return vit_layer_depth(name[len("vit."):], num_layers(self.vit))
+        total = num_layers(self.vit) + 2
         return total - 1, total
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -27,7 +27,8 @@ def build_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tup
     """AdamW whose groups carry `lr_scale` (layer-wise decay via `backbones.LayerDecayOptimWrapperConstructor`).
 
     No weight decay on 1-D parameters (norms, biases) and on TinyViT's `attention_biases`; with `layer_decay`
-    each TinyViT block's LR is × decay^(num_layers − 1 − depth) (`TinyViT.get_layer_depth`). `extra` (an
+    each block's LR is × decay^(num_layers − 1 − depth) (`TinyViT.get_layer_depth`; a timm ViT: BEiT / MAE's rule,
+    `backbones.layer_decay.vit_layer_depth`); any other student with a layer_decay raises. `extra` (an
     objective's decoder, ...) adds its trainable parameters at `lr_scale` 1, without weight decay on 1-D ones.
     """
     constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(dict(

@@ -9,10 +9,19 @@ from .checkpoint import plain
 
 
 def build_student(student_cfg: Mapping[str, Any], num_classes: int) -> nn.Module:
-    """A TinyViT or timm model with `num_classes` outputs, randomly initialised, then loaded from `init` if set."""
+    """A TinyViT or timm model with `num_classes` outputs, randomly initialised, then loaded from `init` if set.
+
+    `student.num_classes`, when the section sets it, wins over the trainer's `num_classes` — including 0, a
+    feature extractor without classifier (the objectives `mae`/`dmae`/`tinymim` train no classifier).
+    """
     cfg = dict(student_cfg)
     kind = cfg.pop("type", "TinyViT")
     init = cfg.pop("init", None)
+    own_classes = cfg.pop("num_classes", None)
+    if own_classes is not None:
+        if int(own_classes) < 0:
+            raise ValueError(f"config: student.num_classes={own_classes} must be ≥ 0 (0: no classifier)")
+        num_classes = int(own_classes)
     if kind == "TinyViT":
         from backbones import TinyViT, load_pretrained
         cfg = {k: v for k, v in cfg.items() if v is not None or k == "window_sizes"}
@@ -64,14 +73,21 @@ def _timm_takes_img_size(name: str) -> bool:
 
 
 def student_meta(model: nn.Module, student_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """arch / img_size / window_sizes / num_classes for the checkpoint's meta."""
+    """arch / img_size / window_sizes / num_classes for the checkpoint's meta; a timm ViT adds the shape it was
+    built with (patch_size, depth, embed_dim, num_heads, global_pool), so a reader rebuilds it from the meta alone."""
     if hasattr(model, "window_sizes"):
         return dict(arch=model.arch if isinstance(model.arch, str) else plain(model.arch),
                     img_size=int(model.img_size), window_sizes=[int(w) for w in model.window_sizes],
                     num_classes=int(model.num_classes))
-    return dict(arch=student_cfg.get("model_name") or student_cfg.get("arch"),
+    meta = dict(arch=student_cfg.get("model_name") or student_cfg.get("arch"),
                 img_size=int(student_cfg.get("img_size") or 224), window_sizes=None,
                 num_classes=int(getattr(model, "num_classes", 0)))
+    embed = getattr(model, "patch_embed", None)
+    if embed is not None and hasattr(model, "blocks"):
+        meta.update(img_size=int(embed.img_size[0]), patch_size=int(embed.patch_size[0]), depth=len(model.blocks),
+                    embed_dim=int(model.embed_dim), num_heads=int(model.blocks[0].attn.num_heads),
+                    global_pool=str(getattr(model, "global_pool", "token")))
+    return meta
 
 
 def student_name(model: nn.Module, student_cfg: Mapping[str, Any]) -> str:

@@ -25,11 +25,12 @@ def merge_config(args: argparse.Namespace, defaults: Mapping[str, Any]) -> dict[
         value = getattr(args, key, None)
         if value is not None:
             cfg[key] = value
-    if isinstance(cfg.get("backbone"), Mapping):
+    if isinstance(cfg.get("backbone"), Mapping):  # dict(spec=..., checkpoint=..., [ViT shape keys])
         spec = dict(cfg["backbone"])
-        cfg["backbone"] = spec.pop("spec")
-        if spec.get("checkpoint") and not cfg.get("checkpoint"):
-            cfg["checkpoint"] = spec["checkpoint"]
+        checkpoint = spec.pop("checkpoint", None)
+        if checkpoint and not cfg.get("checkpoint"):
+            cfg["checkpoint"] = checkpoint
+        cfg["backbone"] = spec.pop("spec") if set(spec) == {"spec"} else spec
     return cfg
 
 
@@ -52,8 +53,10 @@ def seeded_subset(dataset: Dataset, limit: int | None, seed: int) -> Dataset:
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     from mmengine.config import DictAction
     parser.add_argument("config", nargs="?", help="MMEngine Python config (configs/...); flags override it")
-    parser.add_argument("--backbone", help="tinyvit-5m|11m|21m, timm:<name>, torchvision:<name>")
-    parser.add_argument("--checkpoint", help="weights file (or asset:mobilenet_v2 / asset:efficientnet_lite0); "
+    parser.add_argument("--backbone", help="tinyvit-5m|11m|21m, vit-tiny|small|base[/patchN][@SIZE], timm:<name>, "
+                                           "torchvision:<name>")
+    parser.add_argument("--checkpoint", help="weights file: ours (any objective), official TinyViT / MAE, timm, "
+                                             "torchvision (or asset:mobilenet_v2 / asset:efficientnet_lite0); "
                                              "omitted: random initialisation")
     parser.add_argument("--pretrain", help="what a third-party checkpoint was pretrained on/with (in1k, in21k, "
                                            "in21k-distill, mae, ...); ours say it in their meta (default unknown)")

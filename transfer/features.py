@@ -2,6 +2,11 @@
 
 Backbone specs (`load_backbone`):
 - `tinyvit-5m|11m|21m` + optional checkpoint (ours/distill, official, timm, mmpretrain; `backbones.load_pretrained`);
+- `vit-tiny|vit-small|vit-base` with optional `/patchN` and `@SIZE` (`vit-tiny/patch4@32`; or dict keys
+  `patch_size`, `img_size`, `depth`, `pool`) + optional checkpoint: a timm ViT (`backbones.vit.build_vit`), from
+  our checkpoints (any objective: built as the meta records — img_size, patch_size, depth, heads), an official MAE
+  file or a timm file (`backbones.vit.load_vit_pretrained`); it runs at any resolution the patch divides
+  (position embeddings interpolated, timm's `dynamic_img_size`);
 - `timm:<model name>` + optional checkpoint (a timm state dict; a file whose names differ but whose tensors match
   the model's in order and shape, such as the EfficientNet-Lite0 asset, loads by position);
 - `torchvision:<model name>` + optional checkpoint (a torchvision state dict, loaded strictly);
@@ -10,8 +15,10 @@ A checkpoint may be `asset:mobilenet_v2` / `asset:efficientnet_lite0` (the offli
 An in-memory `nn.Module` is accepted too (source 'checkpoint', identified by the sha256 of its weights).
 Loads are strict (see `load_backbone`); each `Backbone` carries its record block (`Backbone.record`).
 
-Features are the backbone's pooled pre-logits vector. `extract_features` caches them on disk under a key of
-backbone weights + data set fingerprint + transform, written atomically.
+Features are the backbone's pooled pre-logits vector (a ViT: timm's pre-logits — the final-norm class token for
+`pool='token'`, these ViTs' default, or the mean of the final-norm patch tokens for `pool='avg'`).
+`extract_features` caches them on disk under a key of backbone weights + data set fingerprint + transform, written
+atomically.
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -36,6 +44,10 @@ TINYVIT_ARCHS = ("5m", "11m", "21m")
 _ASSETS = {"mobilenet_v2": "mobilenet_v2_weights", "efficientnet_lite0": "efficientnet_lite0_weights"}
 _ASSET_PRETRAIN = {"mobilenet_v2": "in1k", "efficientnet_lite0": "in1k"}  # both are ImageNet-1k classifiers
 TINYVIT_HEAD_KEYS = ("head.fc.*",)  # the classifier a feature extractor (num_classes=0) leaves out by design
+VIT_SIZES = {"tiny": "vit_tiny_patch16_224", "small": "vit_small_patch16_224", "base": "vit_base_patch16_224"}
+VIT_HEAD_KEYS = ("head.*",)  # a ViT feature extractor's dropped classifier (an MAE file's decoder is skipped too)
+VIT_POOLS = ("token", "avg")
+_VIT_SPEC = re.compile(r"^vit-(tiny|small|base)(?:/patch(\d+))?(?:@(\d+))?$")
 
 
 @dataclass
@@ -171,8 +183,9 @@ def load_backbone(spec: str | Mapping[str, Any] | nn.Module | Backbone, checkpoi
                   allow_keys: Sequence[str] = ()) -> Backbone:
     """Build a frozen, eval-mode `Backbone` from a spec (see module doc), a dict with the same keys, or a module.
 
-    The record block comes from `backbones.provenance.describe_checkpoint` (TinyViT files: source and pretraining
-    from our checkpoint meta) or `contracts.records.backbone_block` (timm / torchvision files); `pretrain` names the
+    The record block comes from `backbones.provenance.describe_checkpoint` (our TinyViT / ViT files: source and
+    pretraining from the checkpoint meta) or `contracts.records.backbone_block` (official MAE / timm / torchvision
+    files; a ViT block adds pool, img_size, patch_size, depth); `pretrain` names the
     pretraining of a file that does not say (default 'unknown'; offline assets know theirs). Loading is strict:
     keys missing or unexpected beyond the classifier the feature extractor drops and `allow_keys` raise; the keys
     a load left out go into the block's `load_report`.
@@ -186,6 +199,7 @@ def load_backbone(spec: str | Mapping[str, Any] | nn.Module | Backbone, checkpoi
         return Backbone(model, name=name, record=backbone_block(
             name, "checkpoint", pretrain=pretrain or "unknown", checkpoint_sha256=module_sha256(model),
             checkpoint="in-memory module"))
+    vit_shape: dict[str, Any] = {}
     if isinstance(spec, Mapping):
         spec = dict(spec)
         name = spec.pop("spec", None) or spec.pop("name", None)
@@ -193,11 +207,16 @@ def load_backbone(spec: str | Mapping[str, Any] | nn.Module | Backbone, checkpoi
             raise ValueError(f"backbone dict needs a 'spec' key, got {sorted(spec)}")
         checkpoint = spec.pop("checkpoint", checkpoint)
         seed = spec.pop("seed", seed)
-        img_size = spec.pop("img_size", img_size)
+        if "img_size" in spec:
+            vit_shape["img_size"] = img_size = spec.pop("img_size")
         pretrain = spec.pop("pretrain", pretrain)
+        vit_shape.update({k: spec.pop(k) for k in ("patch_size", "depth", "pool") if k in spec})
         if spec:
             raise ValueError(f"unknown backbone keys {sorted(spec)} (known: spec, checkpoint, seed, img_size, "
-                             f"pretrain)")
+                             f"pretrain; ViTs also patch_size, depth, pool)")
+        if vit_shape.keys() - {"img_size"} and not str(name).startswith("vit-"):
+            raise ValueError(f"backbone keys {sorted(vit_shape.keys() - {'img_size'})} apply to vit-* specs only, "
+                             f"not {name!r}")
         spec = name
     path = resolve_checkpoint(checkpoint)
     if path is None and pretrain not in (None, "none"):
@@ -208,11 +227,13 @@ def load_backbone(spec: str | Mapping[str, Any] | nn.Module | Backbone, checkpoi
     torch.manual_seed(seed)
     kind, _, arch = spec.partition(":") if ":" in spec else ("tinyvit", "", spec)
     mean, std = IMAGENET_MEAN, IMAGENET_STD
-    if kind == "tinyvit":
+    if kind == "tinyvit" and spec.startswith("vit-"):
+        model, name, record = _load_vit(spec, path, vit_shape, img_size, seed, pretrain, allow_pickle, allow_keys)
+    elif kind == "tinyvit":
         arch_name = arch.lower().removeprefix("tinyvit-").removeprefix("tiny_vit_").removeprefix("tinyvit_")
         if arch_name not in TINYVIT_ARCHS:
-            raise ValueError(f"unknown backbone spec {spec!r}; use tinyvit-5m|11m|21m, timm:<name> or "
-                             f"torchvision:<name>")
+            raise ValueError(f"unknown backbone spec {spec!r}; use tinyvit-5m|11m|21m, vit-tiny|small|base, "
+                             f"timm:<name> or torchvision:<name>")
         from backbones import TinyViT, build_from_checkpoint
         from backbones.provenance import describe_checkpoint
         name = f"tinyvit-{arch_name}"
@@ -258,9 +279,59 @@ def load_backbone(spec: str | Mapping[str, Any] | nn.Module | Backbone, checkpoi
             record = _file_block(name, "torchvision", path, pretrain, load_report)
         model = _strip_head(model)
     else:
-        raise ValueError(f"unknown backbone kind {kind!r} in spec {spec!r}; use tinyvit-*, timm:<name>, "
+        raise ValueError(f"unknown backbone kind {kind!r} in spec {spec!r}; use tinyvit-*, vit-*, timm:<name>, "
                          f"torchvision:<name>")
     return Backbone(_freeze(model), name=name, record=record, mean=mean, std=std)
+
+
+def _load_vit(spec: str, path: Path | None, shape: Mapping[str, Any], img_size: int, seed: int,
+              pretrain: str | None, allow_pickle: bool, allow_keys: Sequence[str]) -> tuple[nn.Module, str, dict]:
+    """A timm ViT feature extractor for a `vit-*` spec: (model, record name, record block). See `load_backbone`."""
+    from backbones import CHECKPOINT_FORMAT, read_checkpoint
+    from backbones.vit import VIT_META_FIELDS, build_vit, load_vit_pretrained
+    from contracts.records import backbone_block
+    match = _VIT_SPEC.match(spec)
+    if match is None:
+        raise ValueError(f"unknown ViT backbone spec {spec!r}; use vit-tiny|vit-small|vit-base, optionally with "
+                         f"/patchN and @SIZE (e.g. vit-tiny/patch4@32)")
+    size, patch, at = match.groups()
+    name, vit_name = f"vit-{size}", VIT_SIZES[size]
+    explicit = {k: v for k, v in (("img_size", at), ("patch_size", patch)) if v is not None}
+    explicit.update({k: v for k, v in shape.items() if k in ("img_size", "patch_size", "depth")})
+    explicit = {k: int(v) for k, v in explicit.items()}
+    obj = read_checkpoint(path, allow_pickle) if path is not None else {}
+    ours = obj.get("format") == CHECKPOINT_FORMAT
+    build = {"img_size": int(img_size)}
+    if ours:  # the shape the checkpoint's meta records; the spec's explicit fields still win (and must fit)
+        meta = obj.get("meta") or {}
+        if meta.get("arch") in VIT_SIZES.values() and meta["arch"] != vit_name:
+            raise ValueError(f"{path}: checkpoint meta arch={meta['arch']!r} is not a {name} ({vit_name}); use "
+                             f"the spec of its size")
+        build.update({k: meta[k] for k in VIT_META_FIELDS if meta.get(k) is not None})
+    build.update(explicit)
+    pool = shape.get("pool", build.get("global_pool", "token"))
+    if pool not in VIT_POOLS:
+        raise ValueError(f"backbone key 'pool'={pool!r}: use one of {VIT_POOLS}")
+    torch.manual_seed(seed)
+    model = build_vit(vit_name, num_classes=0, dynamic_img_size=True, **build)
+    model.global_pool = pool  # pooling only: 'avg' keeps the final norm (and its parameter names) as trained
+    described = dict(pool=pool, img_size=int(build["img_size"]), patch_size=int(model.patch_embed.patch_size[0]),
+                     depth=len(model.blocks))
+    if path is None:
+        return model, name, backbone_block(name, "random", init_seed=seed, **described)
+    report = load_vit_pretrained(model, obj, where=str(path))
+    allowed = [*VIT_HEAD_KEYS, *allow_keys]
+    load_report = {**check_load(str(path), report.missing_keys, report.unexpected_keys, allowed),
+                   "skipped": list(report.skipped_keys)}
+    if ours:
+        from backbones.provenance import describe_checkpoint
+        record = describe_checkpoint(path, name, pretrain=pretrain, allow_pickle=allow_pickle,
+                                     load_report=load_report, **described)
+    else:
+        record = _file_block(name, "official" if report.source_format == "mae" else "timm", path, pretrain,
+                             load_report)
+        record.update(described)
+    return model, name, record
 
 
 def _file_block(name: str, source: str, path: Path, pretrain: str | None, load_report: dict) -> dict[str, Any]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from benchmarks import vit_proof
-from contracts.records import read_records
+from contracts.fileio import file_sha256
+from contracts.records import read_records, validate_record
 
 
 @pytest.mark.slow
@@ -22,3 +23,14 @@ def test_quick_proof_trains_the_chain_and_tabulates_every_model(tmp_path):
     assert {"fmnist-seen-mae", "fmnist-seen-dmae", "fmnist-seen-tinymim", "none"} <= pretrains
     sources = {r["backbone"]["pretrain"]: r["backbone"]["source"] for r in shots}
     assert sources["fmnist-seen-dmae"] == sources["fmnist-seen-tinymim"] == "distill"
+    records = read_records(tmp_path / "records")
+    assert len(records) == 2 * 5  # probe + few-shot for each of the five models
+    for record in records:
+        validate_record(record)
+        assert record["backbone"]["pool"] == "avg"  # every model read back by load_backbone, one pooling
+    for objective in ("mae", "dmae", "tinymim"):
+        ckpt = tmp_path / f"work/student_{objective}/checkpoint.pth"
+        mine = [r for r in records if r["backbone"]["pretrain"] == f"fmnist-seen-{objective}"
+                and r["backbone"]["name"] == "vit-tiny"]
+        assert len(mine) == 2 and {r["backbone"]["checkpoint_sha256"] for r in mine} == {file_sha256(ckpt)}
+        assert {r["backbone"]["depth"] for r in mine} == {1}  # the shape came from the checkpoint's meta

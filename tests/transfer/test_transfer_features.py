@@ -125,3 +125,82 @@ def test_feature_cache_keyed_by_weights_data_and_transform(tmp_path):
     extract_features(bb, ds, resolution=48, cache_dir=cache)
     extract_features(load_backbone("tinyvit-5m", seed=1), ds, resolution=32, cache_dir=cache)
     assert len(list(cache.glob("*.npz"))) == 3 and not list(cache.glob(".*tmp"))
+
+
+# ------------------------------------------------------------------------------------------------ plain ViTs
+def _tiny_vit(seed=0, num_classes=0, **kw):
+    from backbones.vit import build_vit
+    torch.manual_seed(seed)
+    return build_vit("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=2, num_classes=num_classes, **kw).eval()
+
+
+def test_vit_specs_random_weights_and_pooling():
+    bb = load_backbone("vit-tiny/patch8@32", seed=2)
+    assert bb.record_info() == {"name": "vit-tiny", "source": "random", "pretrain": "none", "checkpoint_sha256": None,
+                                "init_seed": 2, "pool": "token", "img_size": 32, "patch_size": 8, "depth": 12}
+    slim = load_backbone({"spec": "vit-tiny/patch8@32", "depth": 2, "seed": 0})
+    ref = _tiny_vit()
+    assert module_sha256(slim.model) == module_sha256(ref)
+    x = torch.randn(2, 3, 32, 32)
+    tokens = ref.forward_features(x)  # final-norm tokens: cls first
+    torch.testing.assert_close(slim.features(x), tokens[:, 0])
+    avg = load_backbone({"spec": "vit-tiny/patch8@32", "depth": 2, "pool": "avg"})
+    torch.testing.assert_close(avg.features(x), tokens[:, 1:].mean(1))
+    assert avg.record["pool"] == "avg" and module_sha256(avg.model) == module_sha256(ref)
+    assert slim.features(torch.randn(1, 3, 48, 48)).shape == (1, 192)  # other resolutions: pos-embed interpolated
+    small = load_backbone({"spec": "vit-small", "img_size": 32, "patch_size": 4, "depth": 1})
+    assert small.features(torch.randn(1, 3, 32, 32)).shape == (1, 384) and small.record["patch_size"] == 4
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("vit-huge", "unknown ViT backbone spec 'vit-huge'"), ("vit-tiny/p8", "unknown ViT backbone spec"),
+    ("vit-tiny/patch5@32", r"patch_size=5 does not divide img_size=32"),
+    ({"spec": "vit-tiny", "pool": "max"}, "backbone key 'pool'='max'"),
+    ({"spec": "tinyvit-5m", "depth": 2}, r"\['depth'\] apply to vit-\* specs only")])
+def test_bad_vit_specs(spec, match):
+    with pytest.raises(ValueError, match=match):
+        load_backbone(spec)
+
+
+def test_vit_official_mae_and_timm_files(tmp_path):
+    src = _tiny_vit(seed=1)
+    state = src.state_dict()
+    mae = {**state, "mask_token": torch.zeros(1, 1, 96), "decoder_embed.weight": torch.zeros(96, 192),
+           "decoder_pred.bias": torch.zeros(192)}
+    torch.save({"model": mae}, tmp_path / "mae_pretrain.pth")  # the official MAE layout (timm names under 'model')
+    spec = {"spec": "vit-tiny/patch8@32", "depth": 2}
+    bb = load_backbone(spec, tmp_path / "mae_pretrain.pth", pretrain="in1k-mae")
+    assert (bb.source, bb.record["pretrain"]) == ("official", "in1k-mae")
+    assert bb.record["checkpoint_sha256"] == file_sha256(tmp_path / "mae_pretrain.pth")
+    assert sorted(bb.record["load_report"]["skipped"]) == ["decoder_embed.weight", "decoder_pred.bias", "mask_token"]
+    assert module_sha256(bb.model) == module_sha256(src)
+    classifier = _tiny_vit(seed=1, num_classes=10)
+    torch.save(classifier.state_dict(), tmp_path / "timm.pth")
+    bb = load_backbone(spec, tmp_path / "timm.pth")
+    assert (bb.source, bb.record["pretrain"]) == ("timm", "unknown")
+    assert bb.record["load_report"]["unexpected"] == ["head.weight", "head.bias"]
+    torch.testing.assert_close(bb.features(torch.ones(1, 3, 32, 32)),
+                               classifier.forward_head(classifier.forward_features(torch.ones(1, 3, 32, 32)),
+                                                       pre_logits=True))
+    torch.save({k: v for k, v in state.items() if not k.startswith("blocks.1.")}, tmp_path / "partial.pth")
+    with pytest.raises(ValueError, match=r"partial\.pth: checkpoint only partly matches .* missing \['blocks\.1\."):
+        load_backbone(spec, tmp_path / "partial.pth")
+    loaded = load_backbone(spec, tmp_path / "partial.pth", allow_keys=["blocks.1.*"])
+    assert len(loaded.record["load_report"]["missing"]) == 12
+    with pytest.raises(ValueError, match=r"'patch_embed.proj.weight' has shape \(192, 3, 8, 8\)"):
+        load_backbone({"spec": "vit-tiny@32", "depth": 2}, tmp_path / "timm.pth")  # patch 16 asked for
+
+
+def test_our_vit_checkpoint_builds_from_its_meta(tmp_path):
+    from distill_pretrain.checkpoint import save_checkpoint
+    from distill_pretrain.student import student_meta
+    src = _tiny_vit(seed=3, num_classes=10)
+    meta = student_meta(src, {"type": "timm", "arch": "vit_tiny_patch16_224", "img_size": 32})
+    path = save_checkpoint(tmp_path / "student.pth", src.state_dict(),
+                           {**meta, "epoch": 0, "objective": "tinymim", "pretrain": "fashionmnist-tinymim"})
+    bb = load_backbone("vit-tiny", path)  # img_size, patch 8 and depth 2 come from the meta
+    assert (bb.source, bb.record["pretrain"], bb.record["depth"]) == ("distill", "fashionmnist-tinymim", 2)
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(bb.features(x), src.forward_head(src.forward_features(x), pre_logits=True))
+    with pytest.raises(ValueError, match=r"meta arch='vit_tiny_patch16_224' is not a vit-small"):
+        load_backbone("vit-small", path)
