@@ -145,7 +145,7 @@ class Trainer:
 
     def _num_classes(self) -> int:
         cfg = self.cfg
-        if cfg.num_classes:
+        if cfg.num_classes is not None:  # 0: no classifier (pooled features only)
             return int(cfg.num_classes)
         if self.store is not None:
             return int(self.store.num_classes)
