@@ -172,6 +172,39 @@ def _structural_keys(model: nn.Module) -> tuple[str, ...]:
     return tuple(f"norm{i}.*" for i in model.out_indices) + (("head.*",) if model.head is None else ())
 
 
+def skip_classifier_or_refuse(sd: dict[str, torch.Tensor], own: Mapping[str, torch.Tensor], key: str,
+                              report: LoadReport, where: str, model_label: str, classifier: str) -> None:
+    """A key whose shape differs from the model's: a classifier (`classifier` prefix) of another class count is
+    skipped and reported, anything else raises naming the key and both shapes."""
+    if sd[key].shape == own[key].shape:
+        return
+    if key.startswith(classifier):
+        report.skipped_keys.append(key)
+        del sd[key]
+        return
+    raise ValueError(f"{where}: key {key!r} has shape {tuple(sd[key].shape)} in the checkpoint but "
+                     f"{tuple(own[key].shape)} in {model_label}")
+
+
+def load_and_report(model: nn.Module, sd: Mapping[str, torch.Tensor], report: LoadReport, where: str, *,
+                    strict: bool, allowed: Sequence[str] = ()) -> None:
+    """`load_state_dict` by name, the missing/unexpected keys into `report`; with `strict`, a key outside the
+    `allowed` fnmatch patterns raises (a partial match is an error, not a quiet load)."""
+    result = model.load_state_dict(sd, strict=False)
+    report.missing_keys = [k for k in result.missing_keys if k not in report.skipped_keys]
+    report.unexpected_keys = list(result.unexpected_keys)
+    if not strict:
+        return
+    refused = [k for k in report.missing_keys + report.unexpected_keys
+               if not any(fnmatchcase(k, pattern) for pattern in allowed)]
+    if refused:
+        missing = [k for k in refused if k in report.missing_keys]
+        unexpected = [k for k in refused if k in report.unexpected_keys]
+        raise ValueError(f"{where}: partial match ({report.source_format} checkpoint): {len(missing)} missing "
+                         f"{missing[:8]}, {len(unexpected)} unexpected {unexpected[:8]}; pass allow_keys=[patterns] "
+                         f"to accept them, or strict=False")
+
+
 def load_pretrained(model: nn.Module, checkpoint: str | Path | Mapping[str, Any], *, prefix: str | None = None,
                     strict: bool = True, allow_keys: Sequence[str] = (), allow_pickle: bool = False,
                     logger: Any = None, label: str | None = None) -> LoadReport:
@@ -210,25 +243,8 @@ def load_pretrained(model: nn.Module, checkpoint: str | Path | Mapping[str, Any]
             continue
         if key not in own or key.endswith("attention_biases"):
             continue  # unexpected keys are reported by load_state_dict; bias tables resize on load
-        if sd[key].shape != own[key].shape:
-            if key.startswith("head.fc."):
-                report.skipped_keys.append(key)
-                del sd[key]
-                continue
-            raise ValueError(f"{where}: key {key!r} has shape {tuple(sd[key].shape)} in the checkpoint but "
-                             f"{tuple(own[key].shape)} in TinyViT {getattr(model, 'arch', '')!r}")
-    result = model.load_state_dict(sd, strict=False)
-    report.missing_keys = [k for k in result.missing_keys if k not in report.skipped_keys]
-    report.unexpected_keys = list(result.unexpected_keys)
-    if strict:
-        refused = [k for k in report.missing_keys + report.unexpected_keys
-                   if not any(fnmatchcase(k, pattern) for pattern in allowed)]
-        if refused:
-            missing = [k for k in refused if k in report.missing_keys]
-            unexpected = [k for k in refused if k in report.unexpected_keys]
-            raise ValueError(f"{where}: partial match ({fmt} checkpoint): {len(missing)} missing {missing[:8]}, "
-                             f"{len(unexpected)} unexpected {unexpected[:8]}; pass allow_keys=[patterns] to "
-                             f"accept them, or strict=False")
+        skip_classifier_or_refuse(sd, own, key, report, where, f"TinyViT {getattr(model, 'arch', '')!r}", "head.fc.")
+    load_and_report(model, sd, report, where, strict=strict, allowed=allowed)
     if logger is not None:
         logger.info(str(report))
     else:

@@ -26,7 +26,8 @@ from timm.layers import Attention, resample_abs_pos_embed
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from .checkpoint import CHECKPOINT_FORMAT, LoadReport, _strip_prefix, _unwrap, read_checkpoint
+from .checkpoint import (CHECKPOINT_FORMAT, LoadReport, _strip_prefix, _unwrap, load_and_report, read_checkpoint,
+                         skip_classifier_or_refuse)
 
 __all__ = ["VIT_NAMES", "TapAttention", "build_vit", "enable_taps", "attention_taps", "forward_tokens",
            "num_layers", "layer_index", "vit_from_spec", "load_vit_pretrained", "ViTSimpleFPN"]
@@ -230,18 +231,10 @@ def load_vit_pretrained(model: VisionTransformer, checkpoint: str | Path | Mappi
             prefix_tokens = 0 if model.no_embed_class else model.num_prefix_tokens
             sd[key] = resample_abs_pos_embed(sd[key], new_size=list(model.patch_embed.grid_size),
                                              num_prefix_tokens=prefix_tokens)
-        elif key in own and sd[key].shape != own[key].shape:
-            if key.startswith("head."):
-                report.skipped_keys.append(key)
-                del sd[key]
-                continue
-            raise ValueError(f"{where}: key {key!r} has shape {tuple(sd[key].shape)} in the checkpoint but "
-                             f"{tuple(own[key].shape)} in {getattr(model, 'vit_name', type(model).__name__)}")
-    result = model.load_state_dict(sd, strict=False)
-    report.missing_keys = [k for k in result.missing_keys if k not in report.skipped_keys]
-    report.unexpected_keys = list(result.unexpected_keys)
-    if strict and (report.missing_keys or report.unexpected_keys):
-        raise ValueError(f"{where}: strict load failed: {report}")
+        elif key in own:
+            skip_classifier_or_refuse(sd, own, key, report, where,
+                                      getattr(model, "vit_name", type(model).__name__), "head.")
+    load_and_report(model, sd, report, where, strict=strict)
     return report
 
 
