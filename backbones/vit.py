@@ -337,22 +337,3 @@ def to_mmseg_mae(checkpoint: str | Path | Mapping[str, Any], allow_pickle: bool 
                          f"mmseg MAE names; unplaced keys {unplaced[:8]} (is it a timm / MAE ViT checkpoint?)")
     return out
 
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m backbones.vit to-mmseg IN OUT`: write a ViT checkpoint in mmseg `MAE` backbone names."""
-    import argparse
-
-    from contracts.fileio import atomic_write
-    parser = argparse.ArgumentParser(prog="python -m backbones.vit", description=main.__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    conv = sub.add_parser("to-mmseg", help="convert ours / official MAE / timm ViT weights for mmseg's MAE backbone")
-    conv.add_argument("src")
-    conv.add_argument("dst")
-    args = parser.parse_args(argv)
-    sd = to_mmseg_mae(args.src)
-    atomic_write(args.dst, lambda f: torch.save({"state_dict": sd}, f))
-    print(f"{args.src} → {args.dst}: {len(sd)} tensors in mmseg MAE names", flush=True)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 r"""UperNet + plain ViT-S/16 on ADE20K in TinyMIM's setting (supplement Tab. 3: 512x512, lr 1e-4, 160k iterations,
 batch 16, layer decay 0.65, linear schedule, warm-up 1,500, drop path 0.1); see the ViT-T config for the rest.
-  python -m backbones.vit to-mmseg CKPT work_dirs/vit-s_mmseg.pth
+  python -m backbones.vit_to_mmseg CKPT work_dirs/vit-s_mmseg.pth
   python -m transfer.segmentation.train configs/segmentation/upernet_vit-s_512x512_160k_ade20k_tinymim-setting.py \
       --pretrained work_dirs/vit-s_mmseg.pth
 """

@@ -6,7 +6,7 @@ a plain ViT), `Feature2Pyramid` neck (x4, x2, x1, x0.5 from blocks 4/6/8/12), mm
 `LearningRateDecayOptimizerConstructor` (decay_type 'layer_wise_vit'). BN instead of SyncBN (CPU / one GPU;
 multi-GPU: `--cfg-options` or `--sync-bn`).
 Weights: mmseg's MAE backbone reads mmseg names and ignores unknown keys silently, so convert first:
-  python -m backbones.vit to-mmseg CKPT work_dirs/vit-t_mmseg.pth     # ours / official MAE / timm → mmseg names
+  python -m backbones.vit_to_mmseg CKPT work_dirs/vit-t_mmseg.pth     # ours / official MAE / timm → mmseg names
   python -m transfer.segmentation.train configs/segmentation/upernet_vit-t_512x512_160k_ade20k_tinymim-setting.py \
       --pretrained work_dirs/vit-t_mmseg.pth
 """

@@ -11,7 +11,8 @@ from mmengine.dataset import pseudo_collate
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-from backbones.vit import build_vit, forward_tokens, main as vit_main
+from backbones.vit import build_vit, forward_tokens
+from backbones.vit_to_mmseg import main as vit_to_mmseg
 from distill_pretrain.checkpoint import save_checkpoint
 
 SEG_MINI = "configs/segmentation/upernet_vit-t_mini_voc.py"
@@ -42,7 +43,7 @@ def test_converted_checkpoint_makes_mmseg_mae_compute_the_same_features(tmp_path
     src = save_checkpoint(tmp_path / "checkpoint.pth", vit.state_dict(),
                           {"arch": "vit_tiny_patch16_224", "img_size": 64, "window_sizes": None, "num_classes": 0,
                            "epoch": 0, "objective": "tinymim"})
-    vit_main(["to-mmseg", str(src), str(tmp_path / "mmseg.pth")])
+    vit_to_mmseg([str(src), str(tmp_path / "mmseg.pth")])
     mae = MAE(img_size=(64, 64), embed_dims=192, num_layers=2, num_heads=3, init_values=1.0, out_indices=[1],
               norm_cfg=dict(type="LN", eps=1e-6),
               init_cfg=dict(type="Pretrained", checkpoint=str(tmp_path / "mmseg.pth")))
