@@ -186,6 +186,14 @@ def skip_classifier_or_refuse(sd: dict[str, torch.Tensor], own: Mapping[str, tor
                      f"{tuple(own[key].shape)} in {model_label}")
 
 
+def refused_keys(missing: Sequence[str], unexpected: Sequence[str],
+                 allowed: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The missing and unexpected keys that no `allowed` fnmatch pattern accepts (the partial-match rule)."""
+    def ok(key: str) -> bool:
+        return any(fnmatchcase(key, pattern) for pattern in allowed)
+    return [k for k in missing if not ok(k)], [k for k in unexpected if not ok(k)]
+
+
 def load_and_report(model: nn.Module, sd: Mapping[str, torch.Tensor], report: LoadReport, where: str, *,
                     strict: bool, allowed: Sequence[str] = ()) -> None:
     """`load_state_dict` by name, the missing/unexpected keys into `report`; with `strict`, a key outside the
@@ -195,11 +203,8 @@ def load_and_report(model: nn.Module, sd: Mapping[str, torch.Tensor], report: Lo
     report.unexpected_keys = list(result.unexpected_keys)
     if not strict:
         return
-    refused = [k for k in report.missing_keys + report.unexpected_keys
-               if not any(fnmatchcase(k, pattern) for pattern in allowed)]
-    if refused:
-        missing = [k for k in refused if k in report.missing_keys]
-        unexpected = [k for k in refused if k in report.unexpected_keys]
+    missing, unexpected = refused_keys(report.missing_keys, report.unexpected_keys, allowed)
+    if missing or unexpected:
         raise ValueError(f"{where}: partial match ({report.source_format} checkpoint): {len(missing)} missing "
                          f"{missing[:8]}, {len(unexpected)} unexpected {unexpected[:8]}; pass allow_keys=[patterns] "
                          f"to accept them, or strict=False")

@@ -22,7 +22,6 @@ atomically.
 """
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import os
@@ -144,10 +143,9 @@ def check_load(where: str, missing: Sequence[str], unexpected: Sequence[str],
                allow_keys: Sequence[str]) -> dict[str, Any]:
     """The record's `load_report` of a partial load; raises when a key outside the `allow_keys` fnmatch patterns
     is missing from the file or unexpected in it (a partly matching checkpoint is an error, not a quiet load)."""
-    refused = [k for k in [*missing, *unexpected] if not any(fnmatch.fnmatchcase(k, p) for p in allow_keys)]
-    if refused:
-        bad_missing = [k for k in missing if k in refused]
-        bad_unexpected = [k for k in unexpected if k in refused]
+    from backbones.checkpoint import refused_keys
+    bad_missing, bad_unexpected = refused_keys(missing, unexpected, allow_keys)
+    if bad_missing or bad_unexpected:
         raise ValueError(f"{where}: checkpoint only partly matches the model: {len(bad_missing)} missing "
                          f"{bad_missing[:5]}, {len(bad_unexpected)} unexpected {bad_unexpected[:5]}; pass allow_keys "
                          f"(fnmatch patterns, --allow-keys) to accept them (allowed now: {list(allow_keys)})")
