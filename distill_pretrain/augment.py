@@ -8,6 +8,12 @@ seed around each call and restored afterwards, so no global RNG state leaks in o
 
 Mixup / CutMix are done per sample: the partner index, whether to mix, Mixup-vs-CutMix, λ and the CutMix box are
 drawn from the sample's own seed; the partner image is the partner's own augmentation of the same epoch.
+
+Student-only colour jitter (``student_color_jitter``, TinyMIM supp. Tab. 1): a sample then has two views. The
+teacher's (``teacher_image``) is the augmentation without it — the very pixels the same seed gives with the option
+off; the student's (``image``) is that view with torchvision's ColorJitter(b = c = s = value) applied after the
+crop, flip and any shared colour op, its factors drawn from a seed derived from the sample's. Erasing and
+Mixup/CutMix are the same for both views (same boxes, same partner, each mixed with the partner's same view).
 """
 from __future__ import annotations
 
@@ -27,6 +33,8 @@ from .store import config_hash
 PIPELINE = "pil"  # this module's replay pipeline, as a store's manifest names it
 _MASK64 = (1 << 64) - 1
 _MIX_SALT = 0x6D69785F73616C74  # "mix_salt"
+_STUDENT_JITTER_SALT = 0x73747564656E74  # "student"
+TEACHER_IMAGE = "teacher_image"  # the batch key of the teacher's view (present only with student_color_jitter)
 
 
 def _splitmix64(x: int) -> int:
@@ -58,18 +66,30 @@ def sample_seeds(base_seed: int, epoch: int, indices: np.ndarray) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def seeded_global_rngs(seed: int) -> Iterator[None]:
-    """Seed python `random`, numpy's and torch's (CPU) global generators for a block; restore them after."""
+def preserved_global_rngs() -> Iterator[None]:
+    """Restore python `random`, numpy's and torch's (CPU) global generators after a block."""
     py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    random.seed(seed)
-    np.random.seed(seed & 0xFFFFFFFF)
-    torch.default_generator.manual_seed(seed)  # torch.manual_seed also seeds every accelerator (slow)
     try:
         yield
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)
         torch.set_rng_state(torch_state)
+
+
+@contextlib.contextmanager
+def seeded_global_rngs(seed: int) -> Iterator[None]:
+    """Seed python `random`, numpy's and torch's (CPU) global generators for a block; restore them after."""
+    with preserved_global_rngs():
+        random.seed(seed)
+        np.random.seed(seed & 0xFFFFFFFF)
+        torch.default_generator.manual_seed(seed)  # torch.manual_seed also seeds every accelerator (slow)
+        yield
+
+
+def student_jitter_seed(seed: int) -> int:
+    """The seed the student-only colour jitter of a sample draws its factors from (derived from its own)."""
+    return _splitmix64(seed ^ _STUDENT_JITTER_SALT) >> 32
 
 
 @dataclass
@@ -94,10 +114,14 @@ class AugmentConfig:
     crop_pct: float = 0.875
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    student_color_jitter: float | None = None  # jitter the student's view only (train mode); see the module doc
 
     def __post_init__(self) -> None:
         if self.mode not in ("train", "eval"):
             raise ValueError(f"AugmentConfig.mode must be 'train' or 'eval', got {self.mode!r}")
+        if self.student_color_jitter is not None and not float(self.student_color_jitter) > 0:
+            raise ValueError(f"AugmentConfig.student_color_jitter must be None or > 0, got "
+                             f"{self.student_color_jitter!r}")
         for name in ("scale", "ratio", "mean", "std"):
             setattr(self, name, tuple(float(v) for v in getattr(self, name)))
 
@@ -114,7 +138,9 @@ class AugmentConfig:
         return cls(**cfg)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """Plain types; ``student_color_jitter`` only when set, so stores saved before it existed keep their hash."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+                if k != "student_color_jitter" or v is not None}
 
     def hash(self) -> str:
         """Stable sha256 of the configuration (what the store's manifest records as transform_hash)."""
@@ -123,6 +149,14 @@ class AugmentConfig:
     @property
     def mixes(self) -> bool:
         return self.mode == "train" and self.mix_prob > 0 and (self.mixup_alpha > 0 or self.cutmix_alpha > 0)
+
+    def student_jitter(self):
+        """torchvision's ColorJitter of the student's view, or None (option off, or eval mode: no randomness)."""
+        if self.mode != "train" or not self.student_color_jitter:
+            return None
+        from torchvision.transforms import ColorJitter
+        value = float(self.student_color_jitter)
+        return ColorJitter(value, value, value)
 
     def build_parts(self) -> tuple[list, list, list]:
         """timm's train transform in its three parts: primary (crop, flip), secondary (RandAugment or colour jitter),
@@ -181,7 +215,8 @@ class ReplayDataset(Dataset):
     """Wraps a dataset of (PIL image, label) and returns the seeded augmentation of (epoch, index).
 
     Item: ``{"image": float C×H×W, "index": int, "seed": int, "label": int (-1 unlabeled),
-    "mix": None | (partner_index, lam, partner_label), "error": None | str}``. The same (base_seed, epoch, index)
+    "mix": None | (partner_index, lam, partner_label), "error": None | str}``, and ``"teacher_image"`` with
+    ``student_color_jitter`` (``image`` is then the student's view). The same (base_seed, epoch, index)
     gives the same tensor bit for bit in any process, worker or batch. ``error`` names an unreadable image (own or
     Mixup/CutMix partner) that a dataset built with ``on_error='skip'`` replaced by a stand-in.
     """
@@ -198,6 +233,11 @@ class ReplayDataset(Dataset):
 
     def _setup(self) -> None:
         self.transform = self.cfg.build_transform()
+        self.student_jitter = self.cfg.student_jitter()
+        if self.student_jitter is not None:  # the student's jitter goes between the shared colour ops and `final`
+            from torchvision import transforms
+            primary, secondary, final = self.cfg.build_parts()
+            self.front, self.final = transforms.Compose(primary + secondary), transforms.Compose(final)
 
     @classmethod
     def for_store(cls, store: Any, dataset: Dataset) -> "ReplayDataset":
@@ -220,34 +260,37 @@ class ReplayDataset(Dataset):
         return sample_seed(self.base_seed, self.epoch if epoch is None else epoch, index)
 
     def augment(self, index: int, seed: int) -> tuple[torch.Tensor, int]:
-        """The un-mixed augmentation of one sample under ``seed``, and its label."""
-        x, label, _ = self._augment(index, seed)
-        return x, label
+        """The un-mixed augmentation (the student's view) of one sample under ``seed``, and its label."""
+        views, label, _ = self._augment(index, seed)
+        return views["image"], label
 
-    def _augment(self, index: int, seed: int) -> tuple[torch.Tensor, int, str | None]:
+    def _augment(self, index: int, seed: int) -> tuple[dict[str, torch.Tensor], int, str | None]:
+        """The un-mixed views of one sample: ``image``, and ``teacher_image`` with a student-only jitter."""
         img, target, error = load_sample(self.dataset, index)
         with seeded_global_rngs(seed):
-            x = self.transform(img)
-        return x, _label_of(target), error
+            if self.student_jitter is None:
+                return {"image": self.transform(img)}, _label_of(target), error
+            shared = self.front(img)
+            with seeded_global_rngs(student_jitter_seed(seed)):
+                jittered = self.student_jitter(shared)
+            with preserved_global_rngs():  # both views draw the same erasing
+                teacher = self.final(shared)
+            return {"image": self.final(jittered), TEACHER_IMAGE: teacher}, _label_of(target), error
 
     def get(self, index: int, epoch: int) -> dict[str, Any]:
         """The replayed sample ``index`` of ``epoch`` (mixing included)."""
         index = int(index)
         seed = sample_seed(self.base_seed, epoch, index)
-        x, label, error = self._augment(index, seed)
+        views, label, error = self._augment(index, seed)
         mix = None
-        params = mix_params(seed, index, len(self), self.cfg, (x.shape[-2], x.shape[-1]))
+        params = mix_params(seed, index, len(self), self.cfg, tuple(views["image"].shape[-2:]))
         if params is not None:
-            px, plabel, perror = self._augment(params.partner, sample_seed(self.base_seed, epoch, params.partner))
+            pviews, plabel, perror = self._augment(params.partner,
+                                                   sample_seed(self.base_seed, epoch, params.partner))
             error = error or perror
-            if params.box is None:
-                x = x * params.lam + px * (1.0 - params.lam)
-            else:
-                y0, y1, x0, x1 = params.box
-                x = x.clone()
-                x[:, y0:y1, x0:x1] = px[:, y0:y1, x0:x1]
+            views = {k: _mixed(x, pviews[k], params) for k, x in views.items()}
             mix = (params.partner, params.lam, plabel)
-        return {"image": x, "index": index, "seed": seed, "label": label, "mix": mix, "error": error}
+        return {**views, "index": index, "seed": seed, "label": label, "mix": mix, "error": error}
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         """Sample ``key`` of the epoch set by `set_epoch`, or ``key = (epoch, index)``: a sampler that yields such
@@ -257,13 +300,25 @@ class ReplayDataset(Dataset):
         return self.get(key, self.epoch)
 
 
+def _mixed(x: torch.Tensor, partner: torch.Tensor, params: MixParams) -> torch.Tensor:
+    """``x`` mixed with its partner's image: x·λ + partner·(1−λ) (Mixup), or the partner's box pasted (CutMix)."""
+    if params.box is None:
+        return x * params.lam + partner * (1.0 - params.lam)
+    y0, y1, x0, x1 = params.box
+    x = x.clone()
+    x[:, y0:y1, x0:x1] = partner[:, y0:y1, x0:x1]
+    return x
+
+
 def collate_replay(batch: list[dict[str, Any]]) -> dict[str, Any]:
-    """Collate ReplayDataset items: stacked images, int64 tensors for index/seed/label, mix as tensors.
+    """Collate ReplayDataset items: stacked images (and teacher views), int64 tensors for index/seed/label, mix as
+    tensors.
 
     ``mix_index`` is -1 and ``mix_lam`` 1.0 for samples that were not mixed; ``valid`` is False for samples
     whose image was unreadable (their messages in ``errors``).
     """
-    return {"image": torch.stack([b["image"] for b in batch]), **collate_meta(batch)}
+    views = {k: torch.stack([b[k] for b in batch]) for k in ("image", TEACHER_IMAGE) if k in batch[0]}
+    return {**views, **collate_meta(batch)}
 
 
 def collate_meta(batch: list[dict[str, Any]]) -> dict[str, Any]:

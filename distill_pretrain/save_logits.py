@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 from .augment import AugmentConfig
 from .data import build_dataset
 from .dist import init_distributed
-from .replay import Replay, build_replay
+from .replay import Replay, build_replay, teacher_view
 from .store import LogitStore
 from .teachers import build_teacher
 
@@ -144,7 +144,7 @@ def save_epoch(store: LogitStore, replay: Replay, runner: TeacherRunner, epoch: 
         if batch["index"].tolist() != batch_idx:
             raise RuntimeError(f"loader returned indices {batch['index'].tolist()[:4]}.., expected {batch_idx[:4]}..")
         skipped += batch["errors"]
-        idx, val = runner.topk(replay.finish(batch, runner.device)["image"], store.topk)
+        idx, val = runner.topk(teacher_view(replay.finish(batch, runner.device)), store.topk)
         seeds.append(batch["seed"].numpy().astype(np.uint32))
         indices.append(idx)
         values.append(val)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .data import build_dataset
-from .replay import replay_for_store
+from .replay import replay_for_store, teacher_view
 from .store import LogitStore, StoreError
 from .teachers import build_teacher
 
@@ -52,7 +52,7 @@ def rerun_teacher(store: LogitStore, num_samples: int, seed: int, teacher_cfg: d
     for s in range(0, len(picks), batch_size):
         part = picks[s:s + batch_size]
         batch = replay.finish(replay.collate([replay.dataset.get(i, e) for e, i in part]), runner.device)
-        idx, val = runner.topk(batch["image"], store.topk)
+        idx, val = runner.topk(teacher_view(batch), store.topk)
         for j, (e, i) in enumerate(part):
             rec = store.read(e, [i])
             seed_bad += int(rec.seeds[0] != batch["seed"][j])

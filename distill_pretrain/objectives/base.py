@@ -18,7 +18,9 @@ class Objective(nn.Module):
       (`image` (B, 3, H, W) on the device, `label` (-1 = none), `index`, `seed`, `epoch`, `mix_index` / `mix_lam`
       / `mix_label`, `labels_index_classes` (bool: labels are the student's classes, so accuracies are
       meaningful), and what the objective's data needs: with `needs_store`, `teacher_index` / `teacher_value`
-      (B, K) — the stored sparse teacher targets of exactly these augmented images).
+      (B, K) — the stored sparse teacher targets of exactly these augmented images). With a student-only colour
+      jitter (`data.aug.student_color_jitter`) `image` is the student's view and `teacher_image` the teacher's:
+      a teacher reads `replay.teacher_view(batch)`.
     - `needs_labels` / `needs_store` / `needs_teacher`: what the trainer must provide; checked before training.
       `needs_teacher` means the trainer builds the config's `teacher` and calls `set_teacher` (an objective may
       instead build its own teacher from its arguments). `needs_init`: the student must start from a checkpoint

@@ -19,6 +19,7 @@ from torch import nn
 
 from backbones.vit import layer_index, attention_taps, forward_tokens, vit_from_spec
 
+from ..replay import teacher_view
 from .base import OBJECTIVES
 from .mae import MAEObjective, resolve_student
 
@@ -61,7 +62,7 @@ class DMAEObjective(MAEObjective):
         loss_rec = self.reconstruction_loss(student, images, latent, mask, restore)
         with torch.no_grad(), attention_taps(self.teacher, {i: ("attn",) for i in self.teacher_layers},
                                              "teacher_layers") as t_taps:
-            forward_tokens(self.teacher, images, keep, depth=max(self.teacher_layers) + 1)
+            forward_tokens(self.teacher, teacher_view(batch), keep, depth=max(self.teacher_layers) + 1)
         loss_attn = images.new_zeros((), dtype=torch.float32)
         for s, t, head_map in zip(self.student_layers, self.teacher_layers, self.head_maps):
             mapped = torch.einsum("bhij,gh->bgij", s_taps[s]["attn"], head_map.weight)

@@ -6,6 +6,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from ..replay import teacher_view
 from .base import OBJECTIVES, Objective
 from .losses import accuracy_logs, batch_label_loss, soft_cross_entropy
 
@@ -32,14 +33,13 @@ class OnlineDistillation(Objective):
     def forward(self, student: nn.Module, batch: Mapping[str, Any]) -> dict[str, Any]:
         if self.teacher is None:
             raise RuntimeError("objective 'online' has no teacher: call set_teacher(...) first")
-        images = batch["image"]
         with torch.no_grad():
-            probs = self.teacher(images).float()
+            probs = self.teacher(teacher_view(batch)).float()
             if self.topk:
                 from ..store import recover_dense
                 val, idx = probs.topk(self.topk, dim=-1)
                 probs = recover_dense(idx, val, probs.shape[1])
-        logits = student(images)
+        logits = student(batch["image"])
         loss = soft_cross_entropy(logits, probs, self.temperature)
         if self.gt_weight > 0:
             loss = loss + self.gt_weight * batch_label_loss(logits, batch, self.label_smoothing)

@@ -19,6 +19,7 @@ from torch import nn
 
 from backbones.vit import layer_index, attention_taps, forward_tokens, vit_from_spec
 
+from ..replay import teacher_view
 from .base import OBJECTIVES
 from .mae import ViTObjective, resolve_student
 
@@ -71,10 +72,9 @@ class TinyMIMObjective(ViTObjective):
 
     def forward(self, student: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         self.check_student(student)
-        images = batch["image"]
-        s_qk, s_vv = self._relations(student, self.student_layer, images, "student")
+        s_qk, s_vv = self._relations(student, self.student_layer, batch["image"], "student")
         with torch.no_grad():
-            t_qk, t_vv = self._relations(self.teacher, self.teacher_layer, images, "teacher")
+            t_qk, t_vv = self._relations(self.teacher, self.teacher_layer, teacher_view(batch), "teacher")
         if t_qk.shape[-1] != s_qk.shape[-1]:
             raise ValueError(f"objective 'tinymim': teacher sees {t_qk.shape[-1]} tokens, student {s_qk.shape[-1]}; "
                              "use the same patch size and img_size (key 'objective.teacher.patch_size')")

@@ -10,6 +10,7 @@ the pipeline that made it and `replay_for_store` refuses another one unless appr
     loader = DataLoader(replay.dataset, ..., collate_fn=replay.collate)
     for batch in loader:
         batch = replay.finish(batch, device)   # batch["image"]: float B×3×H×W on device; batch["valid"]: readable
+        teacher_input = teacher_view(batch)      # batch["teacher_image"] with a student-only jitter, else "image"
         batch, skipped = drop_unreadable(batch)  # training: leave out images a dataset with on_error='skip' replaced
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch.utils.data import Dataset
 
-from ..augment import AugmentConfig, ReplayDataset, collate_replay
+from ..augment import TEACHER_IMAGE, AugmentConfig, ReplayDataset, collate_replay
 from ..augment import PIPELINE as PIL_PIPELINE
 from .tensor import PIPELINE as TENSOR_PIPELINE
 from .tensor import TensorAugment, TensorReplayDataset, collate_tensor_replay
@@ -30,7 +31,13 @@ PIPELINES = (PIL_PIPELINE, TENSOR_PIPELINE)
 
 
 def _to_device(batch: Mapping[str, Any], device: torch.device | str) -> dict[str, Any]:
-    return {**batch, "image": batch["image"].to(device, non_blocking=True)}
+    return {**batch, **{k: batch[k].to(device, non_blocking=True) for k in ("image", TEACHER_IMAGE) if k in batch}}
+
+
+def teacher_view(batch: Mapping[str, Any]) -> torch.Tensor:
+    """The images a teacher sees: ``teacher_image`` when the student's view is jittered for it alone, else
+    ``image`` (one view for both)."""
+    return batch[TEACHER_IMAGE] if TEACHER_IMAGE in batch else batch["image"]
 
 
 @dataclass

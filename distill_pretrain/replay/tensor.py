@@ -14,7 +14,8 @@ bilinearly (PIL: bicubic), AutoContrast may differ by 1, and erasing noise comes
 by a per-box offset drawn from the seed (timm: torch's normal generator); every other kernel gives PIL's pixels,
 so crop / flip / colour-jitter / Mixup / CutMix / constant-erasing configs give the very pixels of ``pil``.
 Every op works on a row alone, so a sample's pixels do not depend on the batch, the batch size, the workers or the
-processes (on one kind of device).
+processes (on one kind of device). A student-only colour jitter takes four more slots, applied to a copy after the
+shared ops: the copy becomes ``image`` (student), the rest ``teacher_image`` (as the ``pil`` pipeline does).
 """
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ import torch
 from torchvision.transforms import ColorJitter, Normalize, RandomHorizontalFlip
 from torchvision.transforms import functional as TF
 
-from ..augment import (AugmentConfig, ReplayDataset, _splitmix64, collate_meta, mix_params, sample_seed,
-                       seeded_global_rngs)
+from ..augment import (TEACHER_IMAGE, AugmentConfig, ReplayDataset, _splitmix64, collate_meta, mix_params,
+                       sample_seed, seeded_global_rngs, student_jitter_seed)
 from ..data import load_sample
 from . import kernels
 
@@ -73,6 +74,7 @@ class DrawPlan:
         self.eval_transform = self.crop = self.randaugment = self.jitter = self.erasing = None
         self.flip_p = 0.0
         self.fill = tuple(min(255, round(255 * m)) for m in cfg.mean)
+        self.student_jitter = cfg.student_jitter()
         if cfg.mode == "eval":
             from timm.data.transforms_factory import transforms_imagenet_eval
             self.eval_transform = transforms_imagenet_eval(cfg.img_size, crop_pct=cfg.crop_pct,
@@ -108,9 +110,14 @@ class DrawPlan:
                                  f"use pipeline='pil'")
 
     @property
-    def num_slots(self) -> int:
-        """Pixel-op slots per sample: RandAugment layers, then the four colour-jitter positions."""
+    def shared_slots(self) -> int:
+        """Pixel-op slots of both views: RandAugment layers, then the four colour-jitter positions."""
         return (self.randaugment.num_layers if self.randaugment else 0) + (4 if self.jitter else 0)
+
+    @property
+    def num_slots(self) -> int:
+        """All pixel-op slots per sample: the shared ones, then four of the student-only colour jitter."""
+        return self.shared_slots + (4 if self.student_jitter else 0)
 
     @property
     def max_boxes(self) -> int:
@@ -134,14 +141,21 @@ class DrawPlan:
             if self.randaugment is not None:
                 slot = self._draw_randaugment(ops, args, out_w, out_h)
             if self.jitter is not None:
-                j_ = self.jitter
-                order, *factors = ColorJitter.get_params(j_.brightness, j_.contrast, j_.saturation, j_.hue)
-                for k, fn in enumerate(order.tolist()):
-                    if fn < 3 and factors[fn] is not None:
-                        ops[slot + k], args[slot + k, 0] = _JITTER_KERNELS[fn], factors[fn]
+                self._draw_jitter(self.jitter, ops, args, slot)
+            if self.student_jitter is not None:
+                with seeded_global_rngs(student_jitter_seed(seed)):
+                    self._draw_jitter(self.student_jitter, ops, args, self.shared_slots)
             if self.erasing is not None:
                 self._draw_erasing(boxes, out_h, out_w, seed)
         return {"image": crop, "flip": flip, "ops": ops, "args": args, "erase": boxes}
+
+    @staticmethod
+    def _draw_jitter(jitter: ColorJitter, ops: np.ndarray, args: np.ndarray, slot: int) -> None:
+        """ColorJitter's order and factors into the four slots from ``slot`` (an unused factor: an empty slot)."""
+        order, *factors = ColorJitter.get_params(jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue)
+        for k, fn in enumerate(order.tolist()):
+            if fn < 3 and factors[fn] is not None:
+                ops[slot + k], args[slot + k, 0] = _JITTER_KERNELS[fn], factors[fn]
 
     def _draw_randaugment(self, ops: np.ndarray, args: np.ndarray, w: int, h: int) -> int:
         from timm.data.auto_augment import _LEVEL_DENOM
@@ -249,8 +263,8 @@ def noise_table(device: torch.device) -> torch.Tensor:
 
 
 class TensorAugment:
-    """The device half of the ``tensor`` pipeline: a collated batch → the batch with final float ``image`` on
-    ``device`` (``raw`` removed)."""
+    """The device half of the ``tensor`` pipeline: a collated batch → the batch with final float ``image`` (and
+    ``teacher_image`` with a student-only jitter) on ``device`` (``raw`` removed)."""
 
     def __init__(self, cfg: AugmentConfig | Mapping[str, Any] | None) -> None:
         self.cfg = AugmentConfig.coerce(cfg)
@@ -263,21 +277,33 @@ class TensorAugment:
         flip = raw["flip"].nonzero()[:, 0].to(device)
         if len(flip):
             x[flip] = x[flip].flip(-1)
-        fill = torch.tensor(self.plan.fill, dtype=torch.uint8, device=device)
-        for slot in range(raw["ops"].shape[1]):
+        self._ops(x, raw, range(self.plan.shared_slots))
+        views = {}
+        if self.plan.student_jitter is not None:
+            views[TEACHER_IMAGE] = self._float(x.clone(), raw, len(batch["index"]))
+            self._ops(x, raw, range(self.plan.shared_slots, self.plan.num_slots))
+        views["image"] = self._float(x, raw, len(batch["index"]))
+        return {**{k: v for k, v in batch.items() if k != "raw"}, **views}
+
+    def _ops(self, x: torch.Tensor, raw: Mapping[str, torch.Tensor], slots: range) -> None:
+        """The pixel ops of ``slots`` in place on the uint8 rows ``x``, each op on the rows that drew it."""
+        fill = torch.tensor(self.plan.fill, dtype=torch.uint8, device=x.device)
+        for slot in slots:
             ops = raw["ops"][:, slot]
             for op in torch.unique(ops).tolist():
                 if op < 0:
                     continue
                 rows = (ops == op).nonzero()[:, 0]
-                dev_rows = rows.to(device)
-                x[dev_rows] = kernels.apply(op, x[dev_rows], raw["args"][rows, slot].to(device), fill)
-        y = torch.empty(x.shape, dtype=torch.float32, device=device)
+                dev_rows = rows.to(x.device)
+                x[dev_rows] = kernels.apply(op, x[dev_rows], raw["args"][rows, slot].to(x.device), fill)
+
+    def _float(self, x: torch.Tensor, raw: Mapping[str, torch.Tensor], n: int) -> torch.Tensor:
+        """uint8 rows → normalized float, erased and mixed: the final images of the ``n`` samples."""
+        y = torch.empty(x.shape, dtype=torch.float32, device=x.device)
         for c, (m, s) in enumerate(zip(self.cfg.mean, self.cfg.std)):  # ToTensor + Normalize, bit for bit
             y[:, c].copy_(x[:, c]).div_(255).sub_(m).div_(s)
-        self._erase(y, raw["erase"], device)
-        out = self._mix(y, raw, len(batch["index"]))
-        return {**{k: v for k, v in batch.items() if k != "raw"}, "image": out}
+        self._erase(y, raw["erase"], x.device)
+        return self._mix(y, raw, n)
 
     def _erase(self, y: torch.Tensor, erase: torch.Tensor, device: torch.device) -> None:
         """Fill each drawn box (top, left, h, w, noise offset) with noise-table values (timm's modes)."""

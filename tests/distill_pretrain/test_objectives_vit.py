@@ -181,6 +181,7 @@ def test_paper_recipes_resolve_with_their_numbers():
     assert tinymim.mode == "tinymim" and tinymim.epochs == 300 and tinymim.optim.betas == (0.9, 0.95)
     assert tinymim.optim.lr * tinymim.data.batch_size * 8 / tinymim.optim.base_batch == pytest.approx(2.4e-3)
     assert (tinymim.optim.min_lr, tinymim.optim.warmup_epochs, tinymim.student.drop_path_rate) == (1e-5, 15, 0.1)
+    assert (tinymim.data.aug.student_color_jitter, tinymim.data.aug.color_jitter) == (0.4, None)  # student only
     small = load_config(root / "vit_small_tinymim_in1k_pretrain.py", {})
     assert small.objective.student.arch == small.student.arch == "vit_small_patch16_224"
     ft = load_config(root / "vit_tiny_tinymim_in1k_finetune.py", {})
