@@ -4,11 +4,12 @@
   (b) stored (fast distillation: replay + store read), (c) online (the teacher runs every step) — end to end
   (wall time between optimizer steps, data loading included) and its **compute-only bound** (the same step repeated
   on one batch already resident on the device; stored: the sparse target resident too; online: the teacher runs);
-* the data pipeline alone (DataLoader + the pipeline's device stage, no model);
+* the data pipeline alone (DataLoader + the pipeline's device stage, no model; `--data-only`: only this, the
+  pipelines in interleaved rounds, median);
 * the teacher's inference alone, and save_logits end to end (`distill_pretrain.save_logits`'s epoch loop, timed
   on the second of two epochs).
 
-    python -m benchmarks.distill_speed [--device cuda|cpu] [--quick] [--img-size 224] [--batch 256]
+    python -m benchmarks.distill_speed [--device cuda|cpu] [--quick] [--img-size 224] [--batch 256] [--data-only]
         [--workers 14] [--amp-dtype float16|bfloat16] [--pipelines pil,tensor] [--teacher NAME]
 
 Targets (paper §3.1 + issue 13): stored ≤ 1.05 × scratch step time; online ≥ 2 × stored with a teacher ≥ 10× the
@@ -90,13 +91,18 @@ def teacher_rate(teacher_cfg: dict[str, Any], aug: dict[str, Any], batch: int, d
 
 
 def data_rate(pipeline: str, store: Path, batch: int, workers: int, device: torch.device, warmup: int) -> float:
-    """img/s of the replay pipeline alone: DataLoader (workers) + the pipeline's device stage, no model."""
-    from torch.utils.data import DataLoader
+    """img/s of the replay pipeline alone over a store's data and transform (`loader_rate`)."""
     from distill_pretrain.data import build_dataset
     from distill_pretrain.replay import replay_for_store
     from distill_pretrain.store import LogitStore
     st = LogitStore.open(store)
     replay = replay_for_store(st, build_dataset(st.manifest["extra"]["dataset_cfg"]), pipeline)
+    return loader_rate(replay, batch, workers, device, warmup)
+
+
+def loader_rate(replay: Any, batch: int, workers: int, device: torch.device, warmup: int) -> float:
+    """img/s of a replay pipeline alone: DataLoader (workers) + the pipeline's device stage, no model."""
+    from torch.utils.data import DataLoader
     n = len(replay.dataset) // batch
     loader = DataLoader(replay.dataset, batch_sampler=[range(b * batch, (b + 1) * batch) for b in range(n)],
                         num_workers=workers, collate_fn=replay.collate, pin_memory=device.type == "cuda",
@@ -178,6 +184,25 @@ def save_store(pipeline: str, path: Path, teacher_cfg: dict[str, Any], *, img_si
     return rates[-1]
 
 
+def data_only(pipelines: Sequence[str], *, img_size: int, batch: int, batches: int, workers: int,
+              device: torch.device, warmup: int, rounds: int) -> dict[str, float]:
+    """Median img/s of each pipeline alone over interleaved rounds (pil, tensor, pil, tensor, ...): save_logits'
+    Fashion-MNIST augmentation without Mixup/CutMix (the store's of the full run), no store, no model."""
+    from mmengine.config import Config
+    from distill_pretrain.data import build_dataset
+    from distill_pretrain.replay import build_replay
+    aug = {**Config.fromfile(str(SAVE_CONFIG)).augment, "img_size": img_size, "mixup_alpha": 0.0, "cutmix_alpha": 0.0}
+    dataset = build_dataset(dict(type="FashionMNIST", split="train", limit=batch * (warmup + batches)))
+    replays = {p: build_replay(p, dataset, aug) for p in pipelines}
+    rates: dict[str, list[float]] = {p: [] for p in pipelines}
+    for r in range(rounds):
+        for p in pipelines:
+            rates[p].append(loader_rate(replays[p], batch, workers, device, warmup))
+        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{p} {rates[p][-1]:.0f}" for p in pipelines) + " img/s",
+              flush=True)
+    return {p: statistics.median(v) for p, v in rates.items()}
+
+
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.distill_speed", description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cuda", "cpu"), default=None, help="default: cuda when available")
@@ -191,6 +216,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--amp-dtype", choices=("float16", "bfloat16"), default="float16", help="AMP on CUDA")
     parser.add_argument("--pipelines", default="pil,tensor", help="replay pipelines to compare (comma-separated)")
     parser.add_argument("--results-dir", default=None, help="record folder (default results/records)")
+    parser.add_argument("--data-only", action="store_true",
+                        help="only the data pipeline alone (data_img_s), the pipelines in interleaved rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="--data-only: interleaved rounds (median reported)")
     args = parser.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -208,6 +236,16 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                "workers": workers, "device": device.type, "amp_dtype": amp_dtype, "quick": args.quick}
     print(f"distill_speed on {device} (AMP {amp_dtype}), {img}px, batch {batch}, {workers} workers, pipelines "
           f"{pipelines} — {machine_description()}", flush=True)
+    if args.data_only:
+        rates = data_only(pipelines, img_size=img, batch=batch, batches=steps, workers=workers, device=device,
+                          warmup=max(warmup, 1), rounds=args.rounds)
+        records = [make_record("distill_speed", dataset="FashionMNIST", split="train", metrics={"data_img_s": v},
+                               backbone=backbone_block("tinyvit-5m", "random"),
+                               setting={**setting, "pipeline": p, "rounds": args.rounds}) for p, v in rates.items()]
+        for record in records:
+            print(f"[{record['setting']['pipeline']}] data pipeline alone {record['metrics']['data_img_s']:.1f} img/s "
+                  f"(median of {args.rounds}); record: {write_record(record, args.results_dir)}", flush=True)
+        return records
 
     from backbones import TinyViT
     from distill_pretrain.teachers import build_teacher

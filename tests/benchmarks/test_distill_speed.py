@@ -34,3 +34,11 @@ def test_quick_run_writes_valid_records_for_both_pipelines(tmp_path: Path, capsy
     assert [r.split("  ")[0] for r in rows][:4] == ["teacher alone img/s", "save_logits img/s", "save_logits / teacher",
                                                     "data pipeline img/s"]
     assert len(rows) == 15 and all(len(r.split()[-2:]) == 2 for r in rows)
+
+
+def test_data_only_interleaves_the_pipelines_and_writes_valid_records(tmp_path: Path, capsys) -> None:
+    records = distill_speed.main(["--device", "cpu", "--data-only", "--img-size", "32", "--batch", "4", "--steps", "2",
+                                  "--warmup", "1", "--rounds", "2", "--results-dir", str(tmp_path)])
+    assert [r["setting"]["pipeline"] for r in records] == ["pil", "tensor"]
+    assert len(read_records(tmp_path)) == 2 and all(set(r["metrics"]) == {"data_img_s"} for r in records)
+    assert capsys.readouterr().out.count("round ") == 2
