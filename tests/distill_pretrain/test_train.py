@@ -276,30 +276,37 @@ def test_bad_config_is_refused(store: Path) -> None:
         _cfg(store, **{"loss.temperature": 2.0})
 
 
-@pytest.mark.slow
-def test_torchrun_gloo_two_processes_then_one_process_eval(store: Path, tmp_path: Path) -> None:
-    """2-process DDP (gloo) trains a few steps; its checkpoint loads into the 1-process evaluator."""
+def _torchrun_train(store: Path, tmp_path: Path, extra: str = "", options: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    """Train the slim student on ``store`` for one epoch with 2-process DDP (torchrun, gloo, CPU), batch 4 per rank;
+    returns (config file, work dir). ``extra``: config lines added at the end."""
     import os
     import subprocess
     import sys
-
-    from distill_pretrain.train import main
     cfg_file = tmp_path / "ddp_cfg.py"
     cfg_file.write_text(
         f"_base_ = ['{REPO / 'configs/distill/tinyvit_5m_fmnist_tiny_cpu.py'}']\n"
         f"student = dict(_delete_=True, type='TinyViT', arch={SLIM!r}, img_size=32, drop_path_rate=0.1)\n"
         f"store = dict(path='{store}', cycle_epochs=False)\n"
         "data = dict(train=dict(limit=32), val=dict(limit=8), batch_size=4)\n"
-        "epochs = 1\neval_teacher_agreement = False\nlog_interval = 1\nrecord = False\nlabels_index_classes = True\n")
+        "epochs = 1\neval_teacher_agreement = False\nlog_interval = 1\nrecord = False\nlabels_index_classes = True\n"
+        + extra)
     work = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                            str(29500 + os.getpid() % 1000), "-m", "distill_pretrain.train", str(cfg_file),
-                           "--work-dir", str(work), "--cfg-options", "eval_interval=0"],
+                           "--work-dir", str(work), "--cfg-options", "eval_interval=0", *options],
                           capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     log = (work / "train.log").read_text()
     assert "world=2" in log and "total_batch=8" in log and "step 4/4" in log
+    return cfg_file, work
+
+
+@pytest.mark.slow
+def test_torchrun_gloo_two_processes_then_one_process_eval(store: Path, tmp_path: Path) -> None:
+    """2-process DDP (gloo) trains a few steps; its checkpoint loads into the 1-process evaluator."""
+    from distill_pretrain.train import main
+    cfg_file, work = _torchrun_train(store, tmp_path)
     ckpt = torch.load(work / "checkpoint.pth", weights_only=True)
     assert ckpt["meta"]["epoch"] == 0 and ckpt["meta"]["step"] == 4
 
@@ -308,6 +315,28 @@ def test_torchrun_gloo_two_processes_then_one_process_eval(store: Path, tmp_path
         assert torch.equal(evaluator.model.state_dict()[key], value), key
     rec = (tmp_path / "eval" / "log.jsonl").read_text()
     assert '"val/top1"' in rec
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_on_a_tensor_store_equal_one_process(tensor_store: Path, tmp_path: Path) -> None:
+    """2 ranks × batch 4 over a `tensor`-pipeline store = 1 process × batch 8: every rank replays the teacher's pixels
+    (the store's seeds are checked per batch) and the averaged gradients match. Per-sample-only layers (BN on its
+    running stats, no drop path), so the only difference is the order of float sums."""
+    from distill_pretrain.train import main
+    cfg_file, work = _torchrun_train(tensor_store, tmp_path, "freeze_bn_stats = True\n",
+                                     ("student.drop_path_rate=0.0",))
+    assert "pipeline=tensor" in (work / "train.log").read_text()
+    single = main([str(cfg_file), "--work-dir", str(tmp_path / "one"), "--cfg-options", "eval_interval=0",
+                   "student.drop_path_rate=0.0", "data.batch_size=8"])
+    assert single.dist.world_size == 1 and single.step == 4 and single.replay.pipeline == "tensor"
+    ddp = torch.load(work / "checkpoint.pth", weights_only=True)["state_dict"]
+    init = Trainer(load_config(cfg_file, {"student.drop_path_rate": 0.0}), tmp_path / "init")
+    for key, value in single.model.state_dict().items():
+        torch.testing.assert_close(ddp[key], value, rtol=1e-5, atol=1e-6,
+                                   msg=lambda m, k=key: f"{k}: {m}")  # measured: ≤ 1.5e-8 apart
+    moved = [k for k, v in single.model.state_dict().items() if v.is_floating_point()
+             and not torch.equal(v, init.model.state_dict()[k])]
+    assert len(moved) > 10  # the 4 steps trained
 
 
 def test_online_distillation_and_finetune_modes(store: Path, tmp_path: Path) -> None:
