@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Every GPU figure of issues 12, 13 and 15 in one prepared run (a lent GPU gives 15 minutes in all, start included).
+#
+#   OUT=results/gpu bash benchmarks/gpu_session.sh [BUDGET_S]        # on the GPU machine, from the repo root
+#   device tool: carry [".device"], command:
+#     source .device/gpu_env.sh && OUT=$OUT bash benchmarks/gpu_session.sh 480
+#
+# Steps run in order of priority, each under `timeout`; a step that would overrun the budget (default 480 s) is cut
+# and the rest are skipped (the log says so). Everything goes to $OUT/session.log; the result records to
+# $OUT/records.tar.gz (the device tool returns few files). Needs CUDA, torch, timm and mmengine (no mmcv/mmdet).
+set -u
+OUT=${OUT:-results/gpu}
+BUDGET=${1:-480}
+mkdir -p "$OUT/records"
+LOG="$OUT/session.log"
+START=$(date +%s)
+
+step() {  # step NAME LIMIT_S CMD...: run CMD under min(LIMIT, what is left of the budget)
+    local name=$1 limit=$2
+    shift 2
+    local left=$((BUDGET - ($(date +%s) - START)))
+    if ((left < 15)); then
+        echo "== $name: skipped (${left} s of the budget left)" | tee -a "$LOG"
+        return
+    fi
+    ((limit > left)) && limit=$left
+    echo "== $name (limit ${limit} s, $(date -u +%T))" | tee -a "$LOG"
+    local t0
+    t0=$(date +%s)
+    timeout "$limit" "$@" 2>&1 | grep -v '^record: ' | tee -a "$LOG"
+    echo "== $name: rc ${PIPESTATUS[0]} in $(($(date +%s) - t0)) s" | tee -a "$LOG"
+}
+
+REC="$OUT/records"
+step machine 30 python3 -c "
+import torch, timm; from contracts.provenance import machine_description
+print(machine_description(), '| torch', torch.__version__, '| timm', timm.__version__, '|', torch.cuda.get_device_name(0))"
+
+# issue 13: the tensor replay on CUDA is batch-size independent and equals CPU where its ops are element-wise
+step replay_check 60 python3 - <<'PY'
+import torch
+from distill_pretrain.data import build_dataset
+from distill_pretrain.replay import build_replay
+FULL = dict(img_size=32, color_jitter=0.4, auto_augment="rand-m9-mstd0.5-inc1", re_prob=0.5, mixup_alpha=0.8,
+            cutmix_alpha=1.0)
+BASE = dict(img_size=32, auto_augment=None, color_jitter=None, re_prob=0.0, mixup_alpha=0.0, cutmix_alpha=0.0)
+ds = build_dataset(dict(type="FashionMNIST", split="train", limit=64))
+for label, aug in (("full aug", FULL), ("full aug + student jitter", dict(FULL, student_color_jitter=0.4))):
+    r = build_replay("tensor", ds, aug, 5)
+    items = [r.dataset.get(i, 2) for i in range(len(ds))]
+    whole = r.finish(r.collate(items), "cuda")
+    same = all(torch.equal(r.finish(r.collate([it]), "cuda")[k][0], whole[k][i])
+               for i, it in enumerate(items) for k in ("image", "teacher_image") if k in whole)
+    print(f"cuda, {label}: batch of 64 == 64 batches of 1: {same}", flush=True)
+cases = {"crop+flip": BASE, "colour jitter": dict(BASE, color_jitter=0.4), "mixup": dict(BASE, mixup_alpha=0.8),
+         "cutmix": dict(BASE, cutmix_alpha=1.0), "student jitter": dict(BASE, student_color_jitter=0.4),
+         "const erasing": dict(BASE, re_prob=1.0, re_mode="const"), "full": FULL}
+for name, aug in cases.items():
+    r = build_replay("tensor", ds, aug, 5)
+    b = r.collate([r.dataset.get(i, 2) for i in range(len(ds))])
+    g, c = r.finish(b, "cuda"), r.finish(b, "cpu")
+    for k in ("image", "teacher_image"):
+        if k in c:
+            d = (g[k].cpu() - c[k]).abs().max().item()
+            print(f"cuda vs cpu, {name}, {k}: {'equal' if d == 0 else f'max |diff| {d:.3g}'}", flush=True)
+PY
+
+# issue 15: ours vs stock timm vs timm at its best, AMP fp16, 224, batch 1024 (eager), then the profile
+step backbone_b1024 110 python3 -m benchmarks.backbone_speed --device cuda --amp fp16 --batch 1024 \
+    --archs 5m 11m 21m --rounds 3 --iters 8 --records "$REC"
+
+# issue 13: scratch / stored / online end to end vs the compute-only bound, data alone, teacher alone, save_logits
+step distill_speed 200 python3 -m benchmarks.distill_speed --device cuda --img-size 224 --batch 256 --workers 14 \
+    --pipelines pil,tensor --teacher vit_base_patch16_224 --steps 12 --warmup 3 --results-dir "$REC"
+
+# issue 12: mae / dmae / tinymim step time and peak memory, ViT-T student, ViT-B teacher, batch 256, AMP (bf16)
+step vit_objectives 70 python3 -m benchmarks.vit_objective_speed --batch 256 --amp --steps 5 --warmup 2 \
+    --results-dir "$REC"
+
+# issue 15: where the GPU time of 21M goes (batch 1024, fp16, eager, channels-last)
+step profile_21m 45 python3 - <<'PY'
+import torch
+from torch.profiler import ProfilerActivity, profile
+from backbones import TinyViT
+model = TinyViT("21m", img_size=224).cuda().eval().to(memory_format=torch.channels_last)
+x = torch.randn(1024, 3, 224, 224, device="cuda").to(memory_format=torch.channels_last)
+with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
+    for _ in range(3):
+        model(x)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(3):
+            model(x)
+        torch.cuda.synchronize()
+print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=70))
+PY
+
+step backbone_21m_compile 150 python3 -m benchmarks.backbone_speed --device cuda --amp fp16 --batch 1024 \
+    --archs 21m --rounds 3 --iters 8 --compile --records "$REC"
+for size in 384 512; do
+    step "backbone_21m_${size}" 45 python3 -m benchmarks.backbone_speed --device cuda --amp fp16 --batch 256 \
+        --archs 21m --img-size "$size" --rounds 3 --iters 5 --records "$REC"
+done
+step backbone_b1024_bf16 60 python3 -m benchmarks.backbone_speed --device cuda --amp bf16 --batch 1024 \
+    --archs 21m --rounds 3 --iters 8 --records "$REC"
+
+tar -czf "$OUT/records.tar.gz" -C "$OUT" records && rm -rf "$REC"
+echo "== done in $(($(date +%s) - START)) s" | tee -a "$LOG"
