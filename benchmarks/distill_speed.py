@@ -144,19 +144,19 @@ def measure_mode(mode: str, pipeline: str, *, store: Path, teacher: dict[str, An
     # scratch / online: the same augmentation as the store's, only the targets differ
     cfg.data.aug = LogitStore.open(store).manifest["transform"]
     trainer = Trainer(cfg, work_dir / f"{pipeline}_{mode}")
-    out = {}
-    if bound:
-        out["bound_step_s"] = compute_bound(trainer, steps, warmup)
     history = trainer.train()
-    out["step_s"] = statistics.median(h["step_s"] for h in history[warmup:])
+    out = {"step_s": statistics.median(h["step_s"] for h in history[warmup:])}
+    if bound:  # after the run: the device, its kernels' autotuning and the AMP scale are as warm as in training
+        out["bound_step_s"] = compute_bound(trainer, steps, warmup)
     return out
 
 
 def save_store(pipeline: str, path: Path, teacher_cfg: dict[str, Any], *, img_size: int, batch: int, workers: int,
                num_samples: int, device: torch.device) -> float:
     """Save two epochs of a store through ``pipeline`` with `distill_pretrain.save_logits`'s own parts; returns the
-    img/s of the second (the first warms up): data pipeline + teacher + top-K + chunk writes, setup excluded."""
-    from tqdm import tqdm
+    steady-state img/s of the second (the first warms up): data pipeline + teacher + top-K + chunk writes, from its
+    second batch to its end (setup and the loader's worker start-up excluded: on a real data set an epoch is
+    millions of images)."""
     from distill_pretrain import save_logits
     from distill_pretrain.augment import AugmentConfig
     from distill_pretrain.data import build_dataset
@@ -173,15 +173,28 @@ def save_store(pipeline: str, path: Path, teacher_cfg: dict[str, Any], *, img_si
     store = save_logits.open_store(cfg, dataset, identity, aug, rank=0)
     runner = save_logits.TeacherRunner(teacher, identity, aug, device, device.type == "cuda")
     replay = build_replay(pipeline, dataset, aug, cfg.base_seed)
-    rates = []
     for epoch in (0, 1):
+        clock = _BatchClock()
+        save_logits.save_epoch(store, replay, runner, epoch, 0, 1, batch, workers, clock)
         _sync(device)
-        t0 = time.perf_counter()
-        done, _ = save_logits.save_epoch(store, replay, runner, epoch, 0, 1, batch, workers, tqdm(disable=True))
-        _sync(device)
-        rates.append(done / (time.perf_counter() - t0))
+        clock.update(0)
         store.finalize_epoch(epoch)
-    return rates[-1]
+    return clock.rate()
+
+
+class _BatchClock:
+    """A `save_epoch` progress sink that timestamps every batch: ``rate()`` is the img/s from the end of the first
+    batch to the last timestamp."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[float, int]] = []
+
+    def update(self, n: int) -> None:
+        self.marks.append((time.perf_counter(), n))
+
+    def rate(self) -> float:
+        (t0, _), (t1, _) = self.marks[0], self.marks[-1]
+        return sum(n for _, n in self.marks[1:]) / (t1 - t0)
 
 
 def data_only(pipelines: Sequence[str], *, img_size: int, batch: int, batches: int, workers: int,

@@ -4,6 +4,7 @@
 #   OUT=results/gpu bash benchmarks/gpu_session.sh [BUDGET_S]        # on the GPU machine, from the repo root
 #   device tool: carry [".device"], command:
 #     source .device/gpu_env.sh && OUT=$OUT bash benchmarks/gpu_session.sh 480
+#   STEPS="distill_speed profile_student_step" ... runs only the named steps.
 #
 # Steps run in order of priority, each under `timeout`; a step that would overrun the budget (default 480 s) is cut
 # and the rest are skipped (the log says so). Everything goes to $OUT/session.log; the result records to
@@ -15,9 +16,12 @@ mkdir -p "$OUT/records"
 LOG="$OUT/session.log"
 START=$(date +%s)
 
-step() {  # step NAME LIMIT_S CMD...: run CMD under min(LIMIT, what is left of the budget)
+step() {  # step NAME LIMIT_S CMD...: run CMD under min(LIMIT, what is left of the budget); STEPS="a b": only those
     local name=$1 limit=$2
     shift 2
+    if [[ -n "${STEPS:-}" && " $STEPS " != *" $name "* ]]; then
+        return
+    fi
     local left=$((BUDGET - ($(date +%s) - START)))
     if ((left < 15)); then
         echo "== $name: skipped (${left} s of the budget left)" | tee -a "$LOG"
@@ -71,7 +75,33 @@ step backbone_b1024 110 python3 -m benchmarks.backbone_speed --device cuda --amp
 
 # issue 13: scratch / stored / online end to end vs the compute-only bound, data alone, teacher alone, save_logits
 step distill_speed 200 python3 -m benchmarks.distill_speed --device cuda --img-size 224 --batch 256 --workers 14 \
-    --pipelines pil,tensor --teacher vit_base_patch16_224 --steps 12 --warmup 3 --results-dir "$REC"
+    --pipelines pil,tensor --teacher vit_base_patch16_224 --steps 25 --warmup 6 --results-dir "$REC"
+
+# issue 13: where the GPU time of one student step goes (TinyViT-5M scratch, 224, batch 256, AMP)
+step profile_student_step 60 python3 - <<'PY'
+import tempfile
+from pathlib import Path
+import torch
+from torch.profiler import ProfilerActivity, profile
+from benchmarks.distill_speed import TINY_CONFIG
+from distill_pretrain.config import load_config
+from distill_pretrain.trainer import Trainer
+cfg = load_config(TINY_CONFIG, {"mode": "scratch", "data.train.limit": 1024, "student.img_size": 224,
+                                "data.batch_size": 256, "data.num_workers": 8, "data.val": None, "record": False,
+                                "device": "cuda", "amp": True, "num_classes": 1000, "epochs": 1})
+cfg.data.aug.img_size = 224
+trainer = Trainer(cfg, Path(tempfile.mkdtemp()))
+batch = trainer.prepare(next(iter(trainer.loader())))
+for _ in range(5):
+    trainer.train_step(batch)
+with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+    for _ in range(3):
+        trainer.train_step(batch)
+    torch.cuda.synchronize()
+print(f"TinyViT-5M scratch train_step, 224 px, batch 256, {trainer.amp_description}, 3 steps:")
+print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=70))
+print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=70))
+PY
 
 # issue 12: mae / dmae / tinymim step time and peak memory, ViT-T student, ViT-B teacher, batch 256, AMP (bf16)
 step vit_objectives 70 python3 -m benchmarks.vit_objective_speed --batch 256 --amp --steps 5 --warmup 2 \

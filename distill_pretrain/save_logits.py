@@ -95,9 +95,11 @@ class TeacherRunner:
             logits = self.model(x)
         return logits.float().softmax(-1)
 
-    def topk(self, images: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def topk(self, images: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(indices, values) of the top-K probabilities, left on the device: the caller reads them back once per
+        chunk, so the teacher runs ahead of the host instead of waiting for each batch's copy."""
         values, indices = self.probs(images).topk(k, dim=-1, sorted=True)
-        return indices.cpu().numpy(), values.cpu().numpy()
+        return indices, values
 
 
 def _barrier() -> None:
@@ -151,7 +153,8 @@ def save_epoch(store: LogitStore, replay: Replay, runner: TeacherRunner, epoch: 
         done += len(batch_idx)
         progress.update(len(batch_idx))
         if last:
-            store.write_chunk(epoch, chunk, np.concatenate(seeds), np.concatenate(indices), np.concatenate(values))
+            store.write_chunk(epoch, chunk, np.concatenate(seeds), torch.cat(indices).cpu().numpy(),
+                              torch.cat(values).cpu().numpy())
             seeds, indices, values = [], [], []
     return done, skipped
 

@@ -52,7 +52,7 @@ def rerun_teacher(store: LogitStore, num_samples: int, seed: int, teacher_cfg: d
     for s in range(0, len(picks), batch_size):
         part = picks[s:s + batch_size]
         batch = replay.finish(replay.collate([replay.dataset.get(i, e) for e, i in part]), runner.device)
-        idx, val = runner.topk(teacher_view(batch), store.topk)
+        idx, val = (t.cpu().numpy() for t in runner.topk(teacher_view(batch), store.topk))
         for j, (e, i) in enumerate(part):
             rec = store.read(e, [i])
             seed_bad += int(rec.seeds[0] != batch["seed"][j])
