@@ -354,8 +354,12 @@ class Trainer:
         the learning rate as they are (the training loop owns those); returns the objective's outputs and
         ``grad_norm`` as floats."""
         out = self._backward(batch, accum=1, sync=True)
-        outputs = {k: float(v.detach() if torch.is_tensor(v) else v) for k, v in out.items()}
-        return {**outputs, "grad_norm": self._optimizer_step()}
+        grad_norm = self._optimizer_step()
+        tensors = {k: v.detach().float().reshape(()) for k, v in out.items() if torch.is_tensor(v)}
+        # one device → host copy for all outputs (each float() would wait for the device on its own)
+        outputs = dict(zip(tensors, torch.stack(list(tensors.values())).tolist())) if tensors else {}
+        outputs.update((k, float(v)) for k, v in out.items() if not torch.is_tensor(v))
+        return {**{k: outputs[k] for k in out}, "grad_norm": grad_norm}
 
     def _backward(self, batch: Mapping[str, Any], accum: int, sync: bool) -> dict[str, Any]:
         """Forward and (scaled, divided by ``accum``) backward of one micro-batch; DDP reduces only when ``sync``."""
