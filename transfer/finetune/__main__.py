@@ -79,9 +79,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     work_dir = Path(cfg["work_dir"] or Path("work_dirs") / "finetune" / (
         f"{name}__{backbone.name}__{(block.get('checkpoint_sha256') or 'random')[:12]}"))
     # the harness writes the one `finetune` record; evaluation runs once, after training, on the test split
-    run.update(mode=None, num_classes=data.num_classes, pretrain_name=f"{block['pretrain']}-ft-{name}",
+    run.update(mode=None, num_classes=data.num_classes, pretrain_name=f"{block['pretrain']}-ft-{name}" if checkpoint else name,
                record=False, eval_interval=0, labels_index_classes=True, work_dir=str(work_dir))
     trainer, result = run_finetune(run, work_dir, data, resume=args.resume)
+    if result is None:
+        print(f"stopped at step {trainer.step} of {trainer.schedule['total_steps']}: no record until the run "
+              f"finishes (rerun with --resume --work-dir {work_dir})")
+        return []
     record = finetune_record(trainer, result, block, name, data, cfg)
     print(f"fine-tuned checkpoint: {work_dir / 'checkpoint.pth'}")
     return write_and_print_records([record], cfg["results_dir"])

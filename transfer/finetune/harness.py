@@ -115,8 +115,9 @@ def record_pretrain(block: Mapping[str, Any], checkpoint: str | Path | None, exp
 
 
 def run_finetune(trainer_cfg: Mapping[str, Any], work_dir: str | Path, data: FinetuneData, *,
-                 resume: bool = False) -> tuple[Any, dict[str, float]]:
-    """Train (or resume) and evaluate on the test split: (trainer, {top1, top5, n_test, loss})."""
+                 resume: bool = False) -> tuple[Any, dict[str, float] | None]:
+    """Train (or resume) and evaluate on the test split: (trainer, {top1, top5, n_test, loss}); the result is None
+    when the run stopped before its last step (`stop_after_steps`): nothing is measured until it is resumed."""
     from mmengine.logging import MMLogger
 
     from distill_pretrain.trainer import Trainer
@@ -127,6 +128,8 @@ def run_finetune(trainer_cfg: Mapping[str, Any], work_dir: str | Path, data: Fin
     if resume:
         trainer.resume()
     history = trainer.train()
+    if trainer.step < int(trainer.schedule["total_steps"]):
+        return trainer, None
     metrics = trainer.evaluate(trainer.epoch - 1 if trainer.epoch else None)
     last = [h["loss"] for h in history[-trainer.steps_per_epoch:]]
     return trainer, {**metrics, "n_test": len(data.test), "loss": float(np.mean(last)) if last else float("nan")}
