@@ -185,7 +185,8 @@ def build_dataset(cfg: Mapping[str, Any]) -> ImageSamples:
     kind = _require(cfg, "type")
     if kind == EXTERNAL:
         raise ValueError(f"dataset {cfg}: type {EXTERNAL!r} is a data set built by the caller and passed as "
-                         "Trainer(cfg, work_dir, datasets={'train': ..., 'val': ...}); it cannot be built from the config")
+                         "Trainer(cfg, work_dir, datasets={'train': ..., 'val': ...}); it cannot be built from "
+                         "the config")
     if kind == "ImageFolder":
         return _image_folder(cfg)
     if kind == "ImageList":

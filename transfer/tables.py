@@ -15,8 +15,8 @@ _GROUPS = {"linear_probe": "Linear probe", "finetune": "Fine-tune"}  # column gr
 
 
 def tab5_table(records: Iterable[Mapping]) -> pd.DataFrame:
-    """Rows: backbone (name, source, pretrain, method); columns: ('Linear probe', data set) and ('N-shot', data set); cells:
-    top-1 in % (few-shot: 'mean ± ci95')."""
+    """Rows: backbone (name, source, pretrain, method); columns: ('Linear probe' | 'Fine-tune' | 'N-shot', data set);
+    cells: top-1 in % (few-shot and fine-tune: 'mean ± ci95')."""
     cells: dict[tuple[str, str, str], dict[tuple[str, str], str]] = {}
     order: list[tuple[str, str]] = []
     for rec in records:

@@ -72,15 +72,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     run["data"] = dict(cfg["data"], aug={**(cfg["data"].get("aug") or {}), "img_size": cfg["resolution"]},
                        train=dict(type=EXTERNAL, name=name, split="train", length=len(data.train)),
                        val=dict(type=EXTERNAL, name=name, split="test", length=len(data.test)))
-    for key, section, flag in (("batch_size", "data", "batch_size"), ("num_workers", "data", "num_workers"),
-                               ("lr", "optim", "lr"), ("layer_decay", "optim", "layer_decay")):
-        if cfg[flag] is not None:
-            run[section] = {**run[section], key: cfg[flag]}
+    for key, section in (("batch_size", "data"), ("num_workers", "data"), ("lr", "optim"), ("layer_decay", "optim")):
+        if cfg[key] is not None:  # the flag (or top-level config key) sets the trainer's nested key
+            run[section] = {**run[section], key: cfg[key]}
     work_dir = Path(cfg["work_dir"] or Path("work_dirs") / "finetune" / (
         f"{name}__{backbone.name}__{(block.get('checkpoint_sha256') or 'random')[:12]}"))
     # the harness writes the one `finetune` record; evaluation runs once, after training, on the test split
-    run.update(mode=None, num_classes=data.num_classes, pretrain_name=f"{block['pretrain']}-ft-{name}" if checkpoint else name,
-               record=False, eval_interval=0, labels_index_classes=True, work_dir=str(work_dir))
+    pretrain_name = f"{block['pretrain']}-ft-{name}" if checkpoint else name  # the fine-tuned checkpoint's meta
+    run.update(mode=None, num_classes=data.num_classes, pretrain_name=pretrain_name, record=False, eval_interval=0,
+               labels_index_classes=True, work_dir=str(work_dir))
     trainer, result = run_finetune(run, work_dir, data, resume=args.resume)
     if result is None:
         print(f"stopped at step {trainer.step} of {trainer.schedule['total_steps']}: no record until the run "

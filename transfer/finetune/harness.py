@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -138,8 +139,6 @@ def run_finetune(trainer_cfg: Mapping[str, Any], work_dir: str | Path, data: Fin
 def finetune_record(trainer: Any, result: Mapping[str, float], backbone: Mapping[str, Any], dataset: str,
                     data: FinetuneData, config: Mapping[str, Any]) -> dict[str, Any]:
     """The `finetune` result record of a run (see the module doc)."""
-    import math
-
     from contracts.records import make_record
 
     from ..linear_probe.probe import binomial_ci95

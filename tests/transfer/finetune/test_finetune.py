@@ -156,3 +156,12 @@ def test_bad_input_is_named(mae_checkpoint, tmp_path):
         build_dataset({"type": "external", "name": "fashion_mnist"})
     with pytest.raises(ValueError, match=r"datasets=\.\.\.\): keys \['test'\]"):
         Trainer({"mode": "scratch", "data": {"train": {"type": "external"}}}, tmp_path, datasets={"test": None})
+
+
+def test_help_names_the_flags(capsys):
+    from transfer.finetune.__main__ import main
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    assert all(flag in out for flag in ("--checkpoint", "--epochs", "--lr", "--layer-decay", "--classes", "--resume"))
