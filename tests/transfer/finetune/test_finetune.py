@@ -165,3 +165,22 @@ def test_help_names_the_flags(capsys):
     out = capsys.readouterr().out
     assert exit_info.value.code == 0
     assert all(flag in out for flag in ("--checkpoint", "--epochs", "--lr", "--layer-decay", "--classes", "--resume"))
+
+
+def test_official_mae_format_file_fine_tunes_with_its_pretrain_named(tmp_path):
+    """An official MAE pretraining file (timm names under `model`, decoder keys, no classifier) loads into the
+    student by name; its pretraining comes from --pretrain."""
+    from backbones.vit import build_vit
+    encoder = build_vit("vit_tiny_patch16_224", img_size=32, patch_size=8).state_dict()
+    official = {"model": {**{k: v for k, v in encoder.items() if not k.startswith("head")},
+                          "mask_token": torch.zeros(1, 1, 128), "decoder_embed.weight": torch.zeros(128, 192)}}
+    path = tmp_path / "mae_pretrain_vit_tiny.pth"
+    torch.save(official, path)
+    (record,) = _finetune("--backbone", "vit-tiny/patch8@32", "--checkpoint", str(path), "in1k-mae", "--max-train", "8", "--max-test", "8", "--batch-size", "4",
+                          "--epochs", "1", "--work-dir", str(tmp_path / "ft"), "--results-dir", str(tmp_path / "rec"))
+    block = record["backbone"]
+    assert (block["source"], block["pretrain"], block["patch_size"]) == ("official", "in1k-mae", 8)
+    assert sorted(block["load_report"]["skipped"]) == ["decoder_embed.weight", "mask_token"]
+    tuned = torch.load(tmp_path / "ft/checkpoint.pth", weights_only=True)["state_dict"]
+    assert tuned["head.weight"].shape == (5, 192) and not torch.equal(tuned["blocks.0.attn.qkv.weight"],
+                                                                      encoder["blocks.0.attn.qkv.weight"])
