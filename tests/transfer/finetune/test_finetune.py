@@ -176,8 +176,9 @@ def test_official_mae_format_file_fine_tunes_with_its_pretrain_named(tmp_path):
                           "mask_token": torch.zeros(1, 1, 128), "decoder_embed.weight": torch.zeros(128, 192)}}
     path = tmp_path / "mae_pretrain_vit_tiny.pth"
     torch.save(official, path)
-    (record,) = _finetune("--backbone", "vit-tiny/patch8@32", "--checkpoint", str(path), "in1k-mae", "--max-train", "8", "--max-test", "8", "--batch-size", "4",
-                          "--epochs", "1", "--work-dir", str(tmp_path / "ft"), "--results-dir", str(tmp_path / "rec"))
+    (record,) = _finetune("--backbone", "vit-tiny/patch8@32", "--checkpoint", str(path), "--pretrain", "in1k-mae",
+                          "--max-train", "8", "--max-test", "8", "--batch-size", "4", "--epochs", "1",
+                          "--work-dir", str(tmp_path / "ft"), "--results-dir", str(tmp_path / "rec"))
     block = record["backbone"]
     assert (block["source"], block["pretrain"], block["patch_size"]) == ("official", "in1k-mae", 8)
     assert sorted(block["load_report"]["skipped"]) == ["decoder_embed.weight", "mask_token"]
