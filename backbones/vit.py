@@ -204,12 +204,13 @@ _MAE_ONLY = ("decoder_", "mask_token")  # the official MAE pretraining file's de
 
 def load_vit_pretrained(model: VisionTransformer, checkpoint: str | Path | Mapping[str, Any], *,
                         prefix: str | None = None, strict: bool = False, allow_pickle: bool = False,
-                        where: str | None = None) -> LoadReport:
+                        where: str | None = None, allow_keys: Sequence[str] = ()) -> LoadReport:
     """Load ViT weights by name: official MAE (`model` key; decoder keys skipped), timm, ours (contract 2).
 
     Position embeddings of another grid are resampled (bicubic, timm's `resample_abs_pos_embed`); a classifier of
     another class count is skipped; any other shape mismatch raises with the key and both shapes. `where` names an
-    already-read checkpoint in messages.
+    already-read checkpoint in messages. With `strict`, a missing or unexpected key outside the `allow_keys` fnmatch
+    patterns raises naming the keys.
     """
     obj = read_checkpoint(checkpoint, allow_pickle) if isinstance(checkpoint, (str, Path)) else checkpoint
     where = where or (str(checkpoint) if isinstance(checkpoint, (str, Path)) else "state dict")
@@ -234,7 +235,7 @@ def load_vit_pretrained(model: VisionTransformer, checkpoint: str | Path | Mappi
         elif key in own:
             skip_classifier_or_refuse(sd, own, key, report, where,
                                       getattr(model, "vit_name", type(model).__name__), "head.")
-    load_and_report(model, sd, report, where, strict=strict)
+    load_and_report(model, sd, report, where, strict=strict, allowed=allow_keys)
     return report
 
 

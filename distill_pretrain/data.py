@@ -7,6 +7,9 @@
 * ``FashionMNIST`` / any torchvision dataset class name (``root``, ``split``='train'|'test'): ``download=False``;
   grey images become 3-channel. ``root`` defaults to ``contracts.assets.fashion_mnist_root()`` for FashionMNIST.
 * ``SkimagePhotos`` (``names``): real photos bundled in scikit-image (unlabeled).
+* ``external`` (`EXTERNAL`): a data set the caller hands to ``Trainer(cfg, work_dir, datasets={'train': ...,
+  'val': ...})`` (the transfer fine-tuning harness builds torchvision data sets that way); the dict only describes
+  it (free keys, e.g. ``name``, ``split``), it cannot be built from the config.
 
 Common keys: ``limit`` (first N samples); ``on_error`` = ``'stop'`` (default: an unreadable image raises
 `BadImageError` naming the file) or ``'skip'`` (it is replaced by a grey stand-in and reported, see `load_sample`,
@@ -28,6 +31,7 @@ from torch.utils.data import Dataset
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 ON_ERROR = ("stop", "skip")
+EXTERNAL = "external"
 # What PIL raises on a truncated / corrupt / non-image file.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error, Image.DecompressionBombError)
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field",
@@ -179,6 +183,10 @@ def build_dataset(cfg: Mapping[str, Any]) -> ImageSamples:
     """Build an image dataset from a config dict (see module doc); ``.identity`` describes it for the store."""
     cfg = dict(cfg)
     kind = _require(cfg, "type")
+    if kind == EXTERNAL:
+        raise ValueError(f"dataset {cfg}: type {EXTERNAL!r} is a data set built by the caller and passed as "
+                         "Trainer(cfg, work_dir, datasets={'train': ..., 'val': ...}); it cannot be built from "
+                         "the config")
     if kind == "ImageFolder":
         return _image_folder(cfg)
     if kind == "ImageList":

@@ -13,10 +13,18 @@ def build_student(student_cfg: Mapping[str, Any], num_classes: int) -> nn.Module
 
     `student.num_classes`, when the section sets it, wins over the trainer's `num_classes` — including 0, a
     feature extractor without classifier (the objectives `mae`/`dmae`/`tinymim` train no classifier).
+    The `init` load is strict but for the classifier (`head.*`) and the fnmatch patterns of `init_allow_keys`; a
+    timm ViT (`vit_*` / `deit_*`) loads through `backbones.vit.load_vit_pretrained` (ours, timm, official MAE;
+    position embeddings resampled to `img_size`). `reset_classifier=True` gives the classifier fresh weights after
+    the load, whatever the checkpoint held (transfer fine-tuning: a new head for the data set's classes).
     """
     cfg = dict(student_cfg)
     kind = cfg.pop("type", "TinyViT")
     init = cfg.pop("init", None)
+    allowed = ("head.*", *(cfg.pop("init_allow_keys", None) or ()))
+    reset = bool(cfg.pop("reset_classifier", False))
+    if reset and not init:
+        raise ValueError("config: student.reset_classifier=True needs student.init (a checkpoint to load first)")
     own_classes = cfg.pop("num_classes", None)
     if own_classes is not None:
         if int(own_classes) < 0:
@@ -28,11 +36,12 @@ def build_student(student_cfg: Mapping[str, Any], num_classes: int) -> nn.Module
         model = TinyViT(num_classes=num_classes, **cfg)
         if init:
             # strict but for the classifier: a backbone-only or other-class-count checkpoint leaves it fresh
-            report = load_pretrained(model, init, strict=False)
-            bad = [k for k in report.missing_keys if not k.startswith("head.")] + list(report.unexpected_keys)
-            if bad:
-                raise ValueError(f"student.init {init} does not fit the student (only the classifier 'head.*' may "
-                                 f"be missing): {report}")
+            try:
+                load_pretrained(model, init, strict=True, allow_keys=allowed)
+            except ValueError as err:
+                raise ValueError(f"student.init {init} does not fit the student: {err}") from None
+            if reset:
+                model.reset_classifier(num_classes)
         return model
     if kind == "timm":
         import timm
@@ -46,8 +55,16 @@ def build_student(student_cfg: Mapping[str, Any], num_classes: int) -> nn.Module
         if "img_size" in cfg and not _timm_takes_img_size(name):
             cfg.pop("img_size")
         model = timm.create_model(name, pretrained=False, num_classes=num_classes, **cfg)
-        if init:
+        if init and name.startswith(("vit_", "deit_")):
+            from backbones.vit import load_vit_pretrained
+            try:
+                load_vit_pretrained(model, init, strict=True, allow_keys=allowed)
+            except ValueError as err:
+                raise ValueError(f"student.init {init} does not fit the student {name}: {err}") from None
+        elif init:
             _load_timm_init(model, init)
+        if reset:
+            model.reset_classifier(num_classes)
         return model
     raise ValueError(f"config: student.type={kind!r}; use 'TinyViT' or 'timm'")
 

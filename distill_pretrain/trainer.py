@@ -71,10 +71,14 @@ class Trainer:
     """One training run described by a config (see `distill_pretrain.config.DEFAULTS` and configs/distill/).
 
     Without `dist_info` it runs in one process on `cfg.device` (`'auto'`: the GPU when there is one).
+    `datasets` ({'train': ..., 'val': ...}, either or both) are data sets a caller built (a transfer harness),
+    used instead of building `data.train` / `data.val` from the config; each yields (PIL image, label) like
+    `distill_pretrain.data` (an `ImageSamples` also gets its decode-error handling). The config then describes
+    them with `data.train=dict(type='external', ...)` (see `distill_pretrain.data.EXTERNAL`).
     """
 
     def __init__(self, cfg: Config | Mapping[str, Any], work_dir: str | Path, dist_info: DistInfo | None = None,
-                 config_sha256: str | None = None) -> None:
+                 config_sha256: str | None = None, datasets: Mapping[str, Dataset] | None = None) -> None:
         from contracts.provenance import config_sha256 as _sha
         self.cfg = resolve_config(cfg)
         self.work_dir = Path(work_dir)
@@ -85,6 +89,10 @@ class Trainer:
         torch.manual_seed(self.cfg.seed + self.dist.rank)
         self.store = None
         self.teacher, self.teacher_identity = None, None
+        self.datasets = dict(datasets or {})
+        if set(self.datasets) - {"train", "val"}:
+            raise ValueError(f"Trainer(datasets=...): keys {sorted(set(self.datasets) - {'train', 'val'})}; use "
+                             "'train' and/or 'val'")
         self._build_data()
         self._build_models()
         self._build_optim()
@@ -104,7 +112,7 @@ class Trainer:
         train_cfg = dict(cfg.data.train)
         if cfg.data.on_error is not None:
             train_cfg["on_error"] = cfg.data.on_error
-        train_set = data.build_dataset(train_cfg)
+        train_set = self.datasets["train"] if "train" in self.datasets else data.build_dataset(train_cfg)
         data_epochs = None
         if self.objective_cls.needs_store:
             from .store import LogitStore
@@ -130,7 +138,9 @@ class Trainer:
         self.steps_per_epoch = self.batches_per_epoch // accum
         self.total_batch = int(cfg.data.batch_size) * self.dist.world_size * accum
         self.val_set = None
-        if cfg.data.val is not None:
+        if "val" in self.datasets:
+            self.val_set = EvalDataset(self.datasets["val"], self.aug_cfg)
+        elif cfg.data.val is not None:
             self.val_set = EvalDataset(data.build_dataset(cfg.data.val), self.aug_cfg)
 
     def _store_epoch(self, epoch: int) -> int:

@@ -9,7 +9,9 @@ from torch.utils.data import Dataset, Subset
 
 
 def merge_config(args: argparse.Namespace, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """defaults ← CONFIG file (MMEngine Python config) ← --cfg-options ← explicit flags (those not None)."""
+    """defaults ← CONFIG file (MMEngine Python config) ← --cfg-options ← explicit flags (those not None).
+
+    A dotted --cfg-options key whose first part names a dict-valued key sets inside it (`optim.lr=1e-3`)."""
     cfg: dict[str, Any] = dict(defaults)
     if args.config:
         from mmengine.config import Config
@@ -20,7 +22,8 @@ def merge_config(args: argparse.Namespace, defaults: Mapping[str, Any]) -> dict[
         cfg.update(loaded)
     if args.cfg_options:
         from mmengine.config import DictAction  # noqa: F401  (parsed by the action already)
-        cfg.update(args.cfg_options)
+        for key, value in args.cfg_options.items():
+            _set_option(cfg, key, value)
     for key in defaults:
         value = getattr(args, key, None)
         if value is not None:
@@ -32,6 +35,16 @@ def merge_config(args: argparse.Namespace, defaults: Mapping[str, Any]) -> dict[
             cfg["checkpoint"] = checkpoint
         cfg["backbone"] = spec.pop("spec") if set(spec) == {"spec"} else spec
     return cfg
+
+
+def _set_option(cfg: dict[str, Any], key: str, value: Any) -> None:
+    """cfg[key] = value, or inside nested dicts for `a.b.c` when cfg['a'] is a dict (copied, not mutated)."""
+    head, _, rest = key.partition(".")
+    if rest and isinstance(cfg.get(head), Mapping):
+        cfg[head] = inner = dict(cfg[head])
+        _set_option(inner, rest, value)
+    else:
+        cfg[key] = value
 
 
 def cli_backbone(cfg: Mapping[str, Any]) -> Any:

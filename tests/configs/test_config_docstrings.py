@@ -1,4 +1,4 @@
-"""Every config under configs/{detection,segmentation,linear_probe,few_shot,demo} says how to run it and builds."""
+"""Every config under configs/{detection,segmentation,linear_probe,few_shot,finetune,demo} says how to run it and builds."""
 from __future__ import annotations
 
 import ast
@@ -13,7 +13,7 @@ import transfer.segmentation  # noqa: F401
 from transfer.openmmlab.config import check_model_keys
 
 REPO = Path(__file__).resolve().parents[2]
-FOLDERS = ("detection", "segmentation", "linear_probe", "few_shot", "demo")
+FOLDERS = ("detection", "segmentation", "linear_probe", "few_shot", "finetune", "demo")
 CONFIGS = sorted(p for folder in FOLDERS for p in (REPO / "configs" / folder).rglob("*.py"))
 SCOPES = {"detection": "mmdet", "segmentation": "mmseg"}
 RUN_COMMAND = re.compile(r"(python -m [\w.]+|torchrun .*-m [\w.]+|tools/[\w/]+\.py) ")

@@ -227,6 +227,11 @@ def run_moco_probe(model_or_spec: str | Mapping[str, Any] | nn.Module | Backbone
             "results": {"moco_v3": {"top1": correct / max(n, 1), "lr": lr, "epochs": epochs, "steps": step}}}
 
 
+def binomial_ci95(accuracy: float, n: int) -> float:
+    """Half-width of the normal-approximation binomial 95% interval of an accuracy measured on `n` images."""
+    return 1.96 * math.sqrt(accuracy * (1 - accuracy) / max(n, 1))
+
+
 def probe_records(run: Mapping[str, Any], dataset: str, *, resolution: int, seed: int, val_fraction: float = 0.2,
                   config: Any = None) -> list[dict[str, Any]]:
     """One result record per method of a `run_fast_probe` / `run_moco_probe` result (task 'linear_probe'), with the
@@ -235,8 +240,7 @@ def probe_records(run: Mapping[str, Any], dataset: str, *, resolution: int, seed
     records = []
     for method, res in run["results"].items():
         metrics = {k.lower(): v for k, v in res.items() if isinstance(v, (int, float))}  # best_C → best_c
-        # binomial 95% interval of the test accuracy
-        metrics["ci95"] = 1.96 * math.sqrt(metrics["top1"] * (1 - metrics["top1"]) / max(run["n_test"], 1))
+        metrics["ci95"] = binomial_ci95(metrics["top1"], run["n_test"])
         setting = {"method": method, "resolution": resolution, "n_train": run["n_train"], "n_test": run["n_test"],
                    "seed": seed, "val_fraction": val_fraction}
         records.append(make_record("linear_probe", dataset=dataset, split="test", metrics=metrics,
