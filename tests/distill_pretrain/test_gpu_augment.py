@@ -213,13 +213,16 @@ def test_save_logits_tensor_store_round_trip(tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (runs on GPU machines)")
-def test_cuda_replay_independent_of_batch_size_and_equal_to_cpu_where_elementwise(photos):
+def test_cuda_replay_independent_of_batch_size_and_within_one_ulp_of_cpu(photos):
+    """Measured on an H200 (2026-11-28): batch-independent bit for bit; CUDA vs CPU ≤ 9.5e-7 (one ulp of the
+    normalised pixels: the two devices' float kernels round differently), so replay is exact per kind of device."""
     replay = build_replay("tensor", photos, FULL_AUG, base_seed=5)
     items = [replay.dataset.get(i, 2) for i in range(len(photos))]
     whole = replay.finish(replay.collate(items), "cuda")["image"]
     for i, item in enumerate(items):
         assert torch.equal(replay.finish(replay.collate([item]), "cuda")["image"][0], whole[i])
-    for name in ("crop_flip", "color_jitter", "mixup", "cutmix"):  # integer / single IEEE ops: same on both
+    for name in ("crop_flip", "color_jitter", "mixup", "cutmix"):
         aug = build_replay("tensor", photos, AUGS[name], base_seed=5)
         batch = aug.collate([aug.dataset.get(i, 2) for i in range(len(photos))])
-        assert torch.equal(aug.finish(batch, "cuda")["image"].cpu(), aug.finish(batch, "cpu")["image"]), name
+        torch.testing.assert_close(aug.finish(batch, "cuda")["image"].cpu(), aug.finish(batch, "cpu")["image"],
+                                   atol=2e-6, rtol=0, msg=name)
