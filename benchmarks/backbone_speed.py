@@ -2,21 +2,24 @@
 
     python -m benchmarks.backbone_speed [--archs 5m 11m 21m] [--img-size 224] [--batch 16] [--threads 2]
                                         [--compile] [--ablation] [--onnxruntime] [--device cuda --amp bf16] [--quick]
+    python -m benchmarks.backbone_speed --profile [--archs 5m 21m] [--rounds 5]   # CPU time per op category
 
 Contenders, all holding the same weights, fed the same batch, measured in interleaved rounds, each scored by its
 fastest round (as `timeit` does: load from other processes only ever slows a round, and on a shared machine it
 swings by 2-3x within minutes, which a median of a few rounds does not absorb):
 - `ours`: our TinyViT as shipped (channels-last convolutions, conv+BN fused at inference, matmul attention on CPU
-  and SDPA on GPU);
+  and SDPA on GPU, and on CPU its linear layers and convs with their GELU / residual add as oneDNN fused calls);
 - `timm`: stock `tiny_vit_*` (NCHW input, BN unfused, timm's default attention);
 - `timm tuned`: timm with its own `ConvNorm.fuse()` applied to all ConvNorms, channels-last weights and input,
   once with each attention kernel (SDPA / matmuls; `fused_attn`), the faster counting;
 - with `--compile`: `torch.compile` of ours and of tuned timm (same attention kernel as ours);
 - with `--onnxruntime` (CPU): our model exported by `backbones.export_onnx`, run by onnxruntime's CPU provider;
 - with `--ablation`: ours with its tricks switched on one at a time (none → +channels-last → +fused BN →
-  +attention kernel = ours → +compile), each one's gain = its row over the row before.
+  +attention kernel → +oneDNN fused calls = ours → +compile), each one's gain = its row over the row before.
 `timm best` is the fastest timm configuration measured; `speedup_vs_timm_best` = our fastest over it.
 On a GPU (`--device cuda`) it follows paper Tab. 4's protocol (one GPU, AMP fp16 by default, batch 256).
+`--profile` (CPU) instead splits one forward of ours and of timm's best by op category and prints the speed-up
+that removing all of our non-kernel time could give (`benchmarks.backbone_profile`).
 MACs come from `mmengine.analysis` (fvcore-style counter) with a handle for SDPA, which it does not count itself.
 """
 from __future__ import annotations
@@ -155,12 +158,13 @@ def contenders(ours: TinyViT, img_size: int, device: str, *, compile_mode: str |
         runners[f"timm tuned {kernel}"] = _channels_last_input(tuned[kernel])
     if ablation:
         base_kernel = "matmul" if gpu else "sdpa"  # the kernel ours does not pick on this device
-        for name, options in (("ours: none", dict(channels_last=False, fuse_bn=False)),
-                              ("ours: +channels-last", dict(channels_last=True, fuse_bn=False)),
-                              ("ours: +fused BN", dict(channels_last=True, fuse_bn=True))):
+        for name, options in (("ours: none", dict(channels_last=False, fuse_bn=False, attention=base_kernel)),
+                              ("ours: +channels-last", dict(channels_last=True, fuse_bn=False, attention=base_kernel)),
+                              ("ours: +fused BN", dict(channels_last=True, fuse_bn=True, attention=base_kernel)),
+                              ("ours: +attention kernel", dict(channels_last=True, fuse_bn=True))):
             model = TinyViT(arch, window_sizes=ours.window_sizes, num_classes=ours.num_classes).eval()
             model.load_state_dict(state)
-            model.set_speed_options(attention=base_kernel, **options)
+            model.set_speed_options(onednn=False, **options)
             runners[name] = model.to(device)
     if compile_mode:
         compiled = _compiled(ours, compile_mode, notes)
@@ -196,7 +200,8 @@ def summarize(speed: dict[str, float]) -> dict[str, float]:
         m.update(ablation_base_img_s=speed["ours: none"],
                  gain_channels_last=speed["ours: +channels-last"] / speed["ours: none"],
                  gain_fuse_bn=speed["ours: +fused BN"] / speed["ours: +channels-last"],
-                 gain_attention=speed["ours"] / speed["ours: +fused BN"])
+                 gain_attention=speed["ours: +attention kernel"] / speed["ours: +fused BN"],
+                 gain_onednn=speed["ours"] / speed["ours: +attention kernel"])
         if "ours compiled" in speed:
             m["gain_compile"] = speed["ours compiled"] / speed["ours"]
     return m
@@ -251,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
                         help="also torch.compile ours and tuned timm (MODE: default, reduce-overhead, max-autotune...)")
     parser.add_argument("--ablation", action="store_true", help="switch our tricks on one at a time")
     parser.add_argument("--onnxruntime", action="store_true", help="also onnxruntime (CPU) on our exported model")
+    parser.add_argument("--profile", action="store_true", help="CPU: time per op category, ours vs timm's best, "
+                        "and the speed-up bound (instead of throughput)")
     parser.add_argument("--quick", action="store_true", help="5M only, batch 8, 3 rounds")
     parser.add_argument("--records", default=None, help="records folder (default results/records)")
     parser.add_argument("--no-record", action="store_true", help="print only, write no result records")
@@ -263,6 +270,11 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     archs, rounds = args.archs, args.rounds
     if args.quick:
         archs, batch, rounds = ["5m"], min(batch, 8), 3
+    if args.profile:
+        if gpu:
+            parser.error("--profile runs on CPU only (pass --device cpu)")
+        from benchmarks.backbone_profile import profile_archs
+        return profile_archs(archs, args.img_size, batch, rounds, write=not args.no_record, records_dir=args.records)
     table = benchmark(archs, args.img_size, batch, rounds, args.iters, args.device, amp, compile_mode=args.compile,
                       ablation=args.ablation, onnxruntime=args.onnxruntime, write=not args.no_record,
                       records_dir=args.records)
