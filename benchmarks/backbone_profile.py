@@ -113,9 +113,13 @@ def bounds(ours: pd.Series, timm_best: pd.Series) -> dict[str, float]:
 
 
 def profile_arch(arch: str, img_size: int, batch: int, rounds: int) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Category table (seconds; ours, timm tuned per kernel) and the record's metrics for one arch."""
+    """Category table (seconds; ours, ours without the oneDNN calls, timm tuned per kernel) and the record's
+    metrics for one arch."""
     ours = TinyViT(arch, img_size=img_size, num_classes=1000).eval()
-    runners: dict[str, Runner] = {"ours": ours}
+    plain = TinyViT(arch, img_size=img_size, num_classes=1000).eval()
+    plain.load_state_dict(ours.state_dict())
+    plain.set_speed_options(onednn=False)
+    runners: dict[str, Runner] = {"ours": ours, "ours w/o oneDNN": plain}
     for kernel in ("sdpa", "matmul"):
         model = timm_tiny_vit(arch, ours.window_sizes, ours.num_classes).eval()
         model.load_state_dict(ours.state_dict())
@@ -134,13 +138,17 @@ def profile_archs(archs: Sequence[str], img_size: int, batch: int, rounds: int, 
     rows = []
     for arch in archs:
         table, metrics = profile_arch(arch, img_size, batch, rounds)
-        shown = pd.concat([table * 1e3, (table / table.sum() * 100).add_suffix(" %")], axis=1)
+        shares = table[["ours", next(c for c in table.columns if c.endswith("(best)"))]]
+        shown = pd.concat([table * 1e3, (shares / shares.sum() * 100).add_suffix(" %")], axis=1)
         shown.loc["total"] = shown.sum()
         print(f"\nTinyViT-{arch.upper()} profile, ms per forward (batch {batch}, {img_size}², "
               f"{torch.get_num_threads()} threads; per category the fastest of {rounds} rounds):")
         print(shown.to_markdown(floatfmt=".1f"))
         numbers = {k: v for k, v in metrics.items() if not k.endswith("_split")}
-        print("  " + ", ".join(f"{k} {v:.3g}" for k, v in numbers.items()))
+        print("  ours: " + ", ".join(f"{k} {v:.3g}" for k, v in numbers.items()))
+        timm_best = table[next(c for c in table.columns if c.endswith("(best)"))]
+        print("  ours w/o oneDNN: " + ", ".join(f"{k} {v:.3g}" for k, v in
+                                                bounds(table["ours w/o oneDNN"], timm_best).items()))
         rows.append({"model": f"TinyViT-{arch.upper()}", **numbers})
         if write:
             setting = {"img_size": img_size, "batch": batch, "threads": torch.get_num_threads(), "device": "cpu",
