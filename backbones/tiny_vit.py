@@ -93,12 +93,13 @@ def onednn_inference(module: nn.Module) -> bool:
     """Whether this call may run oneDNN's fused CPU ops (a linear layer or conv with its GELU or residual add as one
     kernel; oneDNN's GEMM is also 1.4-2.8x MKL's on this suite's AMD CPU): `module.onednn` set, eval mode, grad off,
     fp32 CPU weights, eager (not traced, scripted, compiled, autocast or exported to ONNX)."""
+    if (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
+            or torch.onnx.is_in_onnx_export() or torch.fx._symbolic_trace.is_fx_symbolic_tracing()):
+        return False  # graphs keep the plain ops (the compiler / exporter does its own fusions)
     weight = next(module.parameters())
     return (module.onednn and not module.training and not torch.is_grad_enabled() and weight.device.type == "cpu"
             and weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-            and torch.backends.mkldnn.enabled and not torch.is_autocast_enabled("cpu") and not torch.jit.is_tracing()
-            and not torch.jit.is_scripting() and not torch.compiler.is_compiling()
-            and not torch.onnx.is_in_onnx_export() and not torch.fx._symbolic_trace.is_fx_symbolic_tracing())
+            and torch.backends.mkldnn.enabled and not torch.is_autocast_enabled("cpu"))
 
 
 def onednn_linear(fc: nn.Linear, x: torch.Tensor, gelu: bool = False,
