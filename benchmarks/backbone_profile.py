@@ -45,13 +45,14 @@ _CATEGORY_OF = {f"aten::{op}": cat for cat, ops in _BY_NAME.items() for op in op
     "mkldnn::_linear_pointwise": "linear"}  # ours: oneDNN linear with its GELU / residual add fused in
 _CONVOLUTIONS = ("aten::conv2d", "mkldnn::_convolution_pointwise")
 _PREFIXES = ("aten::", "mkldnn::")
+_CONV_BINARY_ARGS = len(torch.ops.mkldnn._convolution_pointwise.binary._schema.arguments)
 
 
 def op_category(name: str, input_shapes: Sequence[Sequence[int]]) -> str:
     """The category of a top-level op; a convolution's from its weight (O, I/groups, kh, kw), which follows the
-    input (and, in oneDNN's conv + residual add, the residual of the input's shape)."""
+    input (and, in oneDNN's conv + residual add, its 13-argument form, the residual)."""
     if name in _CONVOLUTIONS:
-        weight = input_shapes[2] if input_shapes[1] == input_shapes[0] else input_shapes[1]
+        weight = input_shapes[2] if len(input_shapes) == _CONV_BINARY_ARGS else input_shapes[1]
         if weight[2:] == [1, 1]:
             return "conv 1x1"
         return "conv depth-wise" if weight[1] == 1 else "conv dense"

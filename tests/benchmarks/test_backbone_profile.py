@@ -16,7 +16,10 @@ def test_convolutions_split_by_weight_shape():
     assert op_category("aten::conv2d", [[1, 64, 8, 8], [256, 64, 1, 1]]) == "conv 1x1"
     assert op_category("aten::conv2d", [[1, 64, 8, 8], [64, 1, 3, 3]]) == "conv depth-wise"
     assert op_category("aten::conv2d", [[1, 3, 8, 8], [32, 3, 3, 3]]) == "conv dense"
-    assert op_category("mkldnn::_convolution_pointwise", [[1, 64, 8, 8], [1, 64, 8, 8], [64, 64, 1, 1]]) == "conv 1x1"
+    binary = [[1, 256, 8, 8], [1, 64, 8, 8], [64, 256, 1, 1], [64], *[[]] * 9]  # conv(X) + residual
+    assert op_category("mkldnn::_convolution_pointwise", binary) == "conv 1x1"
+    assert op_category("mkldnn::_convolution_pointwise", [[1, 64, 8, 8], [64, 1, 3, 3], [64], *[[]] * 7]) == \
+        "conv depth-wise"
     assert op_category("mkldnn::_linear_pointwise", [[1, 8, 8, 64], [256, 64]]) == "linear"
     assert op_category("aten::permute", [[1]]) == "layout copies" and op_category("aten::mean", []) == "other ops"
 
