@@ -142,8 +142,10 @@ class ConvNorm(nn.Module):
     def forward_act(self, x: torch.Tensor, act: nn.Module | None = None,
                     residual: torch.Tensor | None = None) -> torch.Tensor:
         """`act(self(x))` or `self(x) + residual`: one oneDNN call with the BN fused where `onednn_inference` holds
-        (and the BN is fused), else the plain ops."""
-        if not (self.fuse_bn and self.bn.running_var is not None and onednn_inference(self)):
+        (and the BN is fused), else the plain ops (also with nothing to fuse: a lone depth-wise conv ran 2x slower
+        as a oneDNN call than through `F.conv2d`, `benchmarks.backbone_speed --profile`)."""
+        if not ((act is not None or residual is not None) and self.fuse_bn and self.bn.running_var is not None
+                and onednn_inference(self)):
             y = self(x)
             return act(y) if act is not None else y.add_(residual) if residual is not None else y
         weight, bias = self.fused_weight_and_bias()
@@ -151,9 +153,7 @@ class ConvNorm(nn.Module):
         args = (weight, bias, list(c.padding), list(c.stride), list(c.dilation), c.groups)
         if residual is not None:
             return torch.ops.mkldnn._convolution_pointwise.binary(x, residual, *args, "add", None, None, [], None)
-        gelu = act is not None
-        return torch.ops.mkldnn._convolution_pointwise(x, *args, "gelu" if gelu else "none", [],
-                                                       "none" if gelu else "")
+        return torch.ops.mkldnn._convolution_pointwise(x, *args, "gelu", [], "none")
 
 
 class PatchEmbed(nn.Module):
