@@ -259,14 +259,14 @@ def load_pretrained(model: nn.Module, checkpoint: str | Path | Mapping[str, Any]
 
 
 def build_from_checkpoint(checkpoint: str | Path | Mapping[str, Any], *, allow_pickle: bool = False,
-                          strict: bool = True, allow_keys: Sequence[str] = (),
+                          strict: bool = True, allow_keys: Sequence[str] = (), prefix: str | None = None,
                           **overrides: Any) -> tuple[nn.Module, LoadReport]:
     """A TinyViT built as the checkpoint describes, then loaded: `(model, report)`.
 
     Our format records arch, img_size and window_sizes in its metadata, so a student trained at 64 px with
     custom windows comes back exactly as trained; other formats need `arch=` (and optionally img_size /
     window_sizes) in `overrides`, which also replace metadata values (e.g. `out_indices`, `num_classes`).
-    `strict` / `allow_keys` as in `load_pretrained`.
+    `strict` / `allow_keys` / `prefix` as in `load_pretrained`.
     """
     from .tiny_vit import TinyViT
     obj = read_checkpoint(checkpoint, allow_pickle) if isinstance(checkpoint, (str, Path)) else checkpoint
@@ -280,5 +280,5 @@ def build_from_checkpoint(checkpoint: str | Path | Mapping[str, Any], *, allow_p
         kwargs["window_sizes"] = tuple(kwargs["window_sizes"])
     model = TinyViT(**kwargs)
     label = str(checkpoint) if isinstance(checkpoint, (str, Path)) else None
-    report = load_pretrained(model, obj, strict=strict, allow_keys=allow_keys, label=label)
+    report = load_pretrained(model, obj, prefix=prefix, strict=strict, allow_keys=allow_keys, label=label)
     return model, report

@@ -1,7 +1,11 @@
 """ONNX export of a TinyViT checkpoint (classifier or stride-4/8/16/32 pyramid), checked with onnxruntime.
 
     python -m backbones.export_onnx CHECKPOINT out.onnx [--arch 5m] [--img-size 224] [--dynamic-batch] [--dense]
-                                    [--opset 17] [--num-classes N] [--allow-pickle]
+                                    [--opset 17] [--num-classes N] [--allow-pickle] [--prefix backbone.]
+
+`--dense --prefix backbone.` exports the backbone of one of our detector / segmentor checkpoints, with the
+per-output LayerNorms it was trained with (the stages whose `norm{i}` the file holds; without any, all four
+stages unnormalised, as a classification checkpoint gives).
 
 The graph is traced at inference (BatchNorm folded into the convolutions, attention-bias tables gathered and
 folded into constants; input height/width fixed, the batch optionally dynamic), then run with onnxruntime's CPU
@@ -23,7 +27,8 @@ import torch
 
 from contracts.fileio import atomic_write
 
-from .checkpoint import CHECKPOINT_FORMAT, build_from_checkpoint, read_checkpoint
+from .checkpoint import CHECKPOINT_FORMAT, _strip_prefix, _unwrap, build_from_checkpoint, read_checkpoint
+from .tiny_vit import NUM_STAGES
 from .tiny_vit import TinyViT
 
 MIN_OPSET = 17  # LayerNormalization
@@ -52,21 +57,29 @@ def check_img_size(img_size: int) -> None:
 
 
 def load_for_export(checkpoint: str | Path, *, dense: bool = False, allow_pickle: bool = False,
-                    **overrides: Any) -> TinyViT:
+                    prefix: str | None = None, **overrides: Any) -> TinyViT:
     """The TinyViT a checkpoint describes, in eval mode; raises naming the keys when the file does not fit it.
 
-    `dense` builds the pyramid (every stage, no head; head weights in the file are ignored); otherwise the
-    classifier, which must find every weight, its head included. `overrides`: arch / img_size / window_sizes /
-    num_classes for files without our metadata.
+    `dense` builds the pyramid (no head; head weights in the file are ignored): the stages with an output norm
+    in the file, normalised, or all four without norms; otherwise the classifier, which must find every weight,
+    its head included. `prefix`: the backbone's key prefix in a detector / segmentor checkpoint
+    (`backbone.`). `overrides`: arch / img_size / window_sizes / num_classes for files without our metadata.
     """
     obj = read_checkpoint(checkpoint, allow_pickle)
     meta = obj.get("meta") if obj.get("format") == CHECKPOINT_FORMAT and isinstance(obj.get("meta"), dict) else {}
     if not dense and "num_classes" not in overrides and meta.get("num_classes") is not None:
         overrides = {**overrides, "num_classes": meta["num_classes"]}
     if dense:
-        overrides = {**overrides, "out_indices": (0, 1, 2, 3), "out_norm": False, "num_classes": 0}
+        sd = _unwrap(obj)[0]
+        try:
+            sd = _strip_prefix(sd, prefix) if prefix else sd
+        except ValueError as err:
+            raise ValueError(f"{checkpoint}: {err}") from None
+        normed = tuple(i for i in range(NUM_STAGES) if f"norm{i}.weight" in sd)
+        overrides = {**overrides, "out_indices": normed or tuple(range(NUM_STAGES)), "out_norm": bool(normed),
+                     "num_classes": 0}
     try:
-        model, report = build_from_checkpoint(obj, strict=False, **overrides)
+        model, report = build_from_checkpoint(obj, strict=False, prefix=prefix, **overrides)
     except ValueError as err:
         raise ValueError(f"{checkpoint}: {str(err).removeprefix('state dict: ')}") from None
     unexpected = [k for k in report.unexpected_keys if not (dense and k.startswith("head."))]
@@ -123,11 +136,14 @@ def max_abs_diff(model: TinyViT, session: Any, img_size: int, batch: int = 2, se
 
 def export_onnx(checkpoint: str | Path, out: str | Path, *, img_size: int = 224, dynamic_batch: bool = False,
                 dense: bool = False, opset: int = MIN_OPSET, allow_pickle: bool = False, atol: float = 1e-4,
-                **overrides: Any) -> tuple[Path, float]:
+                prefix: str | None = None, **overrides: Any) -> tuple[Path, float]:
     """Export, check against PyTorch with onnxruntime, then write `out`; returns (path, max abs diff)."""
     check_opset(opset)
     check_img_size(img_size)
-    model = load_for_export(checkpoint, dense=dense, allow_pickle=allow_pickle, **overrides)
+    if prefix and not dense:
+        raise ValueError(f"prefix {prefix!r}: a detector / segmentor backbone has no classifier; pass dense=True "
+                         "(--dense)")
+    model = load_for_export(checkpoint, dense=dense, allow_pickle=allow_pickle, prefix=prefix, **overrides)
     data = export_bytes(model, img_size, dynamic_batch=dynamic_batch, opset=opset)
     diff = max_abs_diff(model, ort_session(data), img_size, batch=2 if dynamic_batch else 1)
     if not diff <= atol:
@@ -149,13 +165,15 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--opset", type=int, default=MIN_OPSET)
     parser.add_argument("--atol", type=float, default=1e-4, help="max |onnxruntime - PyTorch| accepted")
     parser.add_argument("--allow-pickle", action="store_true", help="trusted files that pickle objects only")
+    parser.add_argument("--prefix", default=None, help="the backbone's key prefix in a detector / segmentor "
+                        "checkpoint, e.g. 'backbone.' (with --dense)")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in (("arch", args.arch), ("num_classes", args.num_classes),
                                    ("img_size", args.window_img_size)) if v is not None}
     try:
         path, diff = export_onnx(args.checkpoint, args.out, img_size=args.img_size, dynamic_batch=args.dynamic_batch,
                                  dense=args.dense, opset=args.opset, allow_pickle=args.allow_pickle, atol=args.atol,
-                                 **overrides)
+                                 prefix=args.prefix, **overrides)
     except (ValueError, FileNotFoundError) as err:
         parser.exit(2, f"error: {err}\n")
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, opset {args.opset}); onnxruntime vs PyTorch max abs "

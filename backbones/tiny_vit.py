@@ -20,7 +20,8 @@ the norm, qkv and output projections run on the whole map and the window partiti
 the reverse + head merge another); at inference (grad disabled) every conv+BN pair runs as one fused conv whose
 weights are derived from the live parameters on each call, so nothing cached can go stale after
 `load_state_dict`, `.to()` or an optimizer step; attention adds the bias table in place to plain matmuls on CPU
-(faster there than SDPA for these windows) and uses SDPA on GPU.
+(faster there than SDPA for these windows) and uses SDPA on GPU; on CPU at inference (eager fp32) the linear layers
+and convs run as oneDNN calls with their GELU or residual add fused in (`onednn_inference`).
 """
 from __future__ import annotations
 
@@ -89,6 +90,29 @@ def resolve_arch(arch: str | dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def onednn_inference(module: nn.Module) -> bool:
+    """Whether this call may run oneDNN's fused CPU ops (a linear layer or conv with its GELU or residual add as one
+    kernel; oneDNN's GEMM also ran 2.3-2.7x faster than the MKL sgemm `F.linear` calls on this suite's AMD CPU):
+    `module.onednn` set, eval mode, grad off, fp32 CPU weights, eager (not traced, scripted, compiled, autocast or
+    exported to ONNX)."""
+    if (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
+            or torch.onnx.is_in_onnx_export() or torch.fx._symbolic_trace.is_fx_symbolic_tracing()):
+        return False  # graphs keep the plain ops (the compiler / exporter does its own fusions)
+    weight = next(module.parameters())
+    return (module.onednn and not module.training and not torch.is_grad_enabled() and weight.device.type == "cpu"
+            and weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
+            and torch.backends.mkldnn.enabled and not torch.is_autocast_enabled("cpu"))
+
+
+def onednn_linear(fc: nn.Linear, x: torch.Tensor, gelu: bool = False,
+                  residual: torch.Tensor | None = None) -> torch.Tensor:
+    """`fc(x)`, then GELU or `+ residual`, as one oneDNN call (only where `onednn_inference` holds)."""
+    if residual is not None:
+        return torch.ops.mkldnn._linear_pointwise.binary(x, residual, fc.weight, fc.bias, "add")
+    return torch.ops.mkldnn._linear_pointwise(x, fc.weight, fc.bias, "gelu" if gelu else "none", [],
+                                              "none" if gelu else "")
+
+
 class ConvNorm(nn.Module):
     """Conv2d (no bias) + BatchNorm2d; one fused conv at inference, recomputed from the live weights each call."""
 
@@ -96,6 +120,7 @@ class ConvNorm(nn.Module):
                  groups: int = 1, bn_weight_init: float = 1.0) -> None:
         super().__init__()
         self.fuse_bn = True  # `TinyViT.set_speed_options(fuse_bn=False)` turns it off (benchmark ablation)
+        self.onednn = True  # `TinyViT.set_speed_options(onednn=False)` turns it off (benchmark ablation)
         self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(out_chs)
         nn.init.constant_(self.bn.weight, bn_weight_init)
@@ -114,6 +139,22 @@ class ConvNorm(nn.Module):
         c = self.conv
         return F.conv2d(x, weight, bias, c.stride, c.padding, c.dilation, c.groups)
 
+    def forward_act(self, x: torch.Tensor, act: nn.Module | None = None,
+                    residual: torch.Tensor | None = None) -> torch.Tensor:
+        """`act(self(x))` or `self(x) + residual`: one oneDNN call with the BN fused where `onednn_inference` holds
+        (and the BN is fused), else the plain ops (also with nothing to fuse: a lone depth-wise conv ran 2x slower
+        as a oneDNN call than through `F.conv2d`, `benchmarks.backbone_speed --profile`)."""
+        if not ((act is not None or residual is not None) and self.fuse_bn and self.bn.running_var is not None
+                and onednn_inference(self)):
+            y = self(x)
+            return act(y) if act is not None else y.add_(residual) if residual is not None else y
+        weight, bias = self.fused_weight_and_bias()
+        c = self.conv
+        args = (weight, bias, list(c.padding), list(c.stride), list(c.dilation), c.groups)
+        if residual is not None:
+            return torch.ops.mkldnn._convolution_pointwise.binary(x, residual, *args, "add", None, None, [], None)
+        return torch.ops.mkldnn._convolution_pointwise(x, *args, "gelu", [], "none")
+
 
 class PatchEmbed(nn.Module):
     """Two stride-2 3×3 ConvNorms (stride 4 in all)."""
@@ -125,7 +166,7 @@ class PatchEmbed(nn.Module):
         self.conv2 = ConvNorm(out_chs // 2, out_chs, 3, 2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv2(self.act(self.conv1(x)))
+        return self.conv2.forward_act(self.conv1.forward_act(x, self.act))
 
 
 class MBConv(nn.Module):
@@ -143,9 +184,10 @@ class MBConv(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.drop_path(self.conv3(self.act2(self.conv2(self.act1(self.conv1(x))))))
-        y += x  # in place into the fresh branch output: no new activation-sized buffer (~6% of stage 0 on CPU)
-        return self.act3(y)
+        y = self.conv2.forward_act(self.conv1.forward_act(x, self.act1), self.act2)
+        if self.training and self.drop_path.p:
+            return self.act3(self.drop_path(self.conv3(y)) + x)
+        return self.act3(self.conv3.forward_act(y, residual=x))  # the add is in place / inside the conv
 
 
 class PatchMerging(nn.Module):
@@ -160,7 +202,7 @@ class PatchMerging(nn.Module):
         self.conv3 = ConvNorm(out_dim, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv3(self.act2(self.conv2(self.act1(self.conv1(x)))))
+        return self.conv3.forward_act(self.conv2.forward_act(self.conv1.forward_act(x, self.act1), self.act2))
 
 
 class DropPath(nn.Module):
@@ -254,6 +296,7 @@ class Attention(nn.Module):
         self.head_dim = dim // num_heads
         self.window_size = window_size
         self.fused_attn: bool | None = None  # None: SDPA on GPU, matmuls on CPU (see `window_attention`)
+        self.onednn = True  # projections through `onednn_linear` where `onednn_inference` holds
         self.norm = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
@@ -266,11 +309,18 @@ class Attention(nn.Module):
         n = self.window_size * self.window_size
         return self.attention_biases.index_select(1, self.attention_bias_idxs.view(-1)).view(self.num_heads, n, n)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, H, W, C) → (B, H, W, C); maps that are not whole windows are zero-padded, then cropped."""
-        qkv = self.qkv(self.norm(_pad_to_windows(x, self.window_size)))
-        out = window_attention(qkv, self.attention_bias(), self.num_heads, self.window_size, self.fused_attn)
-        return self.proj(_crop_like(out, x))
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, H, W, C) → (B, H, W, C) (+ residual); maps that are not whole windows are zero-padded, then
+        cropped."""
+        h = self.norm(_pad_to_windows(x, self.window_size))
+        onednn = onednn_inference(self)
+        qkv = onednn_linear(self.qkv, h) if onednn else self.qkv(h)
+        out = _crop_like(window_attention(qkv, self.attention_bias(), self.num_heads, self.window_size,
+                                          self.fused_attn), x)
+        if onednn:
+            return onednn_linear(self.proj, out, residual=residual)
+        y = self.proj(out)
+        return y if residual is None else y.add_(residual)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 - torch's signature
         key = prefix + "attention_biases"
@@ -295,9 +345,14 @@ class Mlp(nn.Module):
         self.drop1 = nn.Dropout(drop)
         self.fc2 = nn.Linear(hidden, dim)
         self.drop2 = nn.Dropout(drop)
+        self.onednn = True  # fc1+GELU and fc2(+residual) through `onednn_linear` where `onednn_inference` holds
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(self.norm(x))))))
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.norm(x)
+        if onednn_inference(self):
+            return onednn_linear(self.fc2, onednn_linear(self.fc1, h, gelu=True), residual=residual)
+        y = self.drop2(self.fc2(self.drop1(self.act(self.fc1(h)))))
+        return y if residual is None else y.add_(residual)
 
 
 class TinyViTBlock(nn.Module):
@@ -314,12 +369,14 @@ class TinyViTBlock(nn.Module):
         self.drop_path2 = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.drop_path1(self.attn(x))
-        y += x  # residuals added in place into the fresh branch outputs (no new buffers)
-        x = self.local_conv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # NHWC memory is channels-last: no copy
-        y = self.drop_path2(self.mlp(x))
-        y += x
-        return y
+        if self.training and (self.drop_path1.p or self.drop_path2.p):
+            y = self.drop_path1(self.attn(x)) + x
+            x = self.local_conv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+            return self.drop_path2(self.mlp(x)) + x
+        # residuals go in place into the fresh branch outputs, or into the projections' oneDNN calls
+        y = self.attn(x, residual=x)
+        x = self.local_conv.forward_act(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # NHWC = channels-last: no copy
+        return self.mlp(x, residual=x)
 
 
 def _run_blocks(blocks: nn.Sequential, x: torch.Tensor, checkpointing: bool) -> torch.Tensor:
@@ -594,10 +651,11 @@ class TinyViT(BaseModule):
         return take
 
     def set_speed_options(self, *, channels_last: bool | None = None, fuse_bn: bool | None = None,
-                          attention: str | None = None) -> None:
+                          attention: str | None = None, onednn: bool | None = None) -> None:
         """Inference tricks, each switchable for `benchmarks.backbone_speed --ablation` (all on by default;
         None keeps a setting). channels_last: feed the convolutions channels-last memory; fuse_bn: conv+BN as one
-        conv at inference; attention: 'sdpa', 'matmul' or 'auto' (SDPA on GPU, matmuls on CPU)."""
+        conv at inference; attention: 'sdpa', 'matmul' or 'auto' (SDPA on GPU, matmuls on CPU); onednn: on CPU at
+        inference, linear layers and convs with their GELU / residual add as oneDNN fused calls."""
         if attention is not None and attention not in _ATTENTION_KERNELS:
             raise ValueError(f"attention={attention!r}: choose one of {sorted(_ATTENTION_KERNELS)}")
         if channels_last is not None:
@@ -607,6 +665,8 @@ class TinyViT(BaseModule):
                 m.fuse_bn = fuse_bn
             if attention is not None and isinstance(m, Attention):
                 m.fused_attn = _ATTENTION_KERNELS[attention]
+            if onednn is not None and isinstance(m, (ConvNorm, Attention, Mlp)):
+                m.onednn = onednn
 
     def get_classifier(self) -> nn.Module:
         return self.head.fc if self.head is not None else nn.Identity()

@@ -2,21 +2,27 @@
 
     python -m benchmarks.backbone_speed [--archs 5m 11m 21m] [--img-size 224] [--batch 16] [--threads 2]
                                         [--compile] [--ablation] [--onnxruntime] [--device cuda --amp bf16] [--quick]
+                                        [--clock cpu --threads 1]
+    python -m benchmarks.backbone_speed --profile [--archs 5m 21m] [--rounds 5]   # CPU time per op category
 
 Contenders, all holding the same weights, fed the same batch, measured in interleaved rounds, each scored by its
 fastest round (as `timeit` does: load from other processes only ever slows a round, and on a shared machine it
 swings by 2-3x within minutes, which a median of a few rounds does not absorb):
 - `ours`: our TinyViT as shipped (channels-last convolutions, conv+BN fused at inference, matmul attention on CPU
-  and SDPA on GPU);
+  and SDPA on GPU, and on CPU its linear layers and convs with their GELU / residual add as oneDNN fused calls);
 - `timm`: stock `tiny_vit_*` (NCHW input, BN unfused, timm's default attention);
 - `timm tuned`: timm with its own `ConvNorm.fuse()` applied to all ConvNorms, channels-last weights and input,
   once with each attention kernel (SDPA / matmuls; `fused_attn`), the faster counting;
 - with `--compile`: `torch.compile` of ours and of tuned timm (same attention kernel as ours);
 - with `--onnxruntime` (CPU): our model exported by `backbones.export_onnx`, run by onnxruntime's CPU provider;
 - with `--ablation`: ours with its tricks switched on one at a time (none → +channels-last → +fused BN →
-  +attention kernel = ours → +compile), each one's gain = its row over the row before.
+  +attention kernel → +oneDNN fused calls = ours → +compile), each one's gain = its row over the row before.
 `timm best` is the fastest timm configuration measured; `speedup_vs_timm_best` = our fastest over it.
 On a GPU (`--device cuda`) it follows paper Tab. 4's protocol (one GPU, AMP fp16 by default, batch 256).
+`--clock cpu` times rounds by the process's CPU time: with `--threads 1` that is compute time, robust where other
+jobs share the cores (wall time there swings by more than the differences measured).
+`--profile` (CPU) instead splits one forward of ours and of timm's best by op category and prints the speed-up
+that removing all of our non-kernel time could give (`benchmarks.backbone_profile`).
 MACs come from `mmengine.analysis` (fvcore-style counter) with a handle for SDPA, which it does not count itself.
 """
 from __future__ import annotations
@@ -72,10 +78,14 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 def paired_throughput(runners: dict[str, Runner], x: torch.Tensor, rounds: int, iters: int,
-                      amp_dtype: torch.dtype | None = None, label: str = "") -> dict[str, float]:
+                      amp_dtype: torch.dtype | None = None, label: str = "",
+                      clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
     """Images/s per runner: a warm-up call each (compiles what is compiled), then interleaved rounds of `iters`
-    calls; the fastest round counts."""
+    calls timed by `clock`; the fastest round counts."""
     times: dict[str, list[float]] = {name: [] for name in runners}
     autocast = torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
     start = time.perf_counter()
@@ -85,11 +95,11 @@ def paired_throughput(runners: dict[str, Runner], x: torch.Tensor, rounds: int, 
         for r in range(rounds):
             for name, run in runners.items():
                 _sync(x.device)
-                t0 = time.perf_counter()
+                t0 = clock()
                 for _ in range(iters):
                     run(x)
                 _sync(x.device)
-                times[name].append(time.perf_counter() - t0)
+                times[name].append(clock() - t0)
             elapsed = time.perf_counter() - start
             eta = elapsed / (r + 1) * (rounds - r - 1)
             print(f"  {label} round {r + 1}/{rounds}: {elapsed:.0f} s, ETA {eta:.0f} s", file=sys.stderr, flush=True)
@@ -155,12 +165,13 @@ def contenders(ours: TinyViT, img_size: int, device: str, *, compile_mode: str |
         runners[f"timm tuned {kernel}"] = _channels_last_input(tuned[kernel])
     if ablation:
         base_kernel = "matmul" if gpu else "sdpa"  # the kernel ours does not pick on this device
-        for name, options in (("ours: none", dict(channels_last=False, fuse_bn=False)),
-                              ("ours: +channels-last", dict(channels_last=True, fuse_bn=False)),
-                              ("ours: +fused BN", dict(channels_last=True, fuse_bn=True))):
+        for name, options in (("ours: none", dict(channels_last=False, fuse_bn=False, attention=base_kernel)),
+                              ("ours: +channels-last", dict(channels_last=True, fuse_bn=False, attention=base_kernel)),
+                              ("ours: +fused BN", dict(channels_last=True, fuse_bn=True, attention=base_kernel)),
+                              ("ours: +attention kernel", dict(channels_last=True, fuse_bn=True))):
             model = TinyViT(arch, window_sizes=ours.window_sizes, num_classes=ours.num_classes).eval()
             model.load_state_dict(state)
-            model.set_speed_options(attention=base_kernel, **options)
+            model.set_speed_options(onednn=False, **options)
             runners[name] = model.to(device)
     if compile_mode:
         compiled = _compiled(ours, compile_mode, notes)
@@ -196,7 +207,8 @@ def summarize(speed: dict[str, float]) -> dict[str, float]:
         m.update(ablation_base_img_s=speed["ours: none"],
                  gain_channels_last=speed["ours: +channels-last"] / speed["ours: none"],
                  gain_fuse_bn=speed["ours: +fused BN"] / speed["ours: +channels-last"],
-                 gain_attention=speed["ours"] / speed["ours: +fused BN"])
+                 gain_attention=speed["ours: +attention kernel"] / speed["ours: +fused BN"],
+                 gain_onednn=speed["ours"] / speed["ours: +attention kernel"])
         if "ours compiled" in speed:
             m["gain_compile"] = speed["ours compiled"] / speed["ours"]
     return m
@@ -204,7 +216,8 @@ def summarize(speed: dict[str, float]) -> dict[str, float]:
 
 def benchmark(archs: Sequence[str], img_size: int, batch: int, rounds: int, iters: int, device: str,
               amp: str = "none", *, compile_mode: str | None = None, ablation: bool = False,
-              onnxruntime: bool = False, write: bool = True, records_dir: str | None = None) -> pd.DataFrame:
+              onnxruntime: bool = False, clock: str = "wall", write: bool = True,
+              records_dir: str | None = None) -> pd.DataFrame:
     """One row per arch (ours vs timm stock / tuned / best, ablation gains), plus a per-contender table printed."""
     rows = []
     for arch in archs:
@@ -215,7 +228,8 @@ def benchmark(archs: Sequence[str], img_size: int, batch: int, rounds: int, iter
                              onnxruntime=onnxruntime, notes=notes)
         x = torch.randn(batch, 3, img_size, img_size, device=device)
         t0 = time.perf_counter()
-        speed = paired_throughput(runners, x, rounds, iters, AMP_DTYPES[amp], label=f"TinyViT-{arch.upper()}")
+        speed = paired_throughput(runners, x, rounds, iters, AMP_DTYPES[amp], label=f"TinyViT-{arch.upper()}",
+                                  clock=CLOCKS[clock])
         paper = PAPER_TAB4.get((arch, img_size), (None, None, None))
         row = {"model": f"TinyViT-{arch.upper()}", "img_size": img_size, "params_m": params / 1e6,
                "macs_g": macs / 1e9, **summarize(speed), "paper_params_m": paper[0], "paper_macs_g": paper[1],
@@ -228,6 +242,7 @@ def benchmark(archs: Sequence[str], img_size: int, batch: int, rounds: int, iter
         if write:
             setting = {"img_size": img_size, "batch": batch, "threads": torch.get_num_threads(), "device": device,
                        "amp": amp, "rounds": rounds, "iters": iters, "compile": compile_mode, "ablation": ablation,
+                       "clock": clock,
                        "notes": notes, "torch": torch.__version__}
             metrics = {k: row[k] for k in ("params_m", "macs_g")} | summarize(speed)
             write_record(make_record("throughput", dataset="synthetic", split="none", setting=setting,
@@ -251,6 +266,11 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
                         help="also torch.compile ours and tuned timm (MODE: default, reduce-overhead, max-autotune...)")
     parser.add_argument("--ablation", action="store_true", help="switch our tricks on one at a time")
     parser.add_argument("--onnxruntime", action="store_true", help="also onnxruntime (CPU) on our exported model")
+    parser.add_argument("--profile", action="store_true", help="CPU: time per op category, ours vs timm's best, "
+                        "and the speed-up bound (instead of throughput)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="cpu: time the rounds by this "
+                        "process's CPU time (CPU only; with --threads 1 it is compute time, which other jobs on a "
+                        "shared machine do not inflate as they do wall time)")
     parser.add_argument("--quick", action="store_true", help="5M only, batch 8, 3 rounds")
     parser.add_argument("--records", default=None, help="records folder (default results/records)")
     parser.add_argument("--no-record", action="store_true", help="print only, write no result records")
@@ -263,11 +283,18 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     archs, rounds = args.archs, args.rounds
     if args.quick:
         archs, batch, rounds = ["5m"], min(batch, 8), 3
+    if args.profile:
+        if gpu:
+            parser.error("--profile runs on CPU only (pass --device cpu)")
+        from benchmarks.backbone_profile import profile_archs
+        return profile_archs(archs, args.img_size, batch, rounds, write=not args.no_record, records_dir=args.records)
+    if args.clock == "cpu" and gpu:
+        parser.error("--clock cpu times CPU work only (pass --device cpu)")
     table = benchmark(archs, args.img_size, batch, rounds, args.iters, args.device, amp, compile_mode=args.compile,
-                      ablation=args.ablation, onnxruntime=args.onnxruntime, write=not args.no_record,
-                      records_dir=args.records)
+                      ablation=args.ablation, onnxruntime=args.onnxruntime, clock=args.clock,
+                      write=not args.no_record, records_dir=args.records)
     print(f"\nTinyViT vs timm tiny_vit_* — batch {batch}, {args.img_size}², {torch.get_num_threads()} threads, "
-          f"{args.device}{'' if amp == 'none' else ' AMP ' + amp}")
+          f"{args.device}{'' if amp == 'none' else ' AMP ' + amp}, {args.clock} clock")
     print(table.T.to_markdown(floatfmt=".3g"))
     return table
 

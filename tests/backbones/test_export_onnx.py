@@ -72,3 +72,40 @@ def test_cli_reports_bad_input(tmp_path, checkpoint, capsys):
     assert exit_info.value.code == 2
     assert "img_size 100: export needs a positive multiple of 32" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def detector_checkpoint(tmp_path_factory, randomize):
+    """A detector-shaped checkpoint as MMEngine's runner writes it: our TinyViT-5M backbone with output norms on
+    stages 1-3 (non-trivial weights) under `backbone.`, mmdet's FPN under `neck.`."""
+    from mmdet.models.necks import FPN
+    from mmengine.runner.checkpoint import save_checkpoint as mmengine_save
+    detector = torch.nn.Module()
+    detector.backbone = randomize(TinyViT("5m", out_indices=(1, 2, 3)), 12).eval()
+    detector.neck = FPN(in_channels=[128, 160, 320], out_channels=32, num_outs=3)
+    path = tmp_path_factory.mktemp("det") / "detector.pth"
+    mmengine_save({"meta": {"epoch": 1}, "state_dict": detector.state_dict()}, str(path))
+    return path, detector.backbone
+
+
+def test_detector_backbone_with_output_norms_matches_pytorch(tmp_path, detector_checkpoint):
+    path, backbone = detector_checkpoint
+    assert any(k.startswith("neck.") for k in torch.load(path, weights_only=True)["state_dict"])
+    out, diff = export_onnx(path, tmp_path / "det.onnx", img_size=128, dense=True, prefix="backbone.", arch="5m")
+    assert diff <= 1e-4
+    session = ort_session(out)
+    assert [o.name for o in session.get_outputs()] == ["stride8", "stride16", "stride32"]
+    assert max_abs_diff(backbone, session, 128, batch=1, seed=2) <= 1e-4  # the trained norms are in the graph
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(dense=True, prefix="model.backbone."), r"detector\.pth: no checkpoint key starts with prefix "
+                                                  r"'model\.backbone\.'"),
+    (dict(prefix="backbone."), r"prefix 'backbone\.': a detector / segmentor backbone has no classifier"),
+    (dict(dense=True), r"detector\.pth: not a TinyViT checkpoint .*first keys: \['backbone\.norm1\.bias'"),
+])
+def test_bad_detector_export_fails_before_writing(tmp_path, detector_checkpoint, kwargs, match):
+    path, _ = detector_checkpoint
+    with pytest.raises(ValueError, match=match):
+        export_onnx(path, tmp_path / "out.onnx", img_size=128, arch="5m", **kwargs)
+    assert list(tmp_path.iterdir()) == []

@@ -322,11 +322,31 @@ def test_speed_options_keep_outputs(randomize):
     with torch.no_grad():
         want = model(x)
         for options in (dict(channels_last=False), dict(fuse_bn=False), dict(attention="sdpa"),
-                        dict(attention="matmul")):
+                        dict(attention="matmul"), dict(onednn=False)):
             model.set_speed_options(**options)
             assert (model(x) - want).abs().max() <= 1e-5, options
     with pytest.raises(ValueError, match=r"attention='flash': choose one of \['auto', 'matmul', 'sdpa'\]"):
         model.set_speed_options(attention="flash")
+
+
+def test_onednn_calls_only_in_eager_cpu_inference(randomize):
+    """oneDNN's fused ops run at eval with grad off; training, grad on, tracing and the switch keep the plain ops."""
+    from torch.profiler import profile
+    model = randomize(TinyViT("5m"), 5).eval()
+    x = torch.randn(1, 3, 64, 64)
+
+    def onednn_ops(run) -> set[str]:
+        with profile() as prof:
+            run()
+        return {e.name for e in prof.events() if e.name.startswith("mkldnn::")}
+
+    with torch.no_grad():
+        assert onednn_ops(lambda: model(x)) == {"mkldnn::_linear_pointwise", "mkldnn::_convolution_pointwise"}
+        assert "mkldnn" not in str(torch.jit.trace(model, x, check_trace=False).inlined_graph)
+        model.set_speed_options(onednn=False)
+        assert not onednn_ops(lambda: model(x))
+    model.set_speed_options(onednn=True)
+    assert not onednn_ops(lambda: model(x))
 
 
 class _PickledConfig:

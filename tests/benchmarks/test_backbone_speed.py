@@ -23,7 +23,7 @@ def test_all_contenders_compute_the_same_function():
     ours = _randomized(TinyViT("5m", img_size=64, num_classes=10))
     runners = contenders(ours, 64, "cpu", compile_mode=None, ablation=True, onnxruntime=False, notes=[])
     assert set(runners) == {"ours", "timm", "timm tuned sdpa", "timm tuned matmul", "ours: none",
-                            "ours: +channels-last", "ours: +fused BN"}
+                            "ours: +channels-last", "ours: +fused BN", "ours: +attention kernel"}
     x = torch.randn(2, 3, 64, 64)
     with torch.inference_mode():
         want = ours(x)
@@ -43,7 +43,7 @@ def test_cli_writes_valid_records(tmp_path, capsys):
     threads = torch.get_num_threads()
     try:
         main(["--archs", "5m", "--img-size", "64", "--batch", "2", "--rounds", "1", "--iters", "1", "--ablation",
-              "--onnxruntime", "--threads", "1", "--records", str(tmp_path)])
+              "--onnxruntime", "--threads", "1", "--clock", "cpu", "--records", str(tmp_path)])
     finally:
         torch.set_num_threads(threads)
     (record,) = read_records(tmp_path, tasks=["throughput"])
@@ -51,6 +51,7 @@ def test_cli_writes_valid_records(tmp_path, capsys):
     assert m["timm_tuned_img_s"] == max(m["timm_tuned_sdpa_img_s"], m["timm_tuned_matmul_img_s"])
     assert m["timm_best_img_s"] >= m["timm_tuned_img_s"] and m["ort_img_s"] > 0
     assert m["ours_img_s"] / m["ablation_base_img_s"] == pytest.approx(
-        m["gain_channels_last"] * m["gain_fuse_bn"] * m["gain_attention"])
-    assert record["setting"]["batch"] == 2 and record["backbone"]["source"] == "random"
+        m["gain_channels_last"] * m["gain_fuse_bn"] * m["gain_attention"] * m["gain_onednn"])
+    assert record["setting"]["batch"] == 2 and record["setting"]["clock"] == "cpu"
+    assert record["backbone"]["source"] == "random"
     assert "onnxruntime" in capsys.readouterr().out
