@@ -13,7 +13,8 @@ swings by 2-3x within minutes, which a median of a few rounds does not absorb):
 - `timm`: stock `tiny_vit_*` (NCHW input, BN unfused, timm's default attention);
 - `timm tuned`: timm with its own `ConvNorm.fuse()` applied to all ConvNorms, channels-last weights and input,
   once with each attention kernel (SDPA / matmuls; `fused_attn`), the faster counting;
-- with `--compile`: `torch.compile` of ours and of tuned timm (same attention kernel as ours);
+- with `--compile`: `torch.compile` of ours and of tuned timm (same attention kernel as ours; on CPU with
+  inductor's weight freezing, which gives timm oneDNN's fused calls too);
 - with `--onnxruntime` (CPU): our model exported by `backbones.export_onnx`, run by onnxruntime's CPU provider;
 - with `--ablation`: ours with its tricks switched on one at a time (none → +channels-last → +fused BN →
   +attention kernel → +oneDNN fused calls = ours → +compile), each one's gain = its row over the row before.
@@ -128,8 +129,13 @@ def _channels_last_input(model: nn.Module) -> Runner:
     return lambda x: model(x.contiguous(memory_format=torch.channels_last))
 
 
-def _compiled(model: nn.Module, mode: str, notes: list[str]) -> Runner | None:
+def _compiled(model: nn.Module, mode: str, device: str, notes: list[str]) -> Runner | None:
+    """`torch.compile`; on CPU in the default mode with inductor's weight freezing, which is what lets it pre-pack
+    the weights into oneDNN's fused linear / conv calls (timm's best CPU configuration; inductor takes a mode or
+    options, not both)."""
     try:
+        if device == "cpu" and mode == "default":
+            return torch.compile(model, options={"freezing": True})
         return torch.compile(model, mode=None if mode == "default" else mode)
     except Exception as err:  # noqa: BLE001 - "where it works": report and go on
         notes.append(f"torch.compile failed: {type(err).__name__}: {err}")
@@ -174,8 +180,8 @@ def contenders(ours: TinyViT, img_size: int, device: str, *, compile_mode: str |
             model.set_speed_options(onednn=False, **options)
             runners[name] = model.to(device)
     if compile_mode:
-        compiled = _compiled(ours, compile_mode, notes)
-        timm_compiled = _compiled(tuned["sdpa" if gpu else "matmul"], compile_mode, notes)
+        compiled = _compiled(ours, compile_mode, device, notes)
+        timm_compiled = _compiled(tuned["sdpa" if gpu else "matmul"], compile_mode, device, notes)
         if compiled is not None and timm_compiled is not None:
             runners["ours compiled"] = compiled
             runners["timm tuned compiled"] = _channels_last_input(timm_compiled)
