@@ -39,7 +39,8 @@ DEFAULTS: dict[str, Any] = dict(
     optim=dict(lr=1e-3, base_batch=1024, weight_decay=0.05, betas=(0.9, 0.999), eps=1e-8, warmup_epochs=0,
                warmup_lr=0.0, min_lr=0.0, clip_grad=5.0, accum_steps=1, layer_decay=None),
     ema=dict(decay=None), freeze_bn_stats=False, amp=True, amp_dtype="float16",
-    labels_index_classes=True, log_interval=10, save_interval=0, eval_interval=1, eval_teacher_agreement=False,
+    labels_index_classes=True, log_interval=10, save_interval=0, keep_interval=0, eval_interval=1,
+    eval_teacher_agreement=False,
     eval_before_train=False,
     max_steps_per_epoch=None, stop_after_steps=None, work_dir=None, record=True,
 )

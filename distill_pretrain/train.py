@@ -20,8 +20,8 @@ The parts: `config` (keys, defaults, validation), `dist` (device + torchrun set-
 (`device='auto'`), else the CPU; `amp_dtype='bfloat16'` needs no GradScaler and also runs on the CPU.
 
 Outputs in the work dir: `checkpoint.pth` (contract 2, see `distill_pretrain.checkpoint`; meta `objective` and
-`pretrain`), `checkpoint_ema.pth` with EMA, `resume.pth`, `log.jsonl`, `train.log`, `tb/` (TensorBoard scalars),
-and a validated `distill` result record per evaluation under `records/`.
+`pretrain`), `checkpoint_ema.pth` with EMA, `checkpoint_epoch{N}.pth` (the student after N epochs) every
+`keep_interval` epochs, `resume.pth`, `log.jsonl`, `train.log`, `tb/` (TensorBoard scalars), and a validated `distill` result record per evaluation under `records/`.
 """
 from __future__ import annotations
 

@@ -292,12 +292,15 @@ class Trainer:
         ident["path"] = str(self.cfg.store.path)
         return plain(ident)
 
-    def save_checkpoints(self, epoch: int) -> None:
-        """`checkpoint.pth` (the student) and, with EMA, `checkpoint_ema.pth` (its EMA); main rank only."""
+    def save_checkpoints(self, epoch: int, keep: bool = False) -> None:
+        """`checkpoint.pth` (the student) and, with EMA, `checkpoint_ema.pth` (its EMA); with `keep`, also the student
+        as `checkpoint_epoch{epoch + 1}.pth`, which later epochs do not overwrite; main rank only."""
         if not self.dist.is_main:
             return
         meta = self.checkpoint_meta(epoch)
         save_checkpoint(self.work_dir / "checkpoint.pth", self.model.state_dict(), meta)
+        if keep:
+            save_checkpoint(self.work_dir / f"checkpoint_epoch{epoch + 1}.pth", self.model.state_dict(), meta)
         if self.ema is not None:
             save_checkpoint(self.work_dir / "checkpoint_ema.pth", self.ema.module.state_dict(), {**meta, "ema": True})
 
@@ -466,7 +469,8 @@ class Trainer:
             if self.batch_in_epoch >= self.batches_per_epoch:
                 self.epoch += 1
                 self.batch_in_epoch = 0
-                self.save_checkpoints(epoch)
+                keep = bool(cfg.keep_interval) and self.epoch % int(cfg.keep_interval) == 0
+                self.save_checkpoints(epoch, keep=keep)
                 if self.val_set is not None and cfg.eval_interval and (self.epoch % int(cfg.eval_interval) == 0
                                                                         or self.step >= total_steps):
                     self.evaluate(epoch)

@@ -56,15 +56,17 @@ def _cfg(store: Path, **over):
 
 
 def _train_and_resume(store: Path, tmp_path: Path) -> Trainer:
-    """Stopped mid-epoch and resumed (new Trainer, same work dir) = uninterrupted: same losses, same weights."""
-    full = Trainer(_cfg(store), tmp_path / "full")
+    """Stopped mid-epoch and resumed (new Trainer, same work dir) = uninterrupted: same losses, same weights, same
+    kept per-epoch checkpoints (keep_interval=1)."""
+    full = Trainer(_cfg(store, keep_interval=1), tmp_path / "full")
     full_hist = full.train()
     assert len(full_hist) == 8  # 2 epochs × 4 optimizer steps (32 samples / batch 4 / accumulation 2)
 
-    first = Trainer(_cfg(store, stop_after_steps=3), tmp_path / "split")
+    first = Trainer(_cfg(store, stop_after_steps=3, keep_interval=1), tmp_path / "split")
     first.train()
     assert (first.epoch, first.batch_in_epoch, first.step) == (0, 6, 3)
-    second = Trainer(_cfg(store), tmp_path / "split")
+    assert not list((tmp_path / "split").glob("checkpoint_epoch*"))  # a mid-epoch stop keeps nothing
+    second = Trainer(_cfg(store, keep_interval=1), tmp_path / "split")
     assert second.resume()
     second_hist = second.train()
     assert [h["loss"] for h in second_hist] == [h["loss"] for h in full_hist]
@@ -73,6 +75,14 @@ def _train_and_resume(store: Path, tmp_path: Path) -> Trainer:
         assert torch.equal(value, second.model.state_dict()[key]), key
     for key, value in full.ema.module.state_dict().items():
         assert torch.equal(value, second.ema.module.state_dict()[key]), key
+    for epoch, step in ((1, 4), (2, 8)):
+        kept = [torch.load(tmp_path / run / f"checkpoint_epoch{epoch}.pth", weights_only=True)
+                for run in ("full", "split")]
+        assert [k["meta"]["step"] for k in kept] == [step, step]
+        for key, value in kept[0]["state_dict"].items():
+            assert torch.equal(value, kept[1]["state_dict"][key]), key
+    final = torch.load(tmp_path / "full" / "checkpoint.pth", weights_only=True)["state_dict"]
+    assert all(torch.equal(v, kept[0]["state_dict"][k]) for k, v in final.items())
     losses = [h["loss"] for h in full_hist]
     assert all(math.isfinite(v) for v in losses) and "agree" in full_hist[0]
     assert full_hist[-1]["skipped"] == 0
