@@ -63,7 +63,9 @@ def main(argv: Sequence[str] | None = None) -> Trainer:
     if info.is_main:
         work_dir.mkdir(parents=True, exist_ok=True)
         cfg.dump(str(work_dir / "config.py"))
-    MMLogger.get_instance("distill_pretrain", log_file=str(work_dir / "train.log") if info.is_main else None)
+    # one logger per work dir: a second run in the same process logs to its own train.log, not the first one's
+    MMLogger.get_instance(f"distill_pretrain:{work_dir.resolve()}",
+                          log_file=str(work_dir / "train.log") if info.is_main else None)
     trainer = Trainer(cfg, work_dir, info, config_sha256(cfg.to_dict()))
     if args.eval:
         trainer.load_weights(args.eval)

@@ -133,3 +133,7 @@ def test_finetune_recipe_runs_from_a_trainer_written_mae_checkpoint(tmp_path):
     tuned = load_checkpoint(tmp_path / "ft/checkpoint.pth")
     assert tuned["meta"]["objective"] == "finetune" and tuned["meta"]["patch_size"] == 8
     assert not torch.equal(first, tuned["state_dict"]["blocks.0.attn.qkv.weight"])  # started there, then trained
+    # two runs in one process: each logs to its own work dir's train.log
+    pretrain_log, finetune_log = ((tmp_path / d / "train.log").read_text() for d in ("mae", "ft"))
+    assert "objective=mae" in pretrain_log and "objective=finetune" not in pretrain_log
+    assert "objective=finetune" in finetune_log
