@@ -104,7 +104,7 @@ print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12, max
 PY
 
 # issue 12: mae / dmae / tinymim step time and peak memory, ViT-T student, ViT-B teacher, batch 256, AMP (bf16)
-step vit_objectives 70 python3 -m benchmarks.vit_objective_speed --batch 256 --amp --steps 5 --warmup 2 \
+step vit_objectives 100 python3 -m benchmarks.vit_objective_speed --batch 256 --amp --steps 5 --warmup 2 \
     --results-dir "$REC"
 
 # issue 15: where the GPU time of 21M goes (batch 1024, fp16, eager, channels-last)

@@ -63,7 +63,8 @@ def seeded_subset(dataset: Dataset, limit: int | None, seed: int) -> Dataset:
     return Subset(dataset, indices.tolist())
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+def add_common_arguments(parser: argparse.ArgumentParser, *, feature_cache: bool = True) -> None:
+    """The flags every transfer CLI shares; `feature_cache=False` for a harness that extracts no cached features."""
     from mmengine.config import DictAction
     parser.add_argument("config", nargs="?", help="MMEngine Python config (configs/...); flags override it")
     parser.add_argument("--backbone", help="tinyvit-5m|11m|21m, vit-tiny|small|base[/patchN][@SIZE], timm:<name>, "
@@ -79,10 +80,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", help="data set name")
     parser.add_argument("--data-root", dest="data_root", help="local root holding the data set's files")
     parser.add_argument("--resolution", type=int, help="input resolution (224 in the papers)")
-    parser.add_argument("--batch-size", dest="batch_size", type=int, help="extraction batch size")
+    parser.add_argument("--batch-size", dest="batch_size", type=int, help="batch size")
     parser.add_argument("--num-workers", dest="num_workers", type=int, help="DataLoader workers")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--cache-dir", dest="cache_dir", help="feature cache (default .cache/features)")
+    if feature_cache:
+        parser.add_argument("--cache-dir", dest="cache_dir", help="feature cache (default .cache/features)")
     parser.add_argument("--results-dir", dest="results_dir", help="records directory (default results/records)")
     parser.add_argument("--cfg-options", dest="cfg_options", nargs="+", action=DictAction,
                         help="override config keys, e.g. max_train=1000")

@@ -34,7 +34,7 @@ def trainer_defaults() -> dict:
 def main(argv: list[str] | None = None) -> list[dict]:
     from ..cli_common import add_common_arguments, cli_backbone, merge_config, write_and_print_records
     parser = argparse.ArgumentParser(prog="python -m transfer.finetune", description=__doc__.splitlines()[0])
-    add_common_arguments(parser)
+    add_common_arguments(parser, feature_cache=False)
     parser.add_argument("--epochs", type=int, help="training epochs (the config's)")
     parser.add_argument("--lr", type=float, help="peak learning rate at optim.base_batch images (optim.lr)")
     parser.add_argument("--layer-decay", dest="layer_decay", type=float, help="layer-wise lr decay (optim.layer_decay)")
