@@ -34,7 +34,7 @@ from mmengine.config import DictAction
 
 from .config import load_config
 from .dist import init_distributed
-from .trainer import Trainer
+from .trainer import Trainer, open_run_log
 
 __all__ = ["Trainer", "load_config", "main", "parse_args"]
 
@@ -59,13 +59,10 @@ def main(argv: Sequence[str] | None = None) -> Trainer:
     cfg = load_config(args.config, args.cfg_options)
     work_dir = Path(args.work_dir or cfg.work_dir or Path("work_dirs") / Path(args.config).stem)
     info = init_distributed(cfg.device)
-    from mmengine.logging import MMLogger
     if info.is_main:
         work_dir.mkdir(parents=True, exist_ok=True)
         cfg.dump(str(work_dir / "config.py"))
-    # one logger per work dir: a second run in the same process logs to its own train.log, not the first one's
-    MMLogger.get_instance(f"distill_pretrain:{work_dir.resolve()}",
-                          log_file=str(work_dir / "train.log") if info.is_main else None)
+    open_run_log(work_dir, info.is_main)
     trainer = Trainer(cfg, work_dir, info, config_sha256(cfg.to_dict()))
     if args.eval:
         trainer.load_weights(args.eval)

@@ -38,6 +38,15 @@ from .student import build_student, student_meta, student_name
 RESUME_FORMAT = "tinyvit-bench/resume/v2"
 
 
+def open_run_log(work_dir: str | Path, main: bool = True) -> None:
+    """Make `work_dir/train.log` (main rank; others log to the console only) the log of the run about to start:
+    one MMEngine logger per work dir, so a second run in the same process does not write into the first's file."""
+    from mmengine.logging import MMLogger
+    work_dir = Path(work_dir)
+    MMLogger.get_instance(f"distill_pretrain:{work_dir.resolve()}",
+                          log_file=str(work_dir / "train.log") if main else None)
+
+
 class TrainStep(nn.Module):
     """The student and its objective as one module, so DDP reduces the gradients of both."""
 

@@ -119,12 +119,10 @@ def run_finetune(trainer_cfg: Mapping[str, Any], work_dir: str | Path, data: Fin
                  resume: bool = False) -> tuple[Any, dict[str, float] | None]:
     """Train (or resume) and evaluate on the test split: (trainer, {top1, top5, n_test, loss}); the result is None
     when the run stopped before its last step (`stop_after_steps`): nothing is measured until it is resumed."""
-    from mmengine.logging import MMLogger
-
-    from distill_pretrain.trainer import Trainer
+    from distill_pretrain.trainer import Trainer, open_run_log
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    MMLogger.get_instance(f"transfer.finetune:{work_dir.resolve()}", log_file=str(work_dir / "train.log"))
+    open_run_log(work_dir)
     trainer = Trainer(trainer_cfg, work_dir, datasets={"train": data.train, "val": data.test})
     if resume:
         trainer.resume()
