@@ -96,8 +96,8 @@ class TeacherRunner:
         return logits.float().softmax(-1)
 
     def topk(self, images: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(indices, values) of the top-K probabilities, left on the device: the caller reads them back once per
-        chunk, so the teacher runs ahead of the host instead of waiting for each batch's copy."""
+        """(indices, values) of the top-K probabilities, left on the device: the caller copies them back once per
+        chunk without waiting (`_ChunkRecords`), so the teacher runs ahead of the host."""
         values, indices = self.probs(images).topk(k, dim=-1, sorted=True)
         return indices, values
 
@@ -142,6 +142,7 @@ def save_epoch(store: LogitStore, replay: Replay, runner: TeacherRunner, epoch: 
                         collate_fn=replay.collate, persistent_workers=False,
                         pin_memory=runner.device.type == "cuda")
     seeds, indices, values, done, skipped = [], [], [], 0, []
+    pending = None  # the last finished chunk, its records on their way to the host
     for (chunk, batch_idx, last), batch in zip(plan, loader):
         if batch["index"].tolist() != batch_idx:
             raise RuntimeError(f"loader returned indices {batch['index'].tolist()[:4]}.., expected {batch_idx[:4]}..")
@@ -153,10 +154,34 @@ def save_epoch(store: LogitStore, replay: Replay, runner: TeacherRunner, epoch: 
         done += len(batch_idx)
         progress.update(len(batch_idx))
         if last:
-            store.write_chunk(epoch, chunk, np.concatenate(seeds), torch.cat(indices).cpu().numpy(),
-                              torch.cat(values).cpu().numpy())
+            # written once the next chunk's batches are queued: the device never waits for the host's write
+            if pending is not None:
+                pending.write(store, epoch)
+            pending = _ChunkRecords(chunk, np.concatenate(seeds), torch.cat(indices), torch.cat(values))
             seeds, indices, values = [], [], []
+    if pending is not None:
+        pending.write(store, epoch)
     return done, skipped
+
+
+class _ChunkRecords:
+    """One chunk's seeds and top-K records, copied from the device to the host without waiting (pinned,
+    non-blocking), written to the store once they have arrived."""
+
+    def __init__(self, chunk: int, seeds: np.ndarray, indices: torch.Tensor, values: torch.Tensor) -> None:
+        self.chunk, self.seeds, self.arrived = chunk, seeds, None
+        if indices.device.type != "cuda":
+            self.indices, self.values = indices.cpu(), values.cpu()
+            return
+        self.indices, self.values = (torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True)
+                                     for t in (indices, values))
+        self.arrived = torch.cuda.Event()
+        self.arrived.record()
+
+    def write(self, store: LogitStore, epoch: int) -> None:
+        if self.arrived is not None:
+            self.arrived.synchronize()
+        store.write_chunk(epoch, self.chunk, self.seeds, self.indices.numpy(), self.values.numpy())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -94,11 +94,13 @@ def _lut(x: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
 
 
 def _histogram(x: torch.Tensor) -> torch.Tensor:
-    """Per-row, per-channel 256-bin histograms, int64 [R, 3, 256] (exact counts)."""
+    """Per-row, per-channel 256-bin histograms, int64 [R, 3, 256] (exact counts; a scatter-add: CUDA's bincount
+    reads the input's range back to the host, a sync)."""
     r, c = x.shape[:2]
     offsets = torch.arange(0, r * c * 256, 256, device=x.device).view(r, c, 1)
     flat = (x.reshape(r, c, -1).to(torch.int64) + offsets).reshape(-1)
-    return torch.bincount(flat, minlength=r * c * 256).reshape(r, c, 256)
+    counts = torch.zeros(r * c * 256, dtype=torch.int64, device=x.device)
+    return counts.scatter_add_(0, flat, torch.ones_like(flat)).reshape(r, c, 256)
 
 
 def autocontrast(x: torch.Tensor, _: torch.Tensor) -> torch.Tensor:

@@ -268,21 +268,6 @@ def collate_tensor_replay(batch: list[dict[str, Any]]) -> dict[str, Any]:
     return {"raw": raw, **collate_meta(batch)}
 
 
-def _rows(x: torch.Tensor, rows: list[int]) -> torch.Tensor:
-    """Rows ``rows`` of ``x`` (a copy)."""
-    return x.index_select(0, torch.tensor(rows, device=x.device))
-
-
-def _set_rows(x: torch.Tensor, rows: list[int], values: torch.Tensor) -> None:
-    """``x[rows] = values``: one indexed copy on an accelerator; on the CPU a copy per row (uint8 index_copy_ /
-    index_put_ there are ~20× slower than the memory copies)."""
-    if x.device.type != "cpu":
-        x.index_copy_(0, torch.tensor(rows, device=x.device), values)
-        return
-    for k, r in enumerate(rows):
-        x[r].copy_(values[k])
-
-
 @functools.lru_cache(maxsize=8)
 def _positions(c: int, h: int, w: int, device: torch.device) -> torch.Tensor:
     """0 … c·h·w − 1 as a c×h×w tensor (the erasing noise's position index), made once per shape and device."""
@@ -297,90 +282,218 @@ def noise_table(device: torch.device) -> torch.Tensor:
     device = torch.device(device)
     if device not in _NOISE:
         gen = torch.Generator().manual_seed(0x6E6F697365)  # "noise"
-        _NOISE[device] = torch.randn(1 << NOISE_BITS, generator=gen, dtype=torch.float32).to(device)
+        table = torch.randn(1 << NOISE_BITS, generator=gen, dtype=torch.float32)
+        _NOISE[device] = _pinned(table, device).to(device, non_blocking=True)
     return _NOISE[device]
+
+
+def _pinned(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` in page-locked memory when it goes to a CUDA device: a copy from pageable memory may wait for the
+    device's stream (the host would stall behind the queued kernels)."""
+    return x.pin_memory() if device.type == "cuda" and not x.is_pinned() else x
+
+
+class _Params:
+    """Small per-batch arrays packed on the host into one int64 buffer (float64 values as their bits) and moved
+    to the device in one copy; ``params[name]`` is then a view of the device buffer."""
+
+    def __init__(self) -> None:
+        self._parts: list[np.ndarray] = []
+        self._fields: dict[str, tuple[int, tuple[int, ...], bool]] = {}
+        self._size = 0
+        self._buffer = torch.empty(0, dtype=torch.int64)
+
+    def add(self, name: str, value: Any) -> None:
+        value = np.asarray(value)
+        is_float = value.dtype.kind == "f"
+        flat = np.ascontiguousarray(value, np.float64 if is_float else np.int64).reshape(-1)
+        self._fields[name] = (self._size, value.shape, is_float)
+        self._parts.append(flat.view(np.int64))
+        self._size += flat.size
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._fields
+
+    def send(self, device: torch.device) -> None:
+        host = torch.empty(self._size, dtype=torch.int64, pin_memory=device.type == "cuda")
+        np.concatenate(self._parts, out=host.numpy())
+        self._buffer = host.to(device, non_blocking=True)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        start, shape, is_float = self._fields[name]
+        value = self._buffer[start:start + math.prod(shape)].view(shape)
+        return value.view(torch.float64) if is_float else value
 
 
 class TensorAugment:
     """The device half of the ``tensor`` pipeline: a collated batch → the batch with final float ``image`` (and
-    ``teacher_image`` with a student-only jitter) on ``device`` (``raw`` removed)."""
+    ``teacher_image`` with a student-only jitter) on ``device`` (``raw`` removed).
 
-    def __init__(self, cfg: AugmentConfig | Mapping[str, Any] | None) -> None:
+    The host reads only the batch's CPU tensors: every index list and parameter goes to the device in one pinned,
+    non-blocking copy, so on an accelerator the call queues its kernels without waiting for the device. Flip,
+    erasing and Mixup/CutMix run as a few whole-batch ops there; on the CPU, per-row loops (faster there,
+    measured; ``row_loops=False``: the whole-batch ops on the CPU too) give the very same pixels.
+    """
+
+    def __init__(self, cfg: AugmentConfig | Mapping[str, Any] | None, row_loops: bool = True) -> None:
         self.cfg = AugmentConfig.coerce(cfg)
         self.plan = DrawPlan(self.cfg)
+        self.row_loops = row_loops
 
     def __call__(self, batch: Mapping[str, Any], device: torch.device | str) -> dict[str, Any]:
         device = torch.device(device)
-        raw = batch["raw"]
-        x = raw["image"].to(device, non_blocking=True, copy=True)  # the ops below work in place; the batch stays
-        flip = raw["flip"].nonzero()[:, 0].tolist()
-        if flip:
-            _set_rows(x, flip, _rows(x, flip).flip(-1))
-        self._ops(x, raw, range(self.plan.shared_slots))
+        raw, n = batch["raw"], len(batch["index"])
+        params = self._params(raw, n)
+        params.send(device)
+        loops = self.row_loops and device.type == "cpu"
+        x = _pinned(raw["image"], device).to(device, non_blocking=True, copy=True)  # the ops below work in place
+        if "flip" in params:
+            x = self._flip(x, params, loops)
+        self._ops(x, params, range(self.plan.shared_slots), loops)
         views = {}
         if self.plan.student_jitter is not None:
-            views[TEACHER_IMAGE] = self._float(x.clone(), raw, len(batch["index"]))
-            self._ops(x, raw, range(self.plan.shared_slots, self.plan.num_slots))
-        views["image"] = self._float(x, raw, len(batch["index"]))
+            views[TEACHER_IMAGE] = self._float(x.clone(), params, n, loops)
+            self._ops(x, params, range(self.plan.shared_slots, self.plan.num_slots), loops)
+        views["image"] = self._float(x, params, n, loops)
         return {**{k: v for k, v in batch.items() if k != "raw"}, **views}
 
-    def _ops(self, x: torch.Tensor, raw: Mapping[str, torch.Tensor], slots: range) -> None:
+    def _params(self, raw: Mapping[str, torch.Tensor], n: int) -> _Params:
+        """Every parameter and index list of the batch's ops, drawn from the CPU copies (see `_Params`)."""
+        p = _Params()
+        p.add("mean", self.cfg.mean), p.add("std", self.cfg.std), p.add("fill", self.plan.fill)
+        flip = raw["flip"].numpy()
+        if flip.any():
+            p.add("flip", flip), p.add("flip_rows", np.flatnonzero(flip))
+        ops, args = raw["ops"].numpy(), raw["args"].numpy()
+        for slot in range(ops.shape[1]):
+            column = ops[:, slot]
+            for op in np.unique(column[column >= 0]).tolist():
+                rows = np.flatnonzero(column == op)
+                if len(rows) == len(column):
+                    p.add(f"args{slot}.{op}", args[:, slot])
+                else:
+                    p.add(f"rows{slot}.{op}", rows), p.add(f"args{slot}.{op}", args[rows, slot])
+        erase = raw["erase"].numpy()
+        for k in range(erase.shape[1]):
+            rows = np.flatnonzero(erase[:, k, 2] > 0)
+            if len(rows):
+                p.add(f"erase_rows{k}", rows), p.add(f"erase{k}", erase[rows, k])
+        partner = raw["mix_row"].numpy()
+        if (partner >= 0).any():
+            box = raw["mix_box"].numpy()
+            p.add("partner", np.where(partner >= 0, partner, np.arange(n))), p.add("mix_box", box)
+            p.add("mix_w1", raw["mix_w1"].numpy()), p.add("mix_w2", raw["mix_w2"].numpy())
+            mixup = (partner >= 0) & (box[:, 0] < 0)
+            if mixup.any():
+                p.add("mixup", mixup)
+            if (box[:, 0] >= 0).any():
+                p.add("cutmix", [])  # a marker: some row has a CutMix box
+        return p
+
+    @staticmethod
+    def _flip(x: torch.Tensor, p: _Params, loops: bool) -> torch.Tensor:
+        if loops:
+            rows = p["flip_rows"]
+            _set_rows(x, rows, x.index_select(0, rows).flip(-1), loops)
+            return x
+        return torch.where(p["flip"].bool().view(-1, 1, 1, 1), x.flip(-1), x)
+
+    def _ops(self, x: torch.Tensor, p: _Params, slots: range, loops: bool) -> None:
         """The pixel ops of ``slots`` in place on the uint8 rows ``x``, each op on the rows that drew it (all rows:
         no gather / scatter)."""
-        if not len(slots):
-            return
-        fill = torch.tensor(self.plan.fill, dtype=torch.uint8, device=x.device)
-        ops = raw["ops"][:, slots.start:slots.stop].T.tolist()
-        for k, slot in enumerate(slots):
-            groups: dict[int, list[int]] = {}
-            for r, op in enumerate(ops[k]):
-                if op >= 0:
-                    groups.setdefault(op, []).append(r)
-            for op, rows in groups.items():
-                if len(rows) == len(x):
-                    x.copy_(kernels.apply(op, x, raw["args"][:, slot].to(x.device), fill))
+        fill = p["fill"].to(torch.uint8)
+        for slot in slots:
+            for op in _RA_OPS:
+                if f"args{slot}.{op}" not in p:
                     continue
-                out = kernels.apply(op, _rows(x, rows), raw["args"][rows, slot].to(x.device), fill)
-                _set_rows(x, rows, out)
+                args = p[f"args{slot}.{op}"]
+                if f"rows{slot}.{op}" not in p:
+                    x.copy_(kernels.apply(op, x, args, fill))
+                    continue
+                rows = p[f"rows{slot}.{op}"]
+                _set_rows(x, rows, kernels.apply(op, x.index_select(0, rows), args, fill), loops)
 
-    def _float(self, x: torch.Tensor, raw: Mapping[str, torch.Tensor], n: int) -> torch.Tensor:
+    def _float(self, x: torch.Tensor, p: _Params, n: int, loops: bool) -> torch.Tensor:
         """uint8 rows → normalized float, erased and mixed: the final images of the ``n`` samples."""
-        mean, std = (torch.tensor(v, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-                     for v in (self.cfg.mean, self.cfg.std))
+        mean, std = (p[k].to(torch.float32).view(1, -1, 1, 1) for k in ("mean", "std"))
         y = x.to(torch.float32).div_(255).sub_(mean).div_(std)  # ToTensor + Normalize, their very ops
-        self._erase(y, raw["erase"], x.device)
-        return self._mix(y, raw, n)
+        self._erase(y, p, loops)
+        if "partner" not in p:
+            return y[:n]
+        return _mix_rows(y, p, n) if loops else _mix(y, p, n)
 
-    def _erase(self, y: torch.Tensor, erase: torch.Tensor, device: torch.device) -> None:
-        """Fill each drawn box (top, left, h, w, noise offset) with noise-table values (timm's modes)."""
-        boxes = [(r, box) for r, row in enumerate(erase.tolist()) for box in row if box[2] > 0]  # a few per batch
-        if not boxes:
+    def _erase(self, y: torch.Tensor, p: _Params, loops: bool) -> None:
+        """Fill each drawn box (top, left, h, w, noise offset) with noise-table values (timm's modes), box slot
+        k = 0, 1, ... in turn (later boxes overwrite earlier ones)."""
+        if self.plan.erasing is None:
             return
         mode = self.plan.erasing.mode
         c, h, w = y.shape[1:]
-        table = noise_table(device)
-        where = _positions(c, h if mode == "pixel" else 1, w if mode == "pixel" else 1, device)
-        for r, (top, left, bh, bw, off) in boxes:
-            box = y[r, :, top:top + bh, left:left + bw]
-            if mode == "pixel":
-                box.copy_(table[(where[:, top:top + bh, left:left + bw] + off) & ((1 << NOISE_BITS) - 1)])
-            elif mode == "rand":
-                box.copy_(table[(where + off) & ((1 << NOISE_BITS) - 1)].expand_as(box))
-            else:
-                box.zero_()
-
-    @staticmethod
-    def _mix(y: torch.Tensor, raw: Mapping[str, torch.Tensor], n: int) -> torch.Tensor:
-        """Rows 0..n-1 mixed in place with their partner rows (which follow them): x·λ + partner·(1−λ) (Mixup,
-        the `pil` pipeline's arithmetic), or the partner's box (CutMix). One or two ops per mixed row: on the
-        CPU 2-4× faster than one masked op over all mixed rows (measured), which only an accelerator might prefer."""
-        boxes = raw["mix_box"].tolist()
-        for r, (p, w1, w2) in enumerate(zip(raw["mix_row"].tolist(), raw["mix_w1"].tolist(), raw["mix_w2"].tolist())):
-            if p < 0:
+        mask = (1 << NOISE_BITS) - 1
+        table = noise_table(y.device)
+        where = _positions(c, h if mode == "pixel" else 1, w if mode == "pixel" else 1, y.device)
+        for k in range(self.plan.max_boxes):
+            if f"erase{k}" not in p:
                 continue
-            y0, y1, x0, x1 = boxes[r]
-            if y0 < 0:
-                y[r].mul_(w1).add_(y[p] * w2)
-            else:
-                y[r, :, y0:y1, x0:x1] = y[p, :, y0:y1, x0:x1]
-        return y[:n]
+            rows, boxes = p[f"erase_rows{k}"], p[f"erase{k}"]
+            if loops:
+                for r, (top, left, bh, bw, off) in zip(rows.tolist(), boxes.tolist()):  # CPU tensors: no sync
+                    box = y[r, :, top:top + bh, left:left + bw]
+                    if mode == "pixel":
+                        box.copy_(table[(where[:, top:top + bh, left:left + bw] + off) & mask])
+                    elif mode == "rand":
+                        box.copy_(table[(where + off) & mask].expand_as(box))
+                    else:
+                        box.zero_()
+                continue
+            top, left, bh, bw, off = (boxes[:, i].view(-1, 1, 1, 1) for i in range(5))
+            inside = _inside(top, top + bh, left, left + bw, h, w)
+            fill = table[(where + off) & mask] if mode in ("pixel", "rand") else y.new_zeros(())
+            y.index_copy_(0, rows, torch.where(inside, fill, y.index_select(0, rows)))
+
+
+def _set_rows(x: torch.Tensor, rows: torch.Tensor, values: torch.Tensor, loops: bool) -> None:
+    """``x[rows] = values``: one indexed copy, or with ``loops`` (CPU) a copy per row (uint8 index_copy_ /
+    index_put_ there are ~20× slower than the memory copies)."""
+    if not loops:
+        x.index_copy_(0, rows, values)
+        return
+    for k, r in enumerate(rows.tolist()):
+        x[r].copy_(values[k])
+
+
+def _inside(y0: torch.Tensor, y1: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Per-row boxes [y0, y1) × [x0, x1) (columns [R, 1, 1, 1]) as masks [R, 1, h, w]."""
+    ys = torch.arange(h, device=y0.device).view(1, 1, h, 1)
+    xs = torch.arange(w, device=y0.device).view(1, 1, 1, w)
+    return (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)
+
+
+def _mix(y: torch.Tensor, p: _Params, n: int) -> torch.Tensor:
+    """Rows 0..n-1 mixed with their partner rows (which follow them), whole-batch ops: x·λ + partner·(1−λ) (Mixup)
+    or the partner's box (CutMix); rows without a partner stay as they are. The float32 arithmetic of
+    `_mix_rows` (a Python-float factor is applied as float32)."""
+    y0, y1, x0, x1 = (p["mix_box"][:, i].view(-1, 1, 1, 1) for i in range(4))
+    out, other = y[:n], y.index_select(0, p["partner"])
+    w1, w2 = (p[k].to(torch.float32).view(-1, 1, 1, 1) for k in ("mix_w1", "mix_w2"))
+    if "mixup" in p:
+        out = torch.where(p["mixup"].bool().view(-1, 1, 1, 1), out * w1 + other * w2, out)
+    if "cutmix" in p:
+        out = torch.where(_inside(y0, y1, x0, x1, *y.shape[2:]), other, out)
+    return out
+
+
+def _mix_rows(y: torch.Tensor, p: _Params, n: int) -> torch.Tensor:
+    """`_mix` with one or two ops per mixed row (CPU tensors): the `pil` pipeline's arithmetic."""
+    for r, (q, w1, w2, (y0, y1, x0, x1)) in enumerate(zip(p["partner"].tolist(), p["mix_w1"].tolist(),
+                                                           p["mix_w2"].tolist(), p["mix_box"].tolist())):
+        if q == r:
+            continue
+        if y0 < 0:
+            y[r].mul_(w1).add_(y[q] * w2)
+        else:
+            y[r, :, y0:y1, x0:x1] = y[q, :, y0:y1, x0:x1]
+    return y[:n]
+
+
+_RA_OPS = tuple(range(kernels.AFFINE + 1))
