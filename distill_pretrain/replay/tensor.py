@@ -343,31 +343,32 @@ class TensorAugment:
     def __call__(self, batch: Mapping[str, Any], device: torch.device | str) -> dict[str, Any]:
         device = torch.device(device)
         raw, n = batch["raw"], len(batch["index"])
-        params = self._params(raw, n)
+        params, slot_ops = self._params(raw, n)
         params.send(device)
         loops = self.row_loops and device.type == "cpu"
         x = _pinned(raw["image"], device).to(device, non_blocking=True, copy=True)  # the ops below work in place
         if "flip" in params:
             x = self._flip(x, params, loops)
-        self._ops(x, params, range(self.plan.shared_slots), loops)
+        self._ops(x, params, slot_ops, range(self.plan.shared_slots), loops)
         views = {}
         if self.plan.student_jitter is not None:
             views[TEACHER_IMAGE] = self._float(x.clone(), params, n, loops)
-            self._ops(x, params, range(self.plan.shared_slots, self.plan.num_slots), loops)
+            self._ops(x, params, slot_ops, range(self.plan.shared_slots, self.plan.num_slots), loops)
         views["image"] = self._float(x, params, n, loops)
         return {**{k: v for k, v in batch.items() if k != "raw"}, **views}
 
-    def _params(self, raw: Mapping[str, torch.Tensor], n: int) -> _Params:
-        """Every parameter and index list of the batch's ops, drawn from the CPU copies (see `_Params`)."""
+    def _params(self, raw: Mapping[str, torch.Tensor], n: int) -> tuple[_Params, list[list[int]]]:
+        """Every parameter and index list of the batch's ops, drawn from the CPU copies (see `_Params`), and the
+        ops some row drew, per slot."""
         p = _Params()
         p.add("mean", self.cfg.mean), p.add("std", self.cfg.std), p.add("fill", self.plan.fill)
         flip = raw["flip"].numpy()
         if flip.any():
             p.add("flip", flip), p.add("flip_rows", np.flatnonzero(flip))
         ops, args = raw["ops"].numpy(), raw["args"].numpy()
-        for slot in range(ops.shape[1]):
-            column = ops[:, slot]
-            for op in np.unique(column[column >= 0]).tolist():
+        slot_ops = [np.unique(column[column >= 0]).tolist() for column in ops.T]
+        for slot, column in enumerate(ops.T):
+            for op in slot_ops[slot]:
                 rows = np.flatnonzero(column == op)
                 if len(rows) == len(column):
                     p.add(f"args{slot}.{op}", args[:, slot])
@@ -388,7 +389,7 @@ class TensorAugment:
                 p.add("mixup", mixup)
             if (box[:, 0] >= 0).any():
                 p.add("cutmix", [])  # a marker: some row has a CutMix box
-        return p
+        return p, slot_ops
 
     @staticmethod
     def _flip(x: torch.Tensor, p: _Params, loops: bool) -> torch.Tensor:
@@ -398,14 +399,13 @@ class TensorAugment:
             return x
         return torch.where(p["flip"].bool().view(-1, 1, 1, 1), x.flip(-1), x)
 
-    def _ops(self, x: torch.Tensor, p: _Params, slots: range, loops: bool) -> None:
-        """The pixel ops of ``slots`` in place on the uint8 rows ``x``, each op on the rows that drew it (all rows:
-        no gather / scatter)."""
+    @staticmethod
+    def _ops(x: torch.Tensor, p: _Params, slot_ops: list[list[int]], slots: range, loops: bool) -> None:
+        """The pixel ops of ``slots`` in place on the uint8 rows ``x``, each op (``slot_ops[slot]``) on the rows
+        that drew it (all rows: no gather / scatter)."""
         fill = p["fill"].to(torch.uint8)
         for slot in slots:
-            for op in _RA_OPS:
-                if f"args{slot}.{op}" not in p:
-                    continue
+            for op in slot_ops[slot]:
                 args = p[f"args{slot}.{op}"]
                 if f"rows{slot}.{op}" not in p:
                     x.copy_(kernels.apply(op, x, args, fill))
@@ -495,5 +495,3 @@ def _mix_rows(y: torch.Tensor, p: _Params, n: int) -> torch.Tensor:
             y[r, :, y0:y1, x0:x1] = y[q, :, y0:y1, x0:x1]
     return y[:n]
 
-
-_RA_OPS = tuple(range(kernels.AFFINE + 1))

@@ -12,11 +12,12 @@ import pytest
 import skimage.data
 import torch
 from PIL import Image
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import DataLoader
 
 from distill_pretrain import LogitStore, ReplayDataset, StoreError, build_dataset, build_teacher, save_logits
 from distill_pretrain.replay import build_replay, kernels, replay_for_store
-from distill_pretrain.replay.tensor import _affine_matrix
+from distill_pretrain.replay.tensor import TensorAugment, _affine_matrix
 
 sys.path.insert(0, str(Path(__file__).parent))
 from replay_dump import FULL_AUG  # noqa: E402
@@ -24,6 +25,8 @@ from test_augment import AUGS, NO_MIX  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 FILL = (124, 116, 104)
+# every op of the device stage: RandAugment, jitter, several erasing boxes per image, Mixup and CutMix, student jitter
+EVERY_OP = dict(FULL_AUG, re_prob=0.9, re_count=3, student_color_jitter=0.4)
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +153,56 @@ def test_replay_identical_under_torchrun_two_processes(tmp_path):
         assert torch.equal(x, batch["image"][i]), f"index {i} differs between 2 processes and 1"
 
 
+def _every_op_batch(re_mode, n=24, base_seed=11):
+    ds = build_dataset(dict(type="FashionMNIST", split="train", limit=n))
+    replay = build_replay("tensor", ds, dict(EVERY_OP, re_mode=re_mode), base_seed=base_seed)
+    batch = replay.collate([replay.dataset.get(i, 1) for i in range(len(ds))])
+    raw = batch["raw"]
+    assert raw["flip"].any() and ((raw["erase"][..., 2] > 0).sum(1) > 1).any()
+    mixed = raw["mix_row"] >= 0
+    assert (mixed & (raw["mix_box"][:, 0] < 0)).any() and (mixed & (raw["mix_box"][:, 0] >= 0)).any()
+    return replay, batch
+
+
+@pytest.mark.parametrize("re_mode", ["pixel", "rand", "const"])
+def test_row_loops_and_whole_batch_ops_give_the_same_pixels(re_mode):
+    # the CPU's per-row loops and the accelerators' whole-batch ops (flip, erasing, Mixup/CutMix), both on the CPU
+    replay, batch = _every_op_batch(re_mode)
+    loops = TensorAugment(replay.dataset.cfg)(batch, "cpu")
+    whole = TensorAugment(replay.dataset.cfg, row_loops=False)(batch, "cpu")
+    for key in ("image", "teacher_image"):
+        assert torch.equal(loops[key], whole[key]), key
+    assert not torch.equal(loops["image"], loops["teacher_image"])
+
+
+class _HostToDevice(TorchDispatchMode):
+    """Records the host → device copies of the ops run under it."""
+
+    def __init__(self):
+        super().__init__()
+        self.copies = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func in (torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default):
+            src, dst = (args[1], args[0]) if func is torch.ops.aten.copy_.default else (args[0], out)
+            if src.device.type == "cpu" and dst.device.type != "cpu":
+                self.copies.append(tuple(src.shape))
+        return out
+
+
+@pytest.mark.parametrize("re_mode", ["pixel", "rand", "const"])
+def test_device_stage_reads_nothing_back_and_copies_to_the_device_twice(re_mode):
+    # on the meta device (no data) any read of a device tensor by the host (.tolist(), .item(), nonzero) raises;
+    # a copy of a list or of a slice of the parameters would show up as a third copy
+    replay, batch = _every_op_batch(re_mode)
+    replay.finish(batch, "meta")  # the noise table goes to a device once
+    with _HostToDevice() as spy:
+        out = replay.finish(batch, "meta")
+    assert out["image"].device.type == "meta" and out["image"].shape == (24, 3, 32, 32)
+    assert len(spy.copies) == 2 and tuple(batch["raw"]["image"].shape) in spy.copies, spy.copies
+
+
 def _store(path, photos, pipeline):
     return LogitStore.create(path, teacher=dict(name="t", weights_sha256="0" * 64), num_classes=10, topk=2,
                              dataset=photos.identity, transform=dict(img_size=32, **NO_MIX), base_seed=1,
@@ -226,3 +279,43 @@ def test_cuda_replay_independent_of_batch_size_and_within_one_ulp_of_cpu(photos)
         batch = aug.collate([aug.dataset.get(i, 2) for i in range(len(photos))])
         torch.testing.assert_close(aug.finish(batch, "cuda")["image"].cpu(), aug.finish(batch, "cpu")["image"],
                                    atol=2e-6, rtol=0, msg=name)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (runs on GPU machines)")
+def test_cuda_device_stage_never_waits_for_the_device():
+    from torch.utils.data._utils.pin_memory import pin_memory
+    for re_mode in ("pixel", "rand", "const"):
+        replay, batch = _every_op_batch(re_mode, n=64)
+        batch = pin_memory(batch)  # as a DataLoader with pin_memory=True gives it
+        replay.finish(batch, "cuda")  # first call: the noise table goes to the device
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            outs = [replay.finish(b, "cuda") for b in (batch, pin_memory(replay.collate([replay.dataset.get(0, 2)])))]
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        assert outs[0]["image"].shape == (64, 3, 32, 32) and outs[1]["image"].shape == (1, 3, 32, 32)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (runs on GPU machines)")
+def test_cuda_whole_batch_ops_equal_cpu_row_loops():
+    """The uint8 ops bit for bit (mean 0, std 1: image·255 gives them back), but AFFINE rows (Rotate, Shear,
+    Translate: CUDA's fused multiply-add) within 1; the whole stage with every op within one ulp of the
+    normalised pixels on the samples (and partners) without an affine op."""
+    ds = build_dataset(dict(type="FashionMNIST", split="train", limit=64))
+    replay = build_replay("tensor", ds, dict(EVERY_OP, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), re_mode="const",
+                                              mixup_alpha=0.0, cutmix_alpha=0.0), base_seed=11)
+    batch = replay.collate([replay.dataset.get(i, 1) for i in range(len(ds))])
+    affine = (batch["raw"]["ops"] == kernels.AFFINE).any(1)
+    for key in ("image", "teacher_image"):
+        gpu, cpu = ((replay.finish(batch, d)[key] * 255).round().to(torch.uint8).int().cpu() for d in ("cuda", "cpu"))
+        assert torch.equal(gpu[~affine], cpu[~affine]), key
+        assert (gpu[affine] - cpu[affine]).abs().max() <= 1, key
+    replay, batch = _every_op_batch("pixel", n=64)
+    raw = batch["raw"]
+    affine = (raw["ops"] == kernels.AFFINE).any(1)
+    partner = raw["mix_row"].clamp(min=0)
+    plain = ~affine[:64] & ~(affine[partner] & (raw["mix_row"] >= 0))
+    assert plain.sum() >= 4
+    for key in ("image", "teacher_image"):
+        gpu, cpu = (replay.finish(batch, d)[key].cpu() for d in ("cuda", "cpu"))
+        torch.testing.assert_close(gpu[plain], cpu[plain], atol=2e-6, rtol=0, msg=key)
