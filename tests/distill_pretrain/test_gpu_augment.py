@@ -319,3 +319,18 @@ def test_cuda_whole_batch_ops_equal_cpu_row_loops():
     for key in ("image", "teacher_image"):
         gpu, cpu = (replay.finish(batch, d)[key].cpu() for d in ("cuda", "cpu"))
         torch.testing.assert_close(gpu[plain], cpu[plain], atol=2e-6, rtol=0, msg=key)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (runs on GPU machines)")
+def test_cuda_save_logits_records_arrive_intact(tmp_path):
+    # each chunk's top-K comes back pinned and non-blocking, written after the next chunk is queued: the records
+    # must be the teacher's (re-run on the CPU by the verifier: same seeds, top-K within device rounding)
+    config = str(REPO / "configs" / "distill" / "save_logits_mobilenetv2_fmnist.py")
+    save_logits.main([config, "--cfg-options", f"store.path={tmp_path / 's'}", "dataset.limit=12",
+                      "augment.img_size=32", "store.chunk_size=4", "batch_size=2", "num_workers=0", "epochs=1",
+                      "pipeline=tensor", "amp=False"])
+    from distill_pretrain import verify
+    report = tmp_path / "verify.json"
+    assert verify.main([str(tmp_path / "s"), "--num-samples", "12", "--out", str(report)]) == 0
+    rerun = json.loads(report.read_text())["rerun"]
+    assert rerun["seed_mismatches"] == 0 and rerun["topk_overlap"] >= 0.9 and rerun["value_abs_err_max"] < 1e-2
