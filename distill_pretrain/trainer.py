@@ -9,7 +9,7 @@ order and augmentation are pure functions of (seed, epoch, index). The exported 
 
 The loop does not wait for the device between log lines: loss, objective rates and gradient norm stay device
 tensors until the next log line (or resume state, or the end), which reads every step since the last one in one
-device→host copy into `history`. AdamW runs fused on CUDA (`optim.fused`); `compile` compiles the student step.
+device→host copy into `history`. AdamW runs fused (`optim.fused`); `compile` compiles the student step.
 
 Images come through a replay pipeline (`distill_pretrain.replay`, `data.pipeline`; in stored mode the store's
 own, so the student sees the teacher's pixels): the loader's workers yield raw batches keyed by (epoch, index),
@@ -400,10 +400,11 @@ class Trainer:
             return {**{k: v.detach() if torch.is_tensor(v) else v for k, v in out.items()}, "grad_norm": grad_norm}
         return _read_rows([{**{k: (v, 1) for k, v in out.items()}, "grad_norm": (grad_norm, 1)}])[0]
 
-    def _backward(self, batch: Mapping[str, Any], accum: int, sync: bool) -> dict[str, Any]:
-        """Forward and (scaled, divided by ``accum``) backward of one micro-batch; DDP reduces only when ``sync``."""
+    def _backward(self, batch: Mapping[str, Any], accum: int, sync: bool, first: bool = True) -> dict[str, Any]:
+        """Forward and (scaled, divided by ``accum``) backward of one micro-batch; DDP reduces only when ``sync``;
+        ``first``: the first micro-batch of an optimizer step."""
         ctx = self.ddp_step.no_sync() if not sync else contextlib.nullcontext()
-        if self._cuda_graphs:
+        if self._cuda_graphs and first:  # earlier graph outputs are dead; not within an accumulation (the .grads)
             torch.compiler.cudagraph_mark_step_begin()
         with ctx, torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             out = self.forward_step(batch)
@@ -474,7 +475,8 @@ class Trainer:
             if batch["skipped"] and len(errors) < 5:
                 errors += batch["errors"][:5 - len(errors)]
             if len(batch["index"]):
-                stats.add(self._backward(batch, accum, sync=micro == accum - 1 or self.dist.world_size == 1))
+                stats.add(self._backward(batch, accum, sync=micro == accum - 1 or self.dist.world_size == 1,
+                                         first=micro == 0))
             elif self.dist.world_size > 1:  # the other ranks' gradient all-reduce would wait for this one
                 raise RuntimeError(f"epoch {epoch}: every image of a micro-batch was unreadable: {batch['errors']}")
             self.batch_in_epoch += 1

@@ -71,7 +71,7 @@ def accuracy_logs(logits: torch.Tensor, batch: Mapping[str, Any],
     pred = logits.detach().argmax(-1)
     label = batch["label"]
     index_classes = bool(batch.get("labels_index_classes", True))
-    with_labels = _labels_index_classes(label, (label >= 0) & index_classes, logits.shape[1])  # CPU tensors
+    with_labels = index_classes and _labels_index_classes(label, label >= 0, logits.shape[1])  # CPU tensors
     label = label.to(pred.device, non_blocking=True)
     weight = ((label >= 0) & index_classes).float()  # the labelled samples, computed on the device
     logs: dict[str, torch.Tensor] = {}

@@ -80,10 +80,11 @@ def test_adamw_kernel_passes_through_the_layer_decay_constructor(tmp_path: Path)
     assert foreach.optim_description == "AdamW(foreach)" and len(foreach.train()) == 2
 
 
+@pytest.mark.slow  # inductor's first compile: ~100 s on the loaded 2 cores; ~9 s from its cache (/tmp/torchinductor_*)
 def test_compiled_step_matches_eager_trains_and_resumes_exactly(tmp_path: Path) -> None:
-    """inductor on the CPU: step-1 loss (same weights, same batch) within 1e-5 of eager's (measured: ≤ 3e-7),
-    the losses of 4 steps within 1e-3; no recompile after the first step; stopped after 2 steps and resumed =
-    uninterrupted, bit for bit."""
+    """inductor on the CPU: step-1 loss (same weights, same batch) within 1e-5 of eager's (measured: MEASURED1),
+    the losses of 4 steps within 1e-3 (measured: MEASURED4); no recompile after the first step (a second Trainer
+    reuses the graphs); stopped after 2 steps and resumed = uninterrupted, bit for bit."""
     from torch._dynamo.utils import counters
     eager = Trainer(_cfg(stop_after_steps=4), tmp_path / "eager").train()
     full = Trainer(_cfg(compile="default", stop_after_steps=4), tmp_path / "full")
@@ -115,14 +116,15 @@ def test_cuda_steps_between_log_lines_never_wait_for_the_device(tmp_path: Path) 
     assert trainer.cfg.optim.clip_grad
     read = trainer._read_pending
 
-    def read_allowed() -> None:  # the read itself syncs; the steps after it must not
+    def read_allowed() -> None:  # the read itself waits; the steps after it (up to the last) must not
         torch.cuda.set_sync_debug_mode("default")
         read()
-        torch.cuda.set_sync_debug_mode("error")
+        if trainer.step < 6:  # after the last step: resume state and checkpoint copies to the host
+            torch.cuda.set_sync_debug_mode("error")
 
     trainer._read_pending = read_allowed
     try:
         hist = trainer.train()
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert len(hist) == 6 and all(math.isfinite(h["loss"]) for h in hist)
+    assert len(hist) == 6 and all(math.isfinite(h["loss"]) for h in hist) and "grad_norm" in hist[-1]
