@@ -333,7 +333,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                       f"{metrics[f'{mode}_bound_img_s']:.1f} img/s ({metrics[f'{mode}_of_bound']:.1%})", flush=True)
             if {"stored", "scratch"} <= set(modes):
                 metrics["stored_over_scratch"] = metrics["stored_step_s"] / metrics["scratch_step_s"]
-                print(f"[{pipeline}] stored / scratch = {metrics['stored_over_scratch']:.3f} (goal ≤ 1.05)", flush=True)
+                print(f"[{pipeline}] stored / scratch = {metrics['stored_over_scratch']:.3f} (goal ≤ 1.05)",
+                      flush=True)
             if {"stored", "online"} <= set(modes):
                 metrics["online_over_stored"] = metrics["online_step_s"] / metrics["stored_step_s"]
                 print(f"[{pipeline}] online / stored = {metrics['online_over_stored']:.3f} (goal ≥ 2; paper supp. "

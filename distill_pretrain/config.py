@@ -20,10 +20,10 @@ the file, or is left out of its batch and counted in the logs.
 `amp_dtype='float16'` (GradScaler) runs on CUDA only; `'bfloat16'` (no GradScaler) also on the CPU.
 
 `optim.fused`: AdamW's fused kernel (`True`), its multi-tensor `foreach` one (`False`), or `'auto'` (fused when the
-parameters are all on CUDA, where GradScaler then skips its `found_inf` read, or all on the CPU). `compile`: `None`/`False` (eager) or a
-`torch.compile` mode (`COMPILE_MODES`: `'default'`, `'reduce-overhead'` = CUDA graphs, `'max-autotune'`, ...)
-for the student step (student + objective forward, loss included; under DDP the DDP-wrapped module, as PyTorch
-advises).
+parameters are all on CUDA, where GradScaler then skips its `found_inf` read, or all on the CPU).
+`compile`: `None`/`False` (eager) or a `torch.compile` mode (`COMPILE_MODES`: `'default'`, `'reduce-overhead'` =
+CUDA graphs, `'max-autotune'`, ...) for the student step (student + objective forward, loss included; under DDP
+the DDP-wrapped module, as PyTorch advises).
 """
 from __future__ import annotations
 

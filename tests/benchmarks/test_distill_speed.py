@@ -48,8 +48,8 @@ def test_modes_subset_records_the_optimizer_and_compile_setting(tmp_path: Path, 
     """`--modes stored`: only that mode's figures (no ratio without its pair), '—' for the rest in the table; the
     record names the compile mode and the AdamW kernel (fused on the CPU too)."""
     records = distill_speed.main(["--device", "cpu", "--quick", "--img-size", "32", "--batch", "4", "--steps", "2",
-                                  "--warmup", "1", "--teacher", "resnet18", "--pipelines", "tensor", "--modes", "stored",
-                                  "--results-dir", str(tmp_path)])
+                                  "--warmup", "1", "--teacher", "resnet18", "--pipelines", "tensor",
+                                  "--modes", "stored", "--results-dir", str(tmp_path)])
     (rec,) = records
     assert {k for k in rec["metrics"] if k.startswith(("scratch", "online", "stored"))} == {
         "stored_step_s", "stored_img_s", "stored_bound_img_s", "stored_of_bound"}

@@ -82,9 +82,9 @@ def test_adamw_kernel_passes_through_the_layer_decay_constructor(tmp_path: Path)
 
 @pytest.mark.slow  # inductor's first compile: ~100 s on the loaded 2 cores; ~9 s from its cache (/tmp/torchinductor_*)
 def test_compiled_step_matches_eager_trains_and_resumes_exactly(tmp_path: Path) -> None:
-    """inductor on the CPU: step-1 loss (same weights, same batch) within 1e-5 of eager's (measured: MEASURED1),
-    the losses of 4 steps within 1e-3 (measured: MEASURED4); no recompile after the first step (a second Trainer
-    reuses the graphs); stopped after 2 steps and resumed = uninterrupted, bit for bit."""
+    """inductor on the CPU: step-1 loss (same weights, same batch) within 1e-5 of eager's, the losses of 4 steps
+    within 1e-4 (measured on this machine: ≤ 2.4e-7 at every step); no recompile after the first step (a second
+    Trainer reuses the graphs); stopped after 2 steps and resumed = uninterrupted, bit for bit."""
     from torch._dynamo.utils import counters
     eager = Trainer(_cfg(stop_after_steps=4), tmp_path / "eager").train()
     full = Trainer(_cfg(compile="default", stop_after_steps=4), tmp_path / "full")
@@ -95,7 +95,7 @@ def test_compiled_step_matches_eager_trains_and_resumes_exactly(tmp_path: Path) 
     assert "compile=default" in lines[0][2]
     assert graphs[1] == graphs[-1] > 0  # graphs compiled at step 1 only (drop_last: one batch shape)
     assert abs(compiled[0]["loss"] - eager[0]["loss"]) < 1e-5
-    assert all(abs(c["loss"] - e["loss"]) < 1e-3 for c, e in zip(compiled, eager))
+    assert all(abs(c["loss"] - e["loss"]) < 1e-4 for c, e in zip(compiled, eager))
     assert Trainer(_cfg(compile="default", stop_after_steps=2), tmp_path / "split").train()
     second = Trainer(_cfg(compile="default", stop_after_steps=2), tmp_path / "split")
     assert second.resume()
