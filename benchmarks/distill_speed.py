@@ -6,7 +6,7 @@
   reads its outputs every `--warmup` steps, as a run reads them at each log line) and its **compute-only bound**
   (the same step repeated on one batch already resident on the device, queued without reading anything back, one
   wait at the end; stored: the sparse target resident too; online: the teacher runs); eager or `--compile MODE`
-  (the trainer's `compile` key), AdamW fused on CUDA;
+  (the trainer's `compile` key), AdamW fused (`optim.fused='auto'`);
 * the data pipeline alone (DataLoader + the pipeline's device stage, no model; `--data-only`: only this, the
   pipelines in interleaved rounds, median);
 * the teacher's inference alone, and save_logits end to end (`distill_pretrain.save_logits`'s epoch loop, timed
