@@ -1,9 +1,12 @@
 """Speed of the distillation stages on one device, per replay pipeline (`pil`, `tensor`), same run, same batch:
 
-* the student step in the three modes of `distill_pretrain.train` — (a) scratch (ground truth, no teacher),
-  (b) stored (fast distillation: replay + store read), (c) online (the teacher runs every step) — end to end
-  (wall time between optimizer steps, data loading included) and its **compute-only bound** (the same step repeated
-  on one batch already resident on the device; stored: the sparse target resident too; online: the teacher runs);
+* the student step in the three modes of `distill_pretrain.train` (`--modes`: a subset) — (a) scratch (ground
+  truth, no teacher), (b) stored (fast distillation: replay + store read), (c) online (the teacher runs every
+  step) — end to end (the wall time of the measured steps over their number, data loading included; the trainer
+  reads its outputs every `--warmup` steps, as a run reads them at each log line) and its **compute-only bound**
+  (the same step repeated on one batch already resident on the device, queued without reading anything back, one
+  wait at the end; stored: the sparse target resident too; online: the teacher runs); eager or `--compile MODE`
+  (the trainer's `compile` key), AdamW fused (`optim.fused='auto'`);
 * the data pipeline alone (DataLoader + the pipeline's device stage, no model; `--data-only`: only this, the
   pipelines in interleaved rounds, median);
 * the teacher's inference alone, and save_logits end to end (`distill_pretrain.save_logits`'s epoch loop, timed
@@ -11,6 +14,7 @@
 
     python -m benchmarks.distill_speed [--device cuda|cpu] [--quick] [--img-size 224] [--batch 256] [--data-only]
         [--workers 14] [--amp-dtype float16|bfloat16] [--pipelines pil,tensor] [--teacher NAME]
+        [--modes scratch,stored,online] [--compile default|reduce-overhead|max-autotune]
 
 Targets (paper §3.1 + issue 13): stored ≤ 1.05 × scratch step time; online ≥ 2 × stored with a teacher ≥ 10× the
 student's FLOPs (supp. §D: 1.42× with Florence); end-to-end ≥ 80 % of the compute-only bound on a GPU;
@@ -18,12 +22,13 @@ save_logits ≥ 80 % of the teacher-only rate. The teacher is a timm model with 
 `convnext_base`, ≈12× TinyViT-5M; its speed does not depend on its weights) loaded through `build_teacher` like any
 teacher; the store for (b) is saved by it over Fashion-MNIST through the pipeline being measured, and the trainer
 replays through that pipeline (`data.pipeline`). Steps go through the trainer's public `prepare` / `train_step`.
-AMP (`--amp-dtype`) on CUDA only. Writes one `distill_speed` record per pipeline (device, AMP dtype, workers and
-pipeline in `setting`).
+AMP (`--amp-dtype`) on CUDA only. Writes one `distill_speed` record per pipeline (device, AMP dtype, workers,
+pipeline, modes, compile mode and optimizer kernel in `setting`).
 """
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import tempfile
 import time
@@ -35,6 +40,7 @@ import torch
 from contracts.assets import REPO_ROOT
 from contracts.provenance import machine_description
 from contracts.records import backbone_block, make_record, write_record
+from distill_pretrain.config import COMPILE_MODES
 
 TINY_CONFIG = REPO_ROOT / "configs" / "distill" / "tinyvit_5m_fmnist_tiny_cpu.py"
 SAVE_CONFIG = REPO_ROOT / "configs" / "distill" / "save_logits_mobilenetv2_fmnist.py"
@@ -121,31 +127,45 @@ def loader_rate(replay: Any, batch: int, workers: int, device: torch.device, war
 
 def compute_bound(trainer: Any, steps: int, warmup: int) -> float:
     """Seconds per optimizer step (`Trainer.train_step`) on one prepared batch already resident on the device
-    (stored: its sparse targets too; online: the teacher runs every step)."""
+    (stored: its sparse targets too; online: the teacher runs every step): ``steps`` steps queued without reading
+    their outputs, timed from a synchronised start to the end of the last one."""
     batch = trainer.prepare(next(iter(trainer.loader())))
     trainer.step_module.train()
-    return timed(lambda: trainer.train_step(batch), steps, warmup, trainer.device)
+    for _ in range(warmup):
+        trainer.train_step(batch, read=False)
+    _sync(trainer.device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        out = trainer.train_step(batch, read=False)
+    _sync(trainer.device)
+    elapsed = time.perf_counter() - t0
+    if not math.isfinite(float(out["loss"])):
+        raise RuntimeError(f"compute-only bound: the loss is {float(out['loss'])}")
+    return elapsed / steps
 
 
 def measure_mode(mode: str, pipeline: str, *, store: Path, teacher: dict[str, Any], img_size: int, batch: int,
                  steps: int, warmup: int, workers: int, device: torch.device, amp_dtype: str, work_dir: Path,
-                 num_samples: int, bound: bool) -> dict[str, float]:
-    """End-to-end step times of one fresh Trainer (and first, if ``bound``, its compute-only step time)."""
+                 num_samples: int, bound: bool, compile_mode: str | None = None) -> dict[str, Any]:
+    """End-to-end seconds per step of one fresh Trainer (the measured steps' wall time: the trainer reads its
+    outputs, and so waits for the device, at step ``warmup`` and every ``warmup`` steps after), its optimizer
+    (``optim``) and, if ``bound``, its compute-only step time."""
     from distill_pretrain.config import load_config
     from distill_pretrain.store import LogitStore
     from distill_pretrain.trainer import Trainer
     options = {"mode": mode, "store.path": str(store), "store.cycle_epochs": True, "num_classes": 1000,
                "data.train.limit": num_samples, "student.img_size": img_size, "data.batch_size": batch,
                "data.num_workers": workers, "data.pipeline": pipeline, "data.val": None, "epochs": 100,
-               "stop_after_steps": warmup + steps, "eval_teacher_agreement": False, "log_interval": 1000,
-               "record": False, "device": str(device), "amp": device.type == "cuda", "amp_dtype": amp_dtype}
+               "stop_after_steps": warmup + steps, "eval_teacher_agreement": False, "log_interval": max(warmup, 1),
+               "record": False, "device": str(device), "amp": device.type == "cuda", "amp_dtype": amp_dtype,
+               "compile": compile_mode}
     cfg = load_config(TINY_CONFIG, options)
     cfg.teacher = teacher
     # scratch / online: the same augmentation as the store's, only the targets differ
     cfg.data.aug = LogitStore.open(store).manifest["transform"]
     trainer = Trainer(cfg, work_dir / f"{pipeline}_{mode}")
     history = trainer.train()
-    out = {"step_s": statistics.median(h["step_s"] for h in history[warmup:])}
+    out = {"step_s": sum(h["step_s"] for h in history[warmup:]) / steps, "optim": trainer.optim_description}
     if bound:  # after the run: the device, its kernels' autotuning and the AMP scale are as warm as in training
         out["bound_step_s"] = compute_bound(trainer, steps, warmup)
     return out
@@ -216,7 +236,8 @@ def data_only(pipelines: Sequence[str], *, img_size: int, batch: int, batches: i
     return {p: statistics.median(v) for p, v in rates.items()}
 
 
-def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m benchmarks.distill_speed`."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.distill_speed", description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cuda", "cpu"), default=None, help="default: cuda when available")
     parser.add_argument("--quick", action="store_true", help="64 px, batch 8, 4 measured steps (a smoke run)")
@@ -228,10 +249,19 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--workers", type=int, default=None, help="data-loader workers (default 8 GPU / 0 CPU)")
     parser.add_argument("--amp-dtype", choices=("float16", "bfloat16"), default="float16", help="AMP on CUDA")
     parser.add_argument("--pipelines", default="pil,tensor", help="replay pipelines to compare (comma-separated)")
+    parser.add_argument("--modes", default=",".join(MODES), help="student modes to run (comma-separated subset of "
+                        f"{','.join(MODES)}; a ratio needs both of its modes)")
+    parser.add_argument("--compile", default=None, choices=COMPILE_MODES,
+                        help="torch.compile the student step in this mode (the trainer's `compile` key); default eager")
     parser.add_argument("--results-dir", default=None, help="record folder (default results/records)")
     parser.add_argument("--data-only", action="store_true",
                         help="only the data pipeline alone (data_img_s), the pipelines in interleaved rounds")
     parser.add_argument("--rounds", type=int, default=5, help="--data-only: interleaved rounds (median reported)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    parser = build_parser()
     args = parser.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -243,12 +273,16 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
     workers = args.workers if args.workers is not None else (8 if gpu else 0)
     pipelines = [p for p in args.pipelines.split(",") if p]
+    modes = [m for m in args.modes.split(",") if m]
+    if not modes or set(modes) - set(MODES):
+        parser.error(f"--modes {args.modes!r}: choose from {','.join(MODES)}")
     n_samples = batch * (warmup + steps)
     amp_dtype = args.amp_dtype if gpu else "none"
     setting = {"img_size": img, "batch": batch, "steps": steps, "warmup": warmup, "teacher": args.teacher,
-               "workers": workers, "device": device.type, "amp_dtype": amp_dtype, "quick": args.quick}
+               "workers": workers, "device": device.type, "amp_dtype": amp_dtype, "quick": args.quick,
+               "compile": args.compile or "off"}
     print(f"distill_speed on {device} (AMP {amp_dtype}), {img}px, batch {batch}, {workers} workers, pipelines "
-          f"{pipelines} — {machine_description()}", flush=True)
+          f"{pipelines}, modes {modes}, compile {args.compile or 'off'} — {machine_description()}", flush=True)
     if args.data_only:
         rates = data_only(pipelines, img_size=img, batch=batch, batches=steps, workers=workers, device=device,
                           warmup=max(warmup, 1), rounds=args.rounds)
@@ -283,11 +317,13 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                        "data_img_s": data_rate(pipeline, store, batch, workers, device, min(warmup, 1))}
             print(f"[{pipeline}] save_logits {save_ips:.1f} img/s ({metrics['save_logits_of_teacher']:.1%} of the "
                   f"teacher alone); data pipeline alone {metrics['data_img_s']:.1f} img/s", flush=True)
-            for mode in MODES:  # the compute-only bound does not depend on the pipeline: measured once
+            optim = None
+            for mode in modes:  # the compute-only bound does not depend on the pipeline: measured once
                 got = measure_mode(mode, pipeline, store=store, teacher=teacher_cfg, img_size=img, batch=batch,
                                    steps=steps, warmup=warmup, workers=workers, device=device,
                                    amp_dtype=args.amp_dtype, work_dir=tmp / "runs", num_samples=n_samples,
-                                   bound=mode not in bound)
+                                   bound=mode not in bound, compile_mode=args.compile)
+                optim = got["optim"]
                 bound.setdefault(mode, got.get("bound_step_s"))
                 metrics[f"{mode}_bound_img_s"] = batch / bound[mode]
                 metrics[f"{mode}_step_s"] = got["step_s"]
@@ -295,14 +331,17 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                 metrics[f"{mode}_of_bound"] = bound[mode] / got["step_s"]
                 print(f"[{pipeline}] {mode:8s} {metrics[f'{mode}_img_s']:.1f} img/s end to end, bound "
                       f"{metrics[f'{mode}_bound_img_s']:.1f} img/s ({metrics[f'{mode}_of_bound']:.1%})", flush=True)
-            metrics["stored_over_scratch"] = metrics["stored_step_s"] / metrics["scratch_step_s"]
-            metrics["online_over_stored"] = metrics["online_step_s"] / metrics["stored_step_s"]
-            print(f"[{pipeline}] stored / scratch = {metrics['stored_over_scratch']:.3f} (goal ≤ 1.05); "
-                  f"online / stored = {metrics['online_over_stored']:.3f} (goal ≥ 2; paper supp. §D 1.42×)",
-                  flush=True)
+            if {"stored", "scratch"} <= set(modes):
+                metrics["stored_over_scratch"] = metrics["stored_step_s"] / metrics["scratch_step_s"]
+                print(f"[{pipeline}] stored / scratch = {metrics['stored_over_scratch']:.3f} (goal ≤ 1.05)",
+                      flush=True)
+            if {"stored", "online"} <= set(modes):
+                metrics["online_over_stored"] = metrics["online_step_s"] / metrics["stored_step_s"]
+                print(f"[{pipeline}] online / stored = {metrics['online_over_stored']:.3f} (goal ≥ 2; paper supp. "
+                      "§D 1.42×)", flush=True)
             record = make_record("distill_speed", dataset="FashionMNIST", split="train", metrics=metrics,
                                  backbone=backbone_block("tinyvit-5m", "random"),
-                                 setting={**setting, "pipeline": pipeline})
+                                 setting={**setting, "pipeline": pipeline, "modes": modes, "optim": optim})
             print(f"record: {write_record(record, args.results_dir)}", flush=True)
             records.append(record)
     print(summary_table(records), flush=True)
@@ -324,7 +363,8 @@ def summary_table(records: Sequence[dict[str, Any]]) -> str:
     width = max(len(r[0]) for r in rows) + 2
     lines = ["".ljust(width) + "".join(r["setting"]["pipeline"].rjust(12) for r in records)]
     for label, key, fmt in rows:
-        lines.append(label.ljust(width) + "".join(fmt.format(r["metrics"][key]).rjust(12) for r in records))
+        lines.append(label.ljust(width) + "".join((fmt.format(r["metrics"][key]) if key in r["metrics"] else "—")
+                                                  .rjust(12) for r in records))
     return "\n".join(lines)
 
 

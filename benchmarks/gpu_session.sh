@@ -5,6 +5,7 @@
 #   device tool: carry [".device"], command:
 #     source .device/gpu_env.sh && OUT=$OUT bash benchmarks/gpu_session.sh 480
 #   STEPS="distill_speed profile_student_step" ... runs only the named steps.
+#   DRY_RUN=1 ... prints each step's name, limit and command without running it (what the CPU test checks).
 #
 # Steps run in order of priority, each under `timeout`; a step that would overrun the budget (default 480 s) is cut
 # and the rest are skipped (the log says so). Everything goes to $OUT/session.log; the result records to
@@ -28,6 +29,10 @@ step() {  # step NAME LIMIT_S CMD...: run CMD under min(LIMIT, what is left of t
         return
     fi
     ((limit > left)) && limit=$left
+    if [[ -n "${DRY_RUN:-}" ]]; then
+        echo "== $name (limit ${limit} s): $*"
+        return
+    fi
     echo "== $name (limit ${limit} s, $(date -u +%T))" | tee -a "$LOG"
     local t0
     t0=$(date +%s)
@@ -39,6 +44,48 @@ REC="$OUT/records"
 step machine 30 python3 -c "
 import torch, timm; from contracts.provenance import machine_description
 print(machine_description(), '| torch', torch.__version__, '| timm', timm.__version__, '|', torch.cuda.get_device_name(0))"
+
+# issue 13: the student steps between two log lines never wait for the device (fp16 AMP, fused AdamW, clipping,
+# sync debug mode 'error'); the tensor replay on CUDA is batch-size independent and matches the CPU
+step cuda_tests 120 python3 -m pytest -q -p no:cacheprovider -k cuda tests/distill_pretrain/test_train_step_sync.py \
+    tests/distill_pretrain/test_gpu_augment.py
+
+# issue 13: the host-light student step (no per-step read, fused AdamW), eager, then compiled (default mode, then
+# CUDA graphs): end to end vs the compute-only bound (now queued without per-step reads), tensor pipeline
+step distill_speed_eager 100 python3 -m benchmarks.distill_speed --device cuda --img-size 224 --batch 256 \
+    --workers 14 --pipelines tensor --teacher vit_base_patch16_224 --steps 25 --warmup 6 --results-dir "$REC"
+for mode in default reduce-overhead; do
+    step "distill_speed_compile_${mode}" 150 python3 -m benchmarks.distill_speed --device cuda --img-size 224 \
+        --batch 256 --workers 14 --pipelines tensor --modes stored --compile "$mode" --teacher vit_base_patch16_224 \
+        --steps 25 --warmup 6 --results-dir "$REC"
+done
+
+# issue 13: where the GPU time of one student step goes (TinyViT-5M scratch, 224, batch 256, AMP)
+step profile_student_step 60 python3 - <<'PY'
+import tempfile
+from pathlib import Path
+import torch
+from torch.profiler import ProfilerActivity, profile
+from benchmarks.distill_speed import TINY_CONFIG
+from distill_pretrain.config import load_config
+from distill_pretrain.trainer import Trainer
+cfg = load_config(TINY_CONFIG, {"mode": "scratch", "data.train.limit": 1024, "student.img_size": 224,
+                                "data.batch_size": 256, "data.num_workers": 8, "data.val": None, "record": False,
+                                "device": "cuda", "amp": True, "num_classes": 1000, "epochs": 1})
+cfg.data.aug.img_size = 224
+trainer = Trainer(cfg, Path(tempfile.mkdtemp()))
+batch = trainer.prepare(next(iter(trainer.loader())))
+for _ in range(5):
+    trainer.train_step(batch, read=False)
+with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+    for _ in range(3):
+        trainer.train_step(batch, read=False)
+    torch.cuda.synchronize()
+print(f"TinyViT-5M scratch train_step, 224 px, batch 256, {trainer.amp_description}, {trainer.optim_description}, "
+      "3 steps:")
+print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=70))
+print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=70))
+PY
 
 # issue 13: the tensor replay on CUDA is batch-size independent and equals CPU where its ops are element-wise
 step replay_check 60 python3 - <<'PY'
@@ -77,32 +124,6 @@ step backbone_b1024 110 python3 -m benchmarks.backbone_speed --device cuda --amp
 step distill_speed 200 python3 -m benchmarks.distill_speed --device cuda --img-size 224 --batch 256 --workers 14 \
     --pipelines pil,tensor --teacher vit_base_patch16_224 --steps 25 --warmup 6 --results-dir "$REC"
 
-# issue 13: where the GPU time of one student step goes (TinyViT-5M scratch, 224, batch 256, AMP)
-step profile_student_step 60 python3 - <<'PY'
-import tempfile
-from pathlib import Path
-import torch
-from torch.profiler import ProfilerActivity, profile
-from benchmarks.distill_speed import TINY_CONFIG
-from distill_pretrain.config import load_config
-from distill_pretrain.trainer import Trainer
-cfg = load_config(TINY_CONFIG, {"mode": "scratch", "data.train.limit": 1024, "student.img_size": 224,
-                                "data.batch_size": 256, "data.num_workers": 8, "data.val": None, "record": False,
-                                "device": "cuda", "amp": True, "num_classes": 1000, "epochs": 1})
-cfg.data.aug.img_size = 224
-trainer = Trainer(cfg, Path(tempfile.mkdtemp()))
-batch = trainer.prepare(next(iter(trainer.loader())))
-for _ in range(5):
-    trainer.train_step(batch)
-with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-    for _ in range(3):
-        trainer.train_step(batch)
-    torch.cuda.synchronize()
-print(f"TinyViT-5M scratch train_step, 224 px, batch 256, {trainer.amp_description}, 3 steps:")
-print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=70))
-print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=70))
-PY
-
 # issue 12: mae / dmae / tinymim step time and peak memory, ViT-T student, ViT-B teacher, batch 256, AMP (bf16)
 step vit_objectives 100 python3 -m benchmarks.vit_objective_speed --batch 256 --amp --steps 5 --warmup 2 \
     --results-dir "$REC"
@@ -134,5 +155,6 @@ done
 step backbone_b1024_bf16 60 python3 -m benchmarks.backbone_speed --device cuda --amp bf16 --batch 1024 \
     --archs 21m --rounds 3 --iters 8 --records "$REC"
 
+[[ -n "${DRY_RUN:-}" ]] && exit 0
 tar -czf "$OUT/records.tar.gz" -C "$OUT" records && rm -rf "$REC"
 echo "== done in $(($(date +%s) - START)) s" | tee -a "$LOG"

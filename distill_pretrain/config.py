@@ -18,6 +18,12 @@ the file, or is left out of its batch and counted in the logs.
 
 `device`: `'auto'` (CUDA when available, else the CPU), `'cpu'`, `'cuda'` or `'cuda:N'`. `amp` with
 `amp_dtype='float16'` (GradScaler) runs on CUDA only; `'bfloat16'` (no GradScaler) also on the CPU.
+
+`optim.fused`: AdamW's fused kernel (`True`), its multi-tensor `foreach` one (`False`), or `'auto'` (fused when the
+parameters are all on CUDA, where GradScaler then skips its `found_inf` read, or all on the CPU).
+`compile`: `None`/`False` (eager) or a `torch.compile` mode (`COMPILE_MODES`: `'default'`, `'reduce-overhead'` =
+CUDA graphs, `'max-autotune'`, ...) for the student step (student + objective forward, loss included; under DDP
+the DDP-wrapped module, as PyTorch advises).
 """
 from __future__ import annotations
 
@@ -37,8 +43,8 @@ DEFAULTS: dict[str, Any] = dict(
     data=dict(train=None, val=None, batch_size=128, num_workers=4, prefetch_factor=4, aug=None, aug_seed=0,
               pipeline=None, on_error=None),
     optim=dict(lr=1e-3, base_batch=1024, weight_decay=0.05, betas=(0.9, 0.999), eps=1e-8, warmup_epochs=0,
-               warmup_lr=0.0, min_lr=0.0, clip_grad=5.0, accum_steps=1, layer_decay=None),
-    ema=dict(decay=None), freeze_bn_stats=False, amp=True, amp_dtype="float16",
+               warmup_lr=0.0, min_lr=0.0, clip_grad=5.0, accum_steps=1, layer_decay=None, fused="auto"),
+    ema=dict(decay=None), freeze_bn_stats=False, amp=True, amp_dtype="float16", compile=None,
     labels_index_classes=True, log_interval=10, save_interval=0, keep_interval=0, eval_interval=1,
     eval_teacher_agreement=False,
     eval_before_train=False,
@@ -46,6 +52,8 @@ DEFAULTS: dict[str, Any] = dict(
 )
 SECTIONS = ("student", "store", "data", "optim", "ema")
 AMP_DTYPES = ("float16", "bfloat16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+FUSED = ("auto", True, False)
 _MOVED = {"loss": "the loss arguments moved into the objective: objective=dict(type=..., temperature=..., "
                   "gt_weight=..., label_smoothing=...)"}
 _PRETRAIN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -103,6 +111,10 @@ def resolve_config(cfg: Config | Mapping[str, Any]) -> Config:
         raise ValueError(f"config: data.on_error={cfg.data.on_error!r}; choose one of {ON_ERROR} (or None)")
     if cfg.amp_dtype not in AMP_DTYPES:
         raise ValueError(f"config: amp_dtype={cfg.amp_dtype!r}; choose one of {AMP_DTYPES}")
+    if cfg.compile not in (None, False, *COMPILE_MODES):
+        raise ValueError(f"config: compile={cfg.compile!r}; choose None/False (eager) or one of {COMPILE_MODES}")
+    if cfg.optim.fused not in FUSED:
+        raise ValueError(f"config: optim.fused={cfg.optim.fused!r}; choose one of {FUSED}")
     if cfg.pretrain_name is not None and not _PRETRAIN.match(str(cfg.pretrain_name)):
         raise ValueError(f"config: pretrain_name={cfg.pretrain_name!r} must match {_PRETRAIN.pattern}")
     return cfg

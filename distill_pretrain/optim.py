@@ -23,18 +23,22 @@ def scaled_lr(base_lr: float, total_batch: int, base_batch: int) -> float:
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.999),
                     eps: float = 1e-8, layer_decay: float | None = None,
-                    extra: nn.Module | None = None) -> torch.optim.Optimizer:
+                    extra: nn.Module | None = None, fused: bool | str = "auto") -> torch.optim.Optimizer:
     """AdamW whose groups carry `lr_scale` (layer-wise decay via `backbones.LayerDecayOptimWrapperConstructor`).
 
     No weight decay on 1-D parameters (norms, biases) and on TinyViT's `attention_biases`; with `layer_decay`
     each block's LR is × decay^(num_layers − 1 − depth) (`TinyViT.get_layer_depth`; a timm ViT: BEiT / MAE's rule,
     `backbones.layer_decay.vit_layer_depth`); any other student with a layer_decay raises. `extra` (an
     objective's decoder, ...) adds its trainable parameters at `lr_scale` 1, without weight decay on 1-D ones.
+    `fused` (`use_fused`): AdamW's fused kernel, else its multi-tensor (`foreach`) one: a few launches per step
+    instead of several per parameter.
     """
+    params = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
+    kernel = {"fused": True} if use_fused(fused, params) else {"foreach": True}
     constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(dict(
         type="LayerDecayOptimWrapperConstructor",
         optim_wrapper_cfg=dict(type="OptimWrapper", optimizer=dict(
-            type="AdamW", lr=lr, weight_decay=weight_decay, betas=tuple(betas), eps=eps)),
+            type="AdamW", lr=lr, weight_decay=weight_decay, betas=tuple(betas), eps=eps, **kernel)),
         paramwise_cfg=dict(layer_decay_rate=1.0 if layer_decay is None else float(layer_decay))))
     optimizer = constructor(model).optimizer
     if extra is not None:
@@ -44,6 +48,17 @@ def build_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tup
             if group:
                 optimizer.add_param_group({"params": group, "weight_decay": decay, "lr_scale": 1.0})
     return optimizer
+
+
+def use_fused(fused: bool | str, params: list[torch.Tensor]) -> bool:
+    """`optim.fused`: True / False as given; 'auto' → fused when the parameters are all on CUDA (a fused step also
+    lets GradScaler skip its found_inf read) or all on the CPU (TinyViT-5M's AdamW step at 1 thread: 7 ms fused,
+    23 ms per-parameter, 26 ms foreach)."""
+    if fused == "auto":
+        return bool(params) and len({p.device.type for p in params}) == 1 and params[0].device.type in ("cuda", "cpu")
+    if isinstance(fused, bool):
+        return fused
+    raise ValueError(f"optim.fused={fused!r}: use 'auto', True or False")
 
 
 def cosine_lr(step: int, *, total_steps: int, warmup_steps: int, base_lr: float, warmup_lr: float,

@@ -7,6 +7,10 @@ bfloat16 without one, also on the CPU), gradient accumulation, DDP, optional EMA
 objective, optimizer, EMA, scaler, every rank's RNG and the position inside the epoch are saved, and the data
 order and augmentation are pure functions of (seed, epoch, index). The exported checkpoint holds the student only.
 
+The loop does not wait for the device between log lines: loss, objective rates and gradient norm stay device
+tensors until the next log line (or resume state, or the end), which reads every step since the last one in one
+device→host copy into `history`. AdamW runs fused (`optim.fused`); `compile` compiles the student step.
+
 Images come through a replay pipeline (`distill_pretrain.replay`, `data.pipeline`; in stored mode the store's
 own, so the student sees the teacher's pixels): the loader's workers yield raw batches keyed by (epoch, index),
 `Trainer.prepare` finishes them on the device (`Replay.finish`), leaves out unreadable samples (counted, logged)
@@ -109,6 +113,7 @@ class Trainer:
         self.epoch = 0         # epoch in progress
         self.batch_in_epoch = 0  # micro-batches of `epoch` consumed
         self.history: list[dict[str, float]] = []
+        self._pending: list[dict[str, Any]] = []  # steps whose device values `_read_pending` has not read yet
         self._tb = None
         self._train_loader: DataLoader | None = None
         self._val_loader: DataLoader | None = None
@@ -205,16 +210,27 @@ class Trainer:
             self.ddp_step = nn.parallel.DistributedDataParallel(
                 self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=self.objective.find_unused_parameters)
+        # compile the DDP-wrapped module (PyTorch's advice: DDPOptimizer splits the graph at its buckets); the
+        # uncompiled one stays for no_sync, evaluation and checkpoints (they share the parameters)
+        self.forward_step = torch.compile(self.ddp_step, mode=cfg.compile) if cfg.compile else self.ddp_step
+        # CUDA graphs (reduce-overhead, max-autotune on CUDA) overwrite a graph's outputs at its next replay
+        self._cuda_graphs = bool(cfg.compile) and cfg.compile != "default" and "no-cudagraphs" not in cfg.compile \
+            and self.device.type == "cuda"
 
     def _build_optim(self) -> None:
         o = self.cfg.optim
         self.schedule = schedule_from_cfg(o, self.steps_per_epoch, int(self.cfg.epochs), self.total_batch)
         self.optimizer = build_optimizer(self.model, self.schedule["base_lr"], o.weight_decay, tuple(o.betas),
-                                         o.eps, o.layer_decay, extra=self.objective)
+                                         o.eps, o.layer_decay, extra=self.objective, fused=o.fused)
         self.amp_dtype = getattr(torch, self.cfg.amp_dtype)
         # float16 autocast needs CUDA (and a GradScaler); bfloat16 runs on the CPU too and needs no scaler
         self.use_amp = bool(self.cfg.amp) and (self.device.type == "cuda" or self.amp_dtype == torch.bfloat16)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
+
+    @property
+    def optim_description(self) -> str:
+        """`AdamW(fused)` or `AdamW(foreach)`, for the logs and benchmark records."""
+        return f"AdamW({'fused' if self.optimizer.defaults.get('fused') else 'foreach'})"
 
     @property
     def amp_description(self) -> str:
@@ -226,6 +242,7 @@ class Trainer:
     # --------------------------------------------------------------------------------------- resume state
     def state_dict(self) -> dict[str, Any]:
         """Everything exact resume needs (plain types + tensors)."""
+        self._read_pending()
         rngs = [rng_state()]
         if self.dist.world_size > 1:
             rngs = [None] * self.dist.world_size
@@ -252,6 +269,7 @@ class Trainer:
         set_rng_state(state["rng"][self.dist.rank])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.history = list(state.get("history", []))
+        self._pending = []
 
     def save_resume(self) -> None:
         state = self.state_dict()  # collective under DDP: every rank calls it
@@ -366,43 +384,54 @@ class Trainer:
                 raise RuntimeError(f"store {self.cfg.store.path} epoch {data_epoch}: seed {int(seeds[bad])} != "
                                    f"replayed seed {int(batch['seed'][bad])} for index {int(batch['index'][bad])}: "
                                    "store and augmentation disagree")
-            batch["teacher_index"] = torch.as_tensor(sparse.indices).long().to(self.device, non_blocking=True)
-            batch["teacher_value"] = torch.as_tensor(sparse.values).float().to(self.device, non_blocking=True)
+            batch["teacher_index"] = _to_device(sparse.indices, torch.int64, self.device)
+            batch["teacher_value"] = _to_device(sparse.values, torch.float32, self.device)
         return batch
 
-    def train_step(self, batch: Mapping[str, Any]) -> dict[str, float]:
+    def train_step(self, batch: Mapping[str, Any], read: bool = True) -> dict[str, Any]:
         """One optimizer step on one prepared batch (`prepare`), without accumulation: forward + backward under
         AMP, gradient clipping, optimizer and scaler step, EMA update. Leaves the data position, the step count and
         the learning rate as they are (the training loop owns those); returns the objective's outputs and
-        ``grad_norm`` as floats."""
+        ``grad_norm``: as floats (one device→host copy), or with ``read=False`` as they are (device tensors: no
+        wait for the device, so a caller can queue many steps)."""
         out = self._backward(batch, accum=1, sync=True)
         grad_norm = self._optimizer_step()
-        tensors = {k: v.detach().float().reshape(()) for k, v in out.items() if torch.is_tensor(v)}
-        # one device → host copy for all outputs (each float() would wait for the device on its own)
-        outputs = dict(zip(tensors, torch.stack(list(tensors.values())).tolist())) if tensors else {}
-        outputs.update((k, float(v)) for k, v in out.items() if not torch.is_tensor(v))
-        return {**{k: outputs[k] for k in out}, "grad_norm": grad_norm}
+        if not read:
+            return {**{k: v.detach() if torch.is_tensor(v) else v for k, v in out.items()}, "grad_norm": grad_norm}
+        return _read_rows([{**{k: (v, 1) for k, v in out.items()}, "grad_norm": (grad_norm, 1)}])[0]
 
-    def _backward(self, batch: Mapping[str, Any], accum: int, sync: bool) -> dict[str, Any]:
-        """Forward and (scaled, divided by ``accum``) backward of one micro-batch; DDP reduces only when ``sync``."""
+    def _backward(self, batch: Mapping[str, Any], accum: int, sync: bool, first: bool = True) -> dict[str, Any]:
+        """Forward and (scaled, divided by ``accum``) backward of one micro-batch; DDP reduces only when ``sync``;
+        ``first``: the first micro-batch of an optimizer step."""
         ctx = self.ddp_step.no_sync() if not sync else contextlib.nullcontext()
+        if self._cuda_graphs and first:  # earlier graph outputs are dead; not within an accumulation (the .grads)
+            torch.compiler.cudagraph_mark_step_begin()
         with ctx, torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-            out = self.ddp_step(batch)
+            out = self.forward_step(batch)
+        if self._cuda_graphs:  # kept past this step (logs): copies, as the next replay overwrites the outputs
+            out = {k: v.clone() if torch.is_tensor(v) else v for k, v in out.items()}
         self.scaler.scale(out["loss"] / accum).backward()
         return out
 
-    def _optimizer_step(self) -> float:
-        """Clip, step, zero the gradients and update the EMA; returns the gradient norm (nan without clipping)."""
-        grad_norm = float("nan")
+    def _optimizer_step(self) -> torch.Tensor | float:
+        """Clip, step, zero the gradients and update the EMA; returns the gradient norm (a device tensor, not read;
+        nan without clipping)."""
+        grad_norm: torch.Tensor | float = float("nan")
         if self.cfg.optim.clip_grad:
             self.scaler.unscale_(self.optimizer)
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self._params(), self.cfg.optim.clip_grad))
+            grad_norm = torch.nn.utils.clip_grad_norm_(self._params(), self.cfg.optim.clip_grad).detach()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
             self.ema.update(self.model, step=self.step)
         return grad_norm
+
+    def _read_pending(self) -> None:
+        """Read the device values of the steps not read yet (one device→host copy) into `history`."""
+        if self._pending:
+            self.history += _read_rows(self._pending)
+            self._pending = []
 
     def _set_train_mode(self) -> None:
         self.step_module.train()
@@ -427,8 +456,8 @@ class Trainer:
                  f"samples={len(self.train_set)} world={self.dist.world_size} batch/rank={cfg.data.batch_size} "
                  f"accum={accum} total_batch={self.total_batch} lr={self.schedule['base_lr']:.3g} "
                  f"steps/epoch={self.steps_per_epoch} total_steps={total_steps} device={self.device} "
-                 f"amp={self.amp_description} workers={cfg.data.num_workers} pipeline={self.replay.pipeline} "
-                 f"pretrain={self.pretrain_name}")
+                 f"amp={self.amp_description} optim={self.optim_description} compile={cfg.compile or 'off'} "
+                 f"workers={cfg.data.num_workers} pipeline={self.replay.pipeline} pretrain={self.pretrain_name}")
         if cfg.eval_before_train and self.step == 0 and self.val_set is not None:
             self.evaluate(-1)
         t_window, n_window, t_run, steps_run = time.perf_counter(), 0, time.perf_counter(), 0
@@ -446,7 +475,8 @@ class Trainer:
             if batch["skipped"] and len(errors) < 5:
                 errors += batch["errors"][:5 - len(errors)]
             if len(batch["index"]):
-                stats.add(self._backward(batch, accum, sync=micro == accum - 1 or self.dist.world_size == 1))
+                stats.add(self._backward(batch, accum, sync=micro == accum - 1 or self.dist.world_size == 1,
+                                         first=micro == 0))
             elif self.dist.world_size > 1:  # the other ranks' gradient all-reduce would wait for this one
                 raise RuntimeError(f"epoch {epoch}: every image of a micro-batch was unreadable: {batch['errors']}")
             self.batch_in_epoch += 1
@@ -455,23 +485,26 @@ class Trainer:
                 grad_norm = self._optimizer_step()
                 self.step += 1
                 steps_run += 1
-                record = {"loss": stats.loss(), "lr": lr, "grad_norm": grad_norm, **stats.rates(),
-                          "skipped": skipped}
                 now = time.perf_counter()
-                self.history.append({"step": self.step, **record, "step_s": now - t_step})
-                t_step = now
+                self._pending.append({"step": self.step, **stats.row(lr, grad_norm, skipped), "step_s": now - t_step})
                 stats = _Window()
                 if self.step % int(cfg.log_interval) == 0 or self.step == stop_at:
+                    self._read_pending()  # waits for the device: the wait is this step's time
+                    waited = time.perf_counter() - now
+                    now += waited
+                    self.history[-1]["step_s"] += waited
+                    record = {k: v for k, v in self.history[-1].items() if k not in ("step", "step_s")}
                     ips = n_window / max(now - t_window, 1e-9)
                     eta = (now - t_run) / steps_run * (stop_at - self.step)
                     extras = " ".join(f"{k} {v:.3f}" for k, v in record.items()
                                       if k not in ("loss", "lr", "grad_norm", "skipped"))
                     self.log(f"epoch {epoch} [{self.batch_in_epoch // accum}/{self.steps_per_epoch}] step "
                              f"{self.step}/{total_steps} loss {record['loss']:.4f} lr {lr:.3e} grad_norm "
-                             f"{grad_norm:.3f} {extras} {ips:.1f} img/s eta {_fmt_eta(eta)}"
+                             f"{record['grad_norm']:.3f} {extras} {ips:.1f} img/s eta {_fmt_eta(eta)}"
                              + (f" | {skipped} unreadable images skipped" if skipped else ""))
                     self._scalars({**{f"train/{k}": v for k, v in record.items()}, "train/img_per_s": ips}, self.step)
                     t_window, n_window = now, 0
+                t_step = now
                 if cfg.save_interval and self.step % int(cfg.save_interval) == 0:
                     self.save_resume()
                     saved = True
@@ -491,6 +524,7 @@ class Trainer:
                 break
         if not saved:
             self.save_resume()
+        self._read_pending()
         if self.batch_in_epoch:  # stopped inside an epoch: leave a checkpoint of where it is
             self.save_checkpoints(self.epoch)
         self.log(f"stopped at step {self.step}/{total_steps} after {steps_run} steps "
@@ -586,8 +620,7 @@ class Trainer:
 
 
 class _Window:
-    """Means over the micro-batches of one optimizer step of the objective's outputs (summed on the device, read
-    once per step)."""
+    """The objective's outputs over the micro-batches of one optimizer step, summed on the device (not read)."""
 
     def __init__(self) -> None:
         self.sums: dict[str, Any] = {}
@@ -596,14 +629,37 @@ class _Window:
     def add(self, out: Mapping[str, Any]) -> None:
         for key, value in out.items():
             value = value.detach().float() if isinstance(value, torch.Tensor) else float(value)
-            self.sums[key] = self.sums.get(key, 0.0) + value
+            self.sums[key] = self.sums[key] + value if key in self.sums else value
             self.counts[key] = self.counts.get(key, 0) + 1
 
-    def loss(self) -> float:
-        return float(self.sums.get("loss", 0.0)) / max(self.counts.get("loss", 0), 1)
+    def row(self, lr: float, grad_norm: torch.Tensor | float, skipped: int) -> dict[str, Any]:
+        """The step's history row in `_read_rows`' form: means as (sum, count), read later."""
+        rates = {k: (self.sums[k], self.counts[k]) for k in self.sums if k != "loss"}
+        return {"loss": (self.sums.get("loss", 0.0), max(self.counts.get("loss", 0), 1)), "lr": lr,
+                "grad_norm": (grad_norm, 1), **rates, "skipped": skipped}
 
-    def rates(self) -> dict[str, float]:
-        return {k: float(self.sums[k]) / self.counts[k] for k in self.sums if k != "loss"}
+
+def _read_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with every (value, count) pair → float(value) / count, all device tensors read in one copy."""
+    tensors = [v[0] for row in rows for v in row.values() if isinstance(v, tuple) and torch.is_tensor(v[0])]
+    if tensors:
+        device = tensors[0].device
+        values = iter(torch.stack([t.float().reshape(()).to(device) for t in tensors]).tolist())
+    out = []
+    for row in rows:
+        out.append({k: (next(values) if torch.is_tensor(v[0]) else float(v[0])) / v[1] if isinstance(v, tuple) else v
+                    for k, v in row.items()})
+    return out
+
+
+def _to_device(array: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A numpy array as a ``dtype`` tensor on ``device``; to CUDA through pinned memory, so the copy does not block
+    the host."""
+    if device.type != "cuda":
+        return torch.as_tensor(array).to(dtype)
+    pinned = torch.empty(array.shape, dtype=dtype, pin_memory=True)
+    pinned.copy_(torch.as_tensor(array))
+    return pinned.to(device, non_blocking=True)
 
 
 def _fmt_eta(seconds: float) -> str:

@@ -42,3 +42,46 @@ def test_data_only_interleaves_the_pipelines_and_writes_valid_records(tmp_path: 
     assert [r["setting"]["pipeline"] for r in records] == ["pil", "tensor"]
     assert len(read_records(tmp_path)) == 2 and all(set(r["metrics"]) == {"data_img_s"} for r in records)
     assert capsys.readouterr().out.count("round ") == 2
+
+
+def test_modes_subset_records_the_optimizer_and_compile_setting(tmp_path: Path, capsys) -> None:
+    """`--modes stored`: only that mode's figures (no ratio without its pair), '—' for the rest in the table; the
+    record names the compile mode and the AdamW kernel (fused on the CPU too)."""
+    records = distill_speed.main(["--device", "cpu", "--quick", "--img-size", "32", "--batch", "4", "--steps", "2",
+                                  "--warmup", "1", "--teacher", "resnet18", "--pipelines", "tensor",
+                                  "--modes", "stored", "--results-dir", str(tmp_path)])
+    (rec,) = records
+    assert {k for k in rec["metrics"] if k.startswith(("scratch", "online", "stored"))} == {
+        "stored_step_s", "stored_img_s", "stored_bound_img_s", "stored_of_bound"}
+    assert "stored_over_scratch" not in rec["metrics"] and read_records(tmp_path)[0]["metrics"] == rec["metrics"]
+    assert (rec["setting"]["modes"], rec["setting"]["compile"], rec["setting"]["optim"]) == (
+        ["stored"], "off", "AdamW(fused)")
+    out = capsys.readouterr().out
+    assert "scratch img/s end to end" in out and "—" in out.split("scratch img/s end to end")[1].splitlines()[0]
+    with pytest.raises(SystemExit):
+        distill_speed.main(["--modes", "stored,nope"])
+    with pytest.raises(SystemExit):
+        distill_speed.main(["--compile", "fast"])
+
+
+def test_gpu_session_dry_run_lists_the_issue_13_steps_first_with_valid_arguments(tmp_path: Path) -> None:
+    """`DRY_RUN=1 bash benchmarks/gpu_session.sh`: every step printed in priority order, nothing run; each
+    distill_speed command line parses, the pytest line names existing test files."""
+    import os
+    import shlex
+    import subprocess
+    repo = Path(distill_speed.__file__).resolve().parents[1]
+    out = subprocess.run(["bash", "benchmarks/gpu_session.sh", "480"], cwd=repo, capture_output=True, text=True,
+                         env={**os.environ, "DRY_RUN": "1", "OUT": str(tmp_path)}, check=True).stdout
+    steps = [line.split()[1] for line in out.splitlines() if line.startswith("== ") and "(limit" in line]
+    assert steps[:6] == ["machine", "cuda_tests", "distill_speed_eager", "distill_speed_compile_default",
+                         "distill_speed_compile_reduce-overhead", "profile_student_step"]
+    commands = {line.split()[1]: shlex.split(line.split("): ", 1)[1]) for line in out.splitlines()
+                if line.startswith("== ") and "): " in line}
+    compiled = []
+    for name, argv in commands.items():
+        if argv[:3] == ["python3", "-m", "benchmarks.distill_speed"]:
+            compiled.append(distill_speed.build_parser().parse_args(argv[3:]).compile)
+    assert compiled[:3] == [None, "default", "reduce-overhead"]
+    assert all((repo / f).is_file() for f in commands["cuda_tests"] if f.startswith("tests/"))
+    assert not (tmp_path / "session.log").exists()  # nothing ran
