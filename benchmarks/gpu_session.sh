@@ -139,11 +139,14 @@ with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
     for _ in range(3):
         model(x)
     torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True) as prof:
         for _ in range(3):
             model(x)
         torch.cuda.synchronize()
 print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=70))
+# which add_ / copy_ calls are slow (the 2026-11-28 run: add_ 26 % of CUDA time in the non-vectorised kernel)
+print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cuda_time_total", row_limit=20,
+                                                          max_name_column_width=30, max_shapes_column_width=90))
 PY
 
 step backbone_21m_compile 150 python3 -m benchmarks.backbone_speed --device cuda --amp fp16 --batch 1024 \

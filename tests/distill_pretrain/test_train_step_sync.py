@@ -106,12 +106,13 @@ def test_compiled_step_matches_eager_trains_and_resumes_exactly(tmp_path: Path) 
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_steps_between_log_lines_never_wait_for_the_device(tmp_path: Path) -> None:
-    """fp16 AMP + GradScaler + fused AdamW + clipping + ground-truth loss: after the first log line (warm-up),
-    the steps up to the next one raise nothing under sync debug mode 'error' (the log line's read is the one
-    allowed wait)."""
+@pytest.mark.parametrize("pipeline", ["pil", "tensor"])
+def test_cuda_steps_between_log_lines_never_wait_for_the_device(tmp_path: Path, pipeline: str) -> None:
+    """fp16 AMP + GradScaler + fused AdamW + clipping + ground-truth loss, with each replay pipeline (the
+    tensor one's device stage included): after the first log line (warm-up), the steps up to the next one raise
+    nothing under sync debug mode 'error' (the log line's read is the one allowed wait)."""
     trainer = Trainer(_cfg(device="cuda", amp=True, amp_dtype="float16", log_interval=3, stop_after_steps=6,
-                           **{"data.train.limit": 64, "data.num_workers": 2}), tmp_path)
+                           **{"data.train.limit": 64, "data.num_workers": 2, "data.pipeline": pipeline}), tmp_path)
     assert trainer.scaler.is_enabled() and trainer.optim_description == "AdamW(fused)"
     assert trainer.cfg.optim.clip_grad
     read = trainer._read_pending
