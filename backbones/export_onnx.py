@@ -115,11 +115,13 @@ def export_bytes(model: TinyViT, img_size: int, *, dynamic_batch: bool = False, 
 
 
 def ort_session(onnx_model: bytes | str | Path, threads: int | None = None) -> Any:
-    """An onnxruntime CPU session (intra-op threads as torch's unless given)."""
+    """An onnxruntime CPU session (intra-op threads as torch's unless given). Its pool threads sleep between runs
+    instead of spinning: spinning threads take cores from whatever runs next in the process (PyTorch's threads)."""
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or torch.get_num_threads()
     opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     src = str(onnx_model) if isinstance(onnx_model, Path) else onnx_model
     return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
 

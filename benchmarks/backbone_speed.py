@@ -19,6 +19,10 @@ swings by 2-3x within minutes, which a median of a few rounds does not absorb):
 - with `--ablation`: ours with its tricks switched on one at a time (none → +channels-last → +fused BN →
   +attention kernel → +oneDNN fused calls = ours → +compile), each one's gain = its row over the row before.
 `timm best` is the fastest timm configuration measured; `speedup_vs_timm_best` = our fastest over it.
+Every contender runs in one process with freed memory kept in the heap (`--allocator heap`, the default;
+`contracts.runtime`): with glibc's default each large activation is page-faulted in on every allocation, which on
+CPU cost eager models (ours and timm's) up to a third of their time and compiled ones (whose buffers inductor
+reuses) less; `--allocator default` measures that.
 On a GPU (`--device cuda`) it follows paper Tab. 4's protocol (one GPU, AMP fp16 by default, batch 256).
 `--clock cpu` times rounds by the process's CPU time: with `--threads 1` that is compute time, robust where other
 jobs share the cores (wall time there swings by more than the differences measured).
@@ -40,6 +44,7 @@ from torch import nn
 
 from backbones import TinyViT
 from contracts.records import backbone_block, make_record, write_record
+from contracts.runtime import allocator_description, keep_freed_memory
 
 # Paper Tab. 4 (V100 GPU, throughput measured with LeViT's code): params (M), MACs (G), images/s.
 PAPER_TAB4 = {
@@ -248,8 +253,8 @@ def benchmark(archs: Sequence[str], img_size: int, batch: int, rounds: int, iter
         if write:
             setting = {"img_size": img_size, "batch": batch, "threads": torch.get_num_threads(), "device": device,
                        "amp": amp, "rounds": rounds, "iters": iters, "compile": compile_mode, "ablation": ablation,
-                       "clock": clock,
-                       "notes": notes, "torch": torch.__version__}
+                       "clock": clock, "allocator": allocator_description(), "notes": notes,
+                       "torch": torch.__version__}
             metrics = {k: row[k] for k in ("params_m", "macs_g")} | summarize(speed)
             write_record(make_record("throughput", dataset="synthetic", split="none", setting=setting,
                                      backbone=backbone_block(f"tinyvit-{arch}", "random"), metrics=metrics),
@@ -277,12 +282,17 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="cpu: time the rounds by this "
                         "process's CPU time (CPU only; with --threads 1 it is compute time, which other jobs on a "
                         "shared machine do not inflate as they do wall time)")
+    parser.add_argument("--allocator", choices=["heap", "default"], default="heap", help="heap: freed memory kept "
+                        "in the heap for every contender (`contracts.runtime.keep_freed_memory`; without it a large "
+                        "tensor is page-faulted in on every allocation); default: glibc as it comes")
     parser.add_argument("--quick", action="store_true", help="5M only, batch 8, 3 rounds")
     parser.add_argument("--records", default=None, help="records folder (default results/records)")
     parser.add_argument("--no-record", action="store_true", help="print only, write no result records")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.allocator == "heap":
+        keep_freed_memory()
     gpu = args.device.startswith("cuda")
     amp = args.amp or ("fp16" if gpu else "none")
     batch = args.batch or (256 if gpu else 16)
@@ -300,7 +310,8 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
                       ablation=args.ablation, onnxruntime=args.onnxruntime, clock=args.clock,
                       write=not args.no_record, records_dir=args.records)
     print(f"\nTinyViT vs timm tiny_vit_* — batch {batch}, {args.img_size}², {torch.get_num_threads()} threads, "
-          f"{args.device}{'' if amp == 'none' else ' AMP ' + amp}, {args.clock} clock")
+          f"{args.device}{'' if amp == 'none' else ' AMP ' + amp}, {args.clock} clock, allocator "
+          f"{allocator_description()}")
     print(table.T.to_markdown(floatfmt=".3g"))
     return table
 

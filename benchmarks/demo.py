@@ -36,6 +36,7 @@ from typing import Callable, Sequence
 
 from contracts.provenance import REPO_ROOT
 from contracts.fileio import atomic_write_text
+from contracts.runtime import keep_freed_memory
 
 SAVE_LOGITS_CONFIG = REPO_ROOT / "configs/demo/store_fmnist_seen.py"
 STUDENT_CONFIG = REPO_ROOT / "configs/demo/student_fmnist_seen.py"
@@ -254,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO_ROOT / "results"), help="output folder (default results/)")
     parser.add_argument("--only", nargs="+", choices=list(STAGES), help="run only these stages (in order)")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # large CPU tensors reuse the heap (`contracts.runtime`)
     ctx = Context(Path(args.out), DemoSize.of(args.quick))
     ctx.records.mkdir(parents=True, exist_ok=True)
     names = [n for n in STAGES if not args.only or n in args.only]

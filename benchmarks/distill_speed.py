@@ -40,6 +40,7 @@ import torch
 from contracts.assets import REPO_ROOT
 from contracts.provenance import machine_description
 from contracts.records import backbone_block, make_record, write_record
+from contracts.runtime import keep_freed_memory
 from distill_pretrain.config import COMPILE_MODES
 
 TINY_CONFIG = REPO_ROOT / "configs" / "distill" / "tinyvit_5m_fmnist_tiny_cpu.py"
@@ -263,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser = build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()  # large CPU tensors reuse the heap (`contracts.runtime`)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is visible")

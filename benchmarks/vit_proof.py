@@ -46,6 +46,7 @@ from typing import Sequence
 
 from contracts.fileio import atomic_write_text
 from contracts.provenance import REPO_ROOT
+from contracts.runtime import keep_freed_memory
 
 from .demo import NOVEL_CLASSES, TRANSFER_DATASET
 
@@ -254,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--probe", type=int, default=2000, help="held-out images for probe train and test each")
     parser.add_argument("--episodes", type=int, default=200, help="5-way 5-shot episodes")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # large CPU tensors reuse the heap (`contracts.runtime`)
     out, size = Path(args.out), Size.of(args)
     start = time.perf_counter()
     runs = pretrain(out, size)

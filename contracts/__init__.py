@@ -3,5 +3,6 @@
 - `contracts.records`: the result-record schema (contract 3), validated at write time.
 - `contracts.fileio`: atomic writes and file hashing (one copy each).
 - `contracts.provenance`: git commit, machine description, config hash.
+- `contracts.runtime`: the process-level CPU setting entry points apply (freed memory kept in the heap).
 - `contracts.assets`: where set-up puts the offline data and weights (`python -m contracts.assets fetch`).
 """

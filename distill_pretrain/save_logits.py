@@ -28,6 +28,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+from contracts.runtime import keep_freed_memory
+
 from .augment import AugmentConfig
 from .data import build_dataset
 from .dist import init_distributed
@@ -192,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE",
                         help="override config keys, e.g. store.path=/tmp/s store.topk=5")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # large CPU tensors reuse the heap (`contracts.runtime`)
     cfg = load_config(args.config, args.cfg_options)
     epochs = parse_epochs(args.epochs, cfg.get("epochs", 1))
 

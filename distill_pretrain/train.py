@@ -32,6 +32,8 @@ from typing import Sequence
 import torch.distributed as dist
 from mmengine.config import DictAction
 
+from contracts.runtime import keep_freed_memory
+
 from .config import load_config
 from .dist import init_distributed
 from .trainer import Trainer, open_run_log
@@ -55,6 +57,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> Trainer:
     args = parse_args(argv)
+    keep_freed_memory()  # large CPU tensors reuse the heap (`contracts.runtime`)
     from contracts.provenance import config_sha256
     cfg = load_config(args.config, args.cfg_options)
     work_dir = Path(args.work_dir or cfg.work_dir or Path("work_dirs") / Path(args.config).stem)

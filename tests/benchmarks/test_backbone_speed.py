@@ -53,5 +53,6 @@ def test_cli_writes_valid_records(tmp_path, capsys):
     assert m["ours_img_s"] / m["ablation_base_img_s"] == pytest.approx(
         m["gain_channels_last"] * m["gain_fuse_bn"] * m["gain_attention"] * m["gain_onednn"])
     assert record["setting"]["batch"] == 2 and record["setting"]["clock"] == "cpu"
+    assert record["setting"]["allocator"] == "heap (freed memory kept)"  # the default, glibc on Linux
     assert record["backbone"]["source"] == "random"
     assert "onnxruntime" in capsys.readouterr().out

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from contracts.runtime import keep_freed_memory
+
 DEFAULTS = dict(backbone=None, checkpoint=None, pretrain=None, allow_keys=None, dataset=None, data_root=None,
                 n_way=5, shots=[5, 20, 50],
                 n_query=15, n_episodes=600, resolution=224, batch_size=64, num_workers=0, seed=0,
@@ -25,6 +27,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--n-episodes", dest="n_episodes", type=int, help="episodes (600)")
     parser.add_argument("--episodes-dir", dest="episodes_dir", help="where episode files live (results/episodes)")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # large CPU tensors reuse the heap (`contracts.runtime`)
     cfg = merge_config(args, DEFAULTS)
     for key in ("backbone", "dataset", "data_root"):
         if not cfg.get(key):

@@ -17,6 +17,8 @@ import argparse
 import copy
 from pathlib import Path
 
+from contracts.runtime import keep_freed_memory
+
 HARNESS = dict(backbone=None, checkpoint=None, pretrain=None, allow_keys=None, dataset=None, data_root=None,
                classes=None, max_train=None, max_test=None, resolution=None, batch_size=None, num_workers=None,
                lr=None, layer_decay=None, verify_md5=True, results_dir=None)
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="trainer outputs (default work_dirs/finetune/<dataset>__<backbone>__<sha256[:12]>)")
     parser.add_argument("--resume", action="store_true", help="continue from WORK_DIR/resume.pth (exact resume)")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # large CPU tensors reuse the heap (`contracts.runtime`)
     trainer_keys = trainer_defaults()
     cfg = merge_config(args, {**trainer_keys, **HARNESS})
     for key in ("backbone", "dataset", "data_root"):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from contracts.runtime import keep_freed_memory
+
 DEFAULTS = dict(backbone=None, checkpoint=None, pretrain=None, allow_keys=None, dataset=None, data_root=None,
                 mode="fast", resolution=224,
                 batch_size=64, num_workers=0, seed=0, max_train=None, max_test=None, val_fraction=0.2,
@@ -25,6 +27,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--epochs", type=int, help="MoCo v3 mode epochs (90)")
     parser.add_argument("--head-epochs", dest="head_epochs", type=int, help="fast-mode linear-head epochs (100)")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # large CPU tensors reuse the heap (`contracts.runtime`)
     cfg = merge_config(args, DEFAULTS)
     for key in ("backbone", "dataset", "data_root"):
         if not cfg.get(key):

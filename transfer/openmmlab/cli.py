@@ -15,6 +15,8 @@ from typing import Any
 
 from mmengine.config import Config, ConfigDict, DictAction
 
+from contracts.runtime import keep_freed_memory
+
 from .config import (backbone_checkpoint, check_backbone_checkpoint, check_checkpoint_matches, check_model_keys,
                      load_config, use_harness_hooks)
 from .hooks import MetricHistoryHook
@@ -59,6 +61,7 @@ def build_parser(task: DenseTask, mode: str, description: str) -> argparse.Argum
 
 def _parse(task: DenseTask, mode: str, description: str, argv: list[str] | None) -> argparse.Namespace:
     args = build_parser(task, mode, description).parse_args(argv)
+    keep_freed_memory()  # large CPU tensors reuse the heap (`contracts.runtime`)
     os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
     return args
 
