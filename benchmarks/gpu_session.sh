@@ -151,6 +151,11 @@ PY
 
 step backbone_21m_compile 150 python3 -m benchmarks.backbone_speed --device cuda --amp fp16 --batch 1024 \
     --archs 21m --rounds 3 --iters 8 --compile --records "$REC"
+# issue 15: the other compile modes (CUDA graphs; autotuned GEMMs / fusions), ours and timm alike
+for mode in reduce-overhead max-autotune; do
+    step "backbone_21m_compile_${mode}" 240 python3 -m benchmarks.backbone_speed --device cuda --amp fp16 \
+        --batch 1024 --archs 21m --rounds 3 --iters 8 --compile "$mode" --records "$REC"
+done
 for size in 384 512; do
     step "backbone_21m_${size}" 45 python3 -m benchmarks.backbone_speed --device cuda --amp fp16 --batch 256 \
         --archs 21m --img-size "$size" --rounds 3 --iters 5 --records "$REC"
