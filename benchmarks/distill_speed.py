@@ -242,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.distill_speed", description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cuda", "cpu"), default=None, help="default: cuda when available")
     parser.add_argument("--quick", action="store_true", help="64 px, batch 8, 4 measured steps (a smoke run)")
-    parser.add_argument("--img-size", type=int, default=None, help="default 224 on GPU, 128 on CPU (TinyViT's windows need a multiple of 32)")
+    parser.add_argument("--img-size", type=int, default=None,
+                        help="default 224 on GPU, 128 on CPU (TinyViT's default windows need a multiple of 32)")
     parser.add_argument("--batch", type=int, default=None, help="per-step batch (default 256 on GPU, 16 on CPU)")
     parser.add_argument("--steps", type=int, default=None, help="measured steps per mode (default 30, quick 4)")
     parser.add_argument("--warmup", type=int, default=None, help="unmeasured first steps (default 3, quick 1)")
