@@ -85,3 +85,12 @@ def test_gpu_session_dry_run_lists_the_issue_13_steps_first_with_valid_arguments
     assert compiled[:3] == [None, "default", "reduce-overhead"]
     assert all((repo / f).is_file() for f in commands["cuda_tests"] if f.startswith("tests/"))
     assert not (tmp_path / "session.log").exists()  # nothing ran
+
+
+def test_student_flops_count_every_op_of_the_cpu_inference_path() -> None:
+    """The teacher/student FLOP ratio the benchmark prints: our TinyViT on CPU must be counted in full (under
+    no_grad it runs fused oneDNN ops the flop counter skips), i.e. 2 × the MACs `backbone_speed` counts."""
+    from backbones import TinyViT
+    from benchmarks.backbone_speed import count_macs
+    model = TinyViT("5m", img_size=64, num_classes=1000)
+    assert distill_speed.forward_flops(model, 64) == pytest.approx(2 * count_macs(model, 64), rel=0.05)
