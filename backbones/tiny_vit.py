@@ -33,6 +33,7 @@ import torch.utils.checkpoint
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch import nn
+from torch.nn.modules import module as torch_module
 
 __all__ = ["TinyViT", "ARCH_SETTINGS", "default_window_sizes", "resolve_arch"]
 
@@ -94,14 +95,23 @@ def onednn_inference(module: nn.Module) -> bool:
     """Whether this call may run oneDNN's fused CPU ops (a linear layer or conv with its GELU or residual add as one
     kernel; oneDNN's GEMM also ran 2.3-2.7x faster than the MKL sgemm `F.linear` calls on this suite's AMD CPU):
     `module.onednn` set, eval mode, grad off, fp32 CPU weights, eager (not traced, scripted, compiled, autocast or
-    exported to ONNX)."""
+    exported to ONNX), and no forward hook on the Linear layers it would bypass (feature extractors, FLOP
+    counters)."""
     if (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
             or torch.onnx.is_in_onnx_export() or torch.fx._symbolic_trace.is_fx_symbolic_tracing()):
         return False  # graphs keep the plain ops (the compiler / exporter does its own fusions)
     weight = next(module.parameters())
     return (module.onednn and not module.training and not torch.is_grad_enabled() and weight.device.type == "cpu"
             and weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-            and torch.backends.mkldnn.enabled and not torch.is_autocast_enabled("cpu"))
+            and torch.backends.mkldnn.enabled and not torch.is_autocast_enabled("cpu") and not _hooked(module))
+
+
+def _hooked(module: nn.Module) -> bool:
+    """Whether a forward hook waits on a layer the oneDNN calls would bypass (the Linear layers of attention and
+    MLP; a ConvNorm's conv and BN already run as one fused conv at inference)."""
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.children())
 
 
 def onednn_linear(fc: nn.Linear, x: torch.Tensor, gelu: bool = False,

@@ -349,6 +349,29 @@ def test_onednn_calls_only_in_eager_cpu_inference(randomize):
     assert not onednn_ops(lambda: model(x))
 
 
+def test_forward_hooks_on_linear_layers_fire_at_cpu_inference(randomize):
+    """A hook on a Linear layer the oneDNN calls would bypass (an attention-map or feature extractor, a FLOP
+    counter) still fires at eval with grad off, and the output stays that of the oneDNN path; a global module hook
+    too. (A ConvNorm at inference runs its conv and BN as one fused conv, with or without oneDNN.)"""
+    model = randomize(TinyViT("5m"), 6).eval()
+    x = torch.randn(1, 3, 64, 64)
+    seen: list[torch.Tensor] = []
+    with torch.no_grad():
+        want = model(x)
+        handle = model.stages[1].blocks[0].attn.qkv.register_forward_hook(lambda m, i, o: seen.append(o))
+        got = model(x)
+        handle.remove()
+        assert len(seen) == 1 and seen[0].shape[-1] == 3 * model.embed_dims[1]
+        calls = []
+        handle = torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: calls.append(type(m)))
+        try:
+            model(x)
+        finally:
+            handle.remove()
+        assert torch.nn.Linear in calls
+    assert (got - want).abs().max() <= 1e-5
+
+
 class _PickledConfig:
     """Stands in for the yacs config an official Cream training checkpoint pickles."""
 
