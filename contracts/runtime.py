@@ -2,14 +2,14 @@
 
 glibc's malloc serves a block above its mmap threshold (128 KiB, adapting up to 32 MiB) with a fresh `mmap` and
 unmaps it on `free`, so every large tensor a forward pass allocates is page-faulted in, 4 KiB at a time, and zeroed
-by the kernel. Measured on this suite's 2-core AMD EPYC VM, one GELU over a 16×256×56×56 fp32 map (TinyViT stage
-0 at batch 16): 28.5 ms with the default (12,545 page faults per call) vs 4.9 ms with the blocks kept in the heap
+by the kernel. Measured on this suite's 2-core AMD EPYC VM, one GELU over a 16×256×56×56 fp32 map (TinyViT stage 0
+at batch 16): 28.5 ms with the default (12,545 page faults per call) vs 4.9 ms with the blocks kept in the heap
 (none); TinyViT-5M inference at batch 16, 2 threads: 260 → 184 ms per forward (~70,000 → 0 page faults from the
-second forward on; peak RSS over 60 forwards 1,011 vs 1,030 MB). `keep_freed_memory` raises the mmap threshold and
-the trim threshold with `mallopt`, so freed blocks are reused (the effect of the `MALLOC_MMAP_THRESHOLD_` /
-`MALLOC_TRIM_THRESHOLD_` environment variables, or of an arena allocator such as jemalloc, without a restart). The
-cost: the process keeps its peak heap instead of returning it to the system. Elsewhere than glibc on Linux it does
-nothing and says so.
+second forward on; peak RSS 1,011 MB over 20 forwards vs 1,030 MB over 60). `keep_freed_memory` raises the mmap
+threshold and the trim threshold with `mallopt`, so freed blocks are reused (the effect of the
+`MALLOC_MMAP_THRESHOLD_` / `MALLOC_TRIM_THRESHOLD_` environment variables, or of an arena allocator such as
+jemalloc, without a restart). The cost: the process keeps its peak heap instead of returning it to the system.
+Elsewhere than glibc on Linux it does nothing and says so.
 
     from contracts.runtime import keep_freed_memory, allocator_description
     keep_freed_memory()              # once, at start-up; `allocator_description()` goes into result records
