@@ -1,4 +1,5 @@
-"""Device choice and torchrun process-group set-up, shared by the student trainer and save_logits."""
+"""Device choice, host→device copies and torchrun process-group set-up, shared by the student trainer, the replay
+pipelines and save_logits."""
 from __future__ import annotations
 
 import os
@@ -40,6 +41,15 @@ def select_device(request: str | torch.device | None = "auto", local_rank: int =
     elif device.type != "cpu":
         raise ValueError(f"device={text!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
     return device
+
+
+def to_device(x: torch.Tensor, device: torch.device, copy: bool = False) -> torch.Tensor:
+    """``x`` (a host tensor) on ``device``. To CUDA through page-locked memory and a non-blocking copy: a copy from
+    pageable memory may wait for the device's queue, stalling the host behind the queued kernels. ``copy``: a new
+    tensor even where ``x`` is already on ``device``."""
+    if device.type == "cuda" and not x.is_pinned():
+        x = x.pin_memory()
+    return x.to(device, non_blocking=True, copy=copy)
 
 
 def init_distributed(device: str | torch.device | None = "auto") -> DistInfo:

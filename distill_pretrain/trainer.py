@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .checkpoint import atomic_torch_save, plain, rng_state, save_checkpoint, set_rng_state
 from .config import default_pretrain_name, resolve_config
-from .dist import DistInfo, select_device
+from .dist import DistInfo, select_device, to_device
 from .objectives import build_objective, objective_class
 from .optim import build_optimizer, cosine_lr, schedule_from_cfg, set_lr
 from .replay import drop_unreadable
@@ -384,8 +384,8 @@ class Trainer:
                 raise RuntimeError(f"store {self.cfg.store.path} epoch {data_epoch}: seed {int(seeds[bad])} != "
                                    f"replayed seed {int(batch['seed'][bad])} for index {int(batch['index'][bad])}: "
                                    "store and augmentation disagree")
-            batch["teacher_index"] = _to_device(sparse.indices, torch.int64, self.device)
-            batch["teacher_value"] = _to_device(sparse.values, torch.float32, self.device)
+            batch["teacher_index"] = to_device(torch.as_tensor(sparse.indices).long(), self.device)
+            batch["teacher_value"] = to_device(torch.as_tensor(sparse.values).float(), self.device)
         return batch
 
     def train_step(self, batch: Mapping[str, Any], read: bool = True) -> dict[str, Any]:
@@ -650,16 +650,6 @@ def _read_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append({k: (next(values) if torch.is_tensor(v[0]) else float(v[0])) / v[1] if isinstance(v, tuple) else v
                     for k, v in row.items()})
     return out
-
-
-def _to_device(array: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A numpy array as a ``dtype`` tensor on ``device``; to CUDA through pinned memory, so the copy does not block
-    the host."""
-    if device.type != "cuda":
-        return torch.as_tensor(array).to(dtype)
-    pinned = torch.empty(array.shape, dtype=dtype, pin_memory=True)
-    pinned.copy_(torch.as_tensor(array))
-    return pinned.to(device, non_blocking=True)
 
 
 def _fmt_eta(seconds: float) -> str:

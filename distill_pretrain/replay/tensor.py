@@ -32,6 +32,7 @@ from torchvision.transforms import functional as TF
 from ..augment import (TEACHER_IMAGE, AugmentConfig, ReplayDataset, _splitmix64, collate_meta, mix_params,
                        numpy_rng, sample_seed, seeded_global_rngs, student_jitter_seed)
 from ..data import load_sample
+from ..dist import to_device
 from . import kernels
 
 PIPELINE = "tensor"
@@ -283,14 +284,8 @@ def noise_table(device: torch.device) -> torch.Tensor:
     if device not in _NOISE:
         gen = torch.Generator().manual_seed(0x6E6F697365)  # "noise"
         table = torch.randn(1 << NOISE_BITS, generator=gen, dtype=torch.float32)
-        _NOISE[device] = _pinned(table, device).to(device, non_blocking=True)
+        _NOISE[device] = to_device(table, device)
     return _NOISE[device]
-
-
-def _pinned(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``x`` in page-locked memory when it goes to a CUDA device: a copy from pageable memory may wait for the
-    device's stream (the host would stall behind the queued kernels)."""
-    return x.pin_memory() if device.type == "cuda" and not x.is_pinned() else x
 
 
 class _Params:
@@ -346,7 +341,7 @@ class TensorAugment:
         params, slot_ops = self._params(raw, n)
         params.send(device)
         loops = self.row_loops and device.type == "cpu"
-        x = _pinned(raw["image"], device).to(device, non_blocking=True, copy=True)  # the ops below work in place
+        x = to_device(raw["image"], device, copy=True)  # the ops below work in place
         if "flip" in params:
             x = self._flip(x, params, loops)
         self._ops(x, params, slot_ops, range(self.plan.shared_slots), loops)
