@@ -16,12 +16,15 @@ layouts onto them.
 
 Inference tricks (each switchable by `set_speed_options` for `benchmarks.backbone_speed --ablation`): the attention
 stages run in NHWC with channels-last convolutions (no layout copies between the depth-wise conv and the MLP);
-the norm, qkv and output projections run on the whole map and the window partition + head split is one copy (and
-the reverse + head merge another); at inference (grad disabled) every conv+BN pair runs as one fused conv whose
-weights are derived from the live parameters on each call, so nothing cached can go stale after
-`load_state_dict`, `.to()` or an optimizer step; attention adds the bias table in place to plain matmuls on CPU
-(faster there than SDPA for these windows) and uses SDPA on GPU; on CPU at inference (eager fp32) the linear layers
-and convs run as oneDNN calls with their GELU or residual add fused in (`onednn_inference`).
+at inference (grad disabled) every conv+BN pair runs as one fused conv whose weights are derived from the live
+parameters on each call, so nothing cached can go stale after `load_state_dict`, `.to()` or an optimizer step.
+On CPU (eager fp32 inference) attention runs as plain matmuls with the bias added in place, the norm, qkv and
+output projections on the whole map (the window partition + head split is one copy, the reverse + head merge
+another), and the linear layers and convs as oneDNN calls with their GELU or residual add fused in
+(`onednn_inference`). On GPU attention is SDPA on windows cut first (q, k, v and its output are views: no copy),
+fused 1×1 convs run as GEMMs with the bias in the epilogue, and LayerNorm under autocast stays in half precision
+at inference: each removes element-wise passes that the H200 profile (docs/gpu_h200_profiles.md) spent most of
+its time on.
 """
 from __future__ import annotations
 
@@ -49,6 +52,8 @@ NUM_STAGES = 4
 # init_cfg keys of `type='Pretrained'` (MMEngine's PretrainedInit takes map_location; weights load on CPU anyway)
 _PRETRAINED_KEYS = {"type", "checkpoint", "prefix", "allow_pickle", "map_location"}
 _ATTENTION_KERNELS = {"auto": None, "sdpa": True, "matmul": False}  # → Attention.fused_attn
+_POINTWISE_CONVS = {"auto": None, "gemm": True, "conv": False}  # → ConvNorm.pointwise_gemm
+_AUTOCAST_NORMS = {"auto": None, "half": True, "fp32": False}  # → LayerNorm.half_inference
 
 
 def default_window_sizes(img_size: int) -> tuple[int, int, int, int]:
@@ -106,6 +111,12 @@ def onednn_inference(module: nn.Module) -> bool:
             and torch.backends.mkldnn.enabled and not torch.is_autocast_enabled("cpu") and not _hooked(module))
 
 
+def _device_type(module: nn.Module) -> str:
+    """The device type of a module's weights: read from `parameters()`, which stay tensors under `torch.fx`
+    tracing (attribute access gives proxies there), so layout and kernel choices never branch on a proxy."""
+    return next(module.parameters()).device.type
+
+
 def _hooked(module: nn.Module) -> bool:
     """Whether a forward hook waits on a layer the oneDNN calls would bypass (the Linear layers of attention and
     MLP; a ConvNorm's conv and BN already run as one fused conv at inference)."""
@@ -131,6 +142,7 @@ class ConvNorm(nn.Module):
         super().__init__()
         self.fuse_bn = True  # `TinyViT.set_speed_options(fuse_bn=False)` turns it off (benchmark ablation)
         self.onednn = True  # `TinyViT.set_speed_options(onednn=False)` turns it off (benchmark ablation)
+        self.pointwise_gemm: bool | None = None  # None: off the CPU (`set_speed_options(pointwise_convs=...)`)
         self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(out_chs)
         nn.init.constant_(self.bn.weight, bn_weight_init)
@@ -147,7 +159,20 @@ class ConvNorm(nn.Module):
             return self.bn(self.conv(x))
         weight, bias = self.fused_weight_and_bias()
         c = self.conv
+        if self._as_gemm(x):
+            # a 1×1 conv over channels-last memory is a GEMM over the NHWC rows, and `F.linear` adds the bias in
+            # the GEMM's epilogue; cuDNN's conv leaves it to a separate broadcast `add_`, which runs in PyTorch's
+            # non-vectorised element-wise kernel (the largest row of the H200 profile, docs/gpu_h200_profiles.md)
+            return F.linear(x.permute(0, 2, 3, 1), weight.flatten(1), bias).permute(0, 3, 1, 2)
         return F.conv2d(x, weight, bias, c.stride, c.padding, c.dilation, c.groups)
+
+    def _as_gemm(self, x: torch.Tensor) -> bool:
+        """Whether this (fused, inference) conv runs as a GEMM: a 1×1, stride-1 dense conv on channels-last input,
+        off the CPU unless `pointwise_gemm` says otherwise (on CPU the oneDNN conv is the faster call)."""
+        c = self.conv
+        use = self.pointwise_gemm if self.pointwise_gemm is not None else _device_type(self) != "cpu"
+        return (use and c.kernel_size == (1, 1) and c.stride == (1, 1) and c.padding == (0, 0) and c.groups == 1
+                and x.is_contiguous(memory_format=torch.channels_last))
 
     def forward_act(self, x: torch.Tensor, act: nn.Module | None = None,
                     residual: torch.Tensor | None = None) -> torch.Tensor:
@@ -164,6 +189,27 @@ class ConvNorm(nn.Module):
         if residual is not None:
             return torch.ops.mkldnn._convolution_pointwise.binary(x, residual, *args, "add", None, None, [], None)
         return torch.ops.mkldnn._convolution_pointwise(x, *args, "gelu", [], "none")
+
+
+class LayerNorm(nn.LayerNorm):
+    """`nn.LayerNorm` that, at inference under autocast off the CPU, runs in the autocast dtype (fp32 statistics
+    inside the kernel). CUDA's autocast runs LayerNorm in fp32: a cast copy of the input, a 4-byte write and a cast
+    copy before the next GEMM (21 of each per TinyViT-21M forward), for the half-precision tensor that GEMM reads
+    anyway; only the affine weights are rounded to half first. Training keeps autocast's fp32 norm."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__(dim)
+        self.half_inference: bool | None = None  # None: off the CPU (`set_speed_options(autocast_norm=...)`)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        device = _device_type(self)
+        use = self.half_inference if self.half_inference is not None else device != "cpu"
+        if not (use and not torch.is_grad_enabled() and torch.is_autocast_enabled(device)):
+            return super().forward(x)
+        dtype = torch.get_autocast_dtype(device)
+        with torch.autocast(device, enabled=False):
+            return F.layer_norm(x.to(dtype), self.normalized_shape, self.weight.to(dtype), self.bias.to(dtype),
+                                self.eps)
 
 
 class PatchEmbed(nn.Module):
@@ -267,14 +313,12 @@ def _crop_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 
 
 @torch.fx.wrap
-def window_attention(qkv: torch.Tensor, bias: torch.Tensor, num_heads: int, window_size: int,
-                     fused_attn: bool | None = None) -> torch.Tensor:
-    """Attention inside each window of an NHWC qkv map (B, H, W, 3C), H and W multiples of the window.
+def window_attention(qkv: torch.Tensor, bias: torch.Tensor, num_heads: int, window_size: int) -> torch.Tensor:
+    """Attention as plain matmuls inside each window of an NHWC qkv map (B, H, W, 3C), H and W multiples of the
+    window; returns (B, H, W, C) before the output projection.
 
     The window partition and the split into heads are one copy (`reshape` of a permuted view) and the window
     reverse with the head merge another, instead of one copy each for partition, q, k, v, heads and reverse.
-    `fused_attn`: SDPA (True), plain matmuls (False) or None = SDPA on GPU, matmuls on CPU (4-5% faster there).
-    Returns (B, H, W, C) before the output projection.
     """
     b, h, w, c3 = qkv.shape
     ws, c = window_size, c3 // 3
@@ -282,20 +326,48 @@ def window_attention(qkv: torch.Tensor, bias: torch.Tensor, num_heads: int, wind
     # channel order is (head, q|k|v, head_dim), as timm and the paper's code lay out the qkv projection
     q, k, v = qkv.view(b, nh, ws, nw, ws, num_heads, 3, hd).permute(6, 0, 1, 3, 5, 2, 4, 7).reshape(
         3, b * nh * nw, num_heads, ws * ws, hd).unbind(0)
-    bias = bias.to(q.dtype)
-    if fused_attn if fused_attn is not None else q.is_cuda:
-        x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-    else:
-        attn = (q * hd ** -0.5) @ k.transpose(-2, -1)
-        x = attn.add_(bias).softmax(dim=-1) @ v  # in place: no second (windows, heads, N, N) buffer
+    attn = (q * hd ** -0.5) @ k.transpose(-2, -1)
+    x = attn.add_(bias.to(q.dtype)).softmax(dim=-1) @ v  # in place: no second (windows, heads, N, N) buffer
     return x.view(b, nh, nw, num_heads, ws, ws, hd).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, h, w, c)
+
+
+@torch.fx.wrap
+def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
+    """(B, H, W, C) → (B·windows, ws², C), zero-padded to whole windows: one copy (a view for a one-window map)."""
+    x = _pad_to_windows(x, window_size)
+    b, h, w, c = x.shape
+    ws = window_size
+    return x.view(b, h // ws, ws, w // ws, ws, c).transpose(2, 3).reshape(-1, ws * ws, c)
+
+
+@torch.fx.wrap
+def window_reverse(windows: torch.Tensor, like: torch.Tensor, window_size: int) -> torch.Tensor:
+    """Inverse of `window_partition` for a map shaped like `like` (B, H, W, ·), padding cropped off."""
+    b, h, w = like.shape[:3]
+    ws, c = window_size, windows.shape[-1]
+    hp, wp = h + -h % ws, w + -w % ws
+    x = windows.view(b, hp // ws, wp // ws, ws, ws, c).transpose(2, 3).reshape(b, hp, wp, c)
+    return x if (hp, wp) == (h, w) else x[:, :h, :w]
+
+
+@torch.fx.wrap
+def windows_sdpa(qkv: torch.Tensor, bias: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """SDPA over windows: (B·windows, N, 3C) → (B·windows, N, C). q, k and v are strided views of the qkv GEMM's
+    output and the result a view of SDPA's (the memory-efficient kernel takes strides): no copy."""
+    bw, n, c3 = qkv.shape
+    q, k, v = qkv.view(bw, n, num_heads, 3, c3 // (3 * num_heads)).permute(3, 0, 2, 1, 4).unbind(0)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype)).transpose(1, 2).reshape(
+        bw, n, c3 // 3)
 
 
 class Attention(nn.Module):
     """Window multi-head self-attention on an NHWC map, with a learned bias per (head, relative offset).
 
-    Norm, qkv and output projections act per token, so they run on the whole map; only the attention itself
-    sees windows. Parameter names and the qkv channel layout are timm's.
+    Two layouts, by kernel. Plain matmuls (CPU default): norm, qkv and output projections run on the whole map and
+    only the attention sees windows (one copy in, one out). SDPA (GPU default): the map is cut into windows first
+    (one copy of C channels, none for a one-window map), so q, k, v reach SDPA as views of the qkv output, the
+    residual is added in window layout and one copy goes back: 2C instead of 4C channels copied per block.
+    Parameter names and the qkv channel layout are timm's.
     """
 
     def __init__(self, dim: int, num_heads: int, window_size: int) -> None:
@@ -305,9 +377,9 @@ class Attention(nn.Module):
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.window_size = window_size
-        self.fused_attn: bool | None = None  # None: SDPA on GPU, matmuls on CPU (see `window_attention`)
+        self.fused_attn: bool | None = None  # SDPA (True), matmuls (False); None: SDPA on GPU, matmuls on CPU
         self.onednn = True  # projections through `onednn_linear` where `onednn_inference` holds
-        self.norm = nn.LayerNorm(dim)
+        self.norm = LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.attention_biases = nn.Parameter(torch.zeros(num_heads, window_size * window_size))
@@ -319,18 +391,22 @@ class Attention(nn.Module):
         n = self.window_size * self.window_size
         return self.attention_biases.index_select(1, self.attention_bias_idxs.view(-1)).view(self.num_heads, n, n)
 
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, H, W, C) → (B, H, W, C) (+ residual); maps that are not whole windows are zero-padded, then
-        cropped."""
-        h = self.norm(_pad_to_windows(x, self.window_size))
+    def forward(self, x: torch.Tensor, add_input: bool = False) -> torch.Tensor:
+        """(B, H, W, C) → (B, H, W, C) (+ x with `add_input`); maps that are not whole windows are zero-padded,
+        then cropped."""
+        ws = self.window_size
+        if self.fused_attn if self.fused_attn is not None else _device_type(self) == "cuda":
+            windows = window_partition(x, ws)
+            y = self.proj(windows_sdpa(self.qkv(self.norm(windows)), self.attention_bias(), self.num_heads))
+            return window_reverse(y.add_(windows) if add_input else y, x, ws)
+        h = self.norm(_pad_to_windows(x, ws))
         onednn = onednn_inference(self)
         qkv = onednn_linear(self.qkv, h) if onednn else self.qkv(h)
-        out = _crop_like(window_attention(qkv, self.attention_bias(), self.num_heads, self.window_size,
-                                          self.fused_attn), x)
+        out = _crop_like(window_attention(qkv, self.attention_bias(), self.num_heads, ws), x)
         if onednn:
-            return onednn_linear(self.proj, out, residual=residual)
+            return onednn_linear(self.proj, out, residual=x if add_input else None)
         y = self.proj(out)
-        return y if residual is None else y.add_(residual)
+        return y.add_(x) if add_input else y
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 - torch's signature
         key = prefix + "attention_biases"
@@ -349,7 +425,7 @@ class Mlp(nn.Module):
 
     def __init__(self, dim: int, hidden: int, drop: float = 0.0) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(dim)
+        self.norm = LayerNorm(dim)
         self.fc1 = nn.Linear(dim, hidden)
         self.act = nn.GELU()
         self.drop1 = nn.Dropout(drop)
@@ -384,7 +460,7 @@ class TinyViTBlock(nn.Module):
             x = self.local_conv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
             return self.drop_path2(self.mlp(x)) + x
         # residuals go in place into the fresh branch outputs, or into the projections' oneDNN calls
-        y = self.attn(x, residual=x)
+        y = self.attn(x, add_input=True)
         x = self.local_conv.forward_act(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # NHWC = channels-last: no copy
         return self.mlp(x, residual=x)
 
@@ -661,22 +737,34 @@ class TinyViT(BaseModule):
         return take
 
     def set_speed_options(self, *, channels_last: bool | None = None, fuse_bn: bool | None = None,
-                          attention: str | None = None, onednn: bool | None = None) -> None:
+                          attention: str | None = None, onednn: bool | None = None,
+                          pointwise_convs: str | None = None, autocast_norm: str | None = None) -> None:
         """Inference tricks, each switchable for `benchmarks.backbone_speed --ablation` (all on by default;
         None keeps a setting). channels_last: feed the convolutions channels-last memory; fuse_bn: conv+BN as one
-        conv at inference; attention: 'sdpa', 'matmul' or 'auto' (SDPA on GPU, matmuls on CPU); onednn: on CPU at
-        inference, linear layers and convs with their GELU / residual add as oneDNN fused calls."""
-        if attention is not None and attention not in _ATTENTION_KERNELS:
-            raise ValueError(f"attention={attention!r}: choose one of {sorted(_ATTENTION_KERNELS)}")
+        conv at inference; attention: 'sdpa' (windows first), 'matmul' (map first) or 'auto' (SDPA on GPU,
+        matmuls on CPU); onednn: on CPU at inference, linear layers and convs with their GELU / residual add as
+        oneDNN fused calls; pointwise_convs: 'gemm' (fused 1×1 convs as GEMMs with the bias in the epilogue),
+        'conv' or 'auto' (GEMM off the CPU); autocast_norm: 'half' (LayerNorm at inference in the autocast dtype),
+        'fp32' (autocast's own policy) or 'auto' (half off the CPU)."""
+        for name, value, choices in (("attention", attention, _ATTENTION_KERNELS),
+                                     ("pointwise_convs", pointwise_convs, _POINTWISE_CONVS),
+                                     ("autocast_norm", autocast_norm, _AUTOCAST_NORMS)):
+            if value is not None and value not in choices:
+                raise ValueError(f"{name}={value!r}: choose one of {sorted(choices)}")
         if channels_last is not None:
             self.channels_last = channels_last
         for m in self.modules():
-            if fuse_bn is not None and isinstance(m, ConvNorm):
-                m.fuse_bn = fuse_bn
+            if isinstance(m, ConvNorm):
+                if fuse_bn is not None:
+                    m.fuse_bn = fuse_bn
+                if pointwise_convs is not None:
+                    m.pointwise_gemm = _POINTWISE_CONVS[pointwise_convs]
             if attention is not None and isinstance(m, Attention):
                 m.fused_attn = _ATTENTION_KERNELS[attention]
             if onednn is not None and isinstance(m, (ConvNorm, Attention, Mlp)):
                 m.onednn = onednn
+            if autocast_norm is not None and isinstance(m, LayerNorm):
+                m.half_inference = _AUTOCAST_NORMS[autocast_norm]
 
     def get_classifier(self) -> nn.Module:
         return self.head.fc if self.head is not None else nn.Identity()

@@ -8,8 +8,9 @@
 Contenders, all holding the same weights, fed the same batch, measured in interleaved rounds, each scored by its
 fastest round (as `timeit` does: load from other processes only ever slows a round, and on a shared machine it
 swings by 2-3x within minutes, which a median of a few rounds does not absorb):
-- `ours`: our TinyViT as shipped (channels-last convolutions, conv+BN fused at inference, matmul attention on CPU
-  and SDPA on GPU, and on CPU its linear layers and convs with their GELU / residual add as oneDNN fused calls);
+- `ours`: our TinyViT as shipped (channels-last convolutions, conv+BN fused at inference; on CPU matmul attention
+  and its linear layers and convs with their GELU / residual add as oneDNN fused calls; on GPU SDPA on windows
+  cut first, fused 1×1 convs as GEMMs and LayerNorm kept in half precision under autocast);
 - `timm`: stock `tiny_vit_*` (NCHW input, BN unfused, timm's default attention);
 - `timm tuned`: timm with its own `ConvNorm.fuse()` applied to all ConvNorms, channels-last weights and input,
   once with each attention kernel (SDPA / matmuls; `fused_attn`), the faster counting;
@@ -17,7 +18,8 @@ swings by 2-3x within minutes, which a median of a few rounds does not absorb):
   inductor's weight freezing, which gives timm oneDNN's fused calls too);
 - with `--onnxruntime` (CPU): our model exported by `backbones.export_onnx`, run by onnxruntime's CPU provider;
 - with `--ablation`: ours with its tricks switched on one at a time (none → +channels-last → +fused BN →
-  +attention kernel → +oneDNN fused calls = ours → +compile), each one's gain = its row over the row before.
+  +attention kernel → on CPU +oneDNN fused calls = ours, on GPU +1×1 convs as GEMMs → +half-precision LayerNorm
+  under autocast = ours → +compile), each one's gain = its row over the row before.
 `timm best` is the fastest timm configuration measured; `speedup_vs_timm_best` = our fastest over it.
 Every contender runs in one process with freed memory kept in the heap (`--allocator heap`, the default;
 `contracts.runtime`): with glibc's default each large activation is page-faulted in on every allocation, which on
@@ -158,6 +160,26 @@ def _ort_runner(model: TinyViT, img_size: int, notes: list[str]) -> Runner | Non
     return lambda x: session.run(None, {"image": x.numpy()})
 
 
+# `--ablation`: every trick off, then switched on one at a time (`ablation_steps`)
+_ABLATION_OFF: dict[str, Any] = dict(channels_last=False, fuse_bn=False, onednn=False, pointwise_convs="conv",
+                                     autocast_norm="fp32")
+
+
+def ablation_steps(gpu: bool) -> list[tuple[str, dict[str, Any], str | None]]:
+    """(row, options switched on, the record's gain key) from every trick off to ours as shipped (the last row).
+    The base row runs the attention kernel ours does not pick on this device; the device's own tricks come last:
+    oneDNN calls on CPU, 1×1 GEMMs and the half-precision norm on GPU."""
+    steps: list[tuple[str, dict[str, Any], str | None]] = [
+        ("ours: none", dict(attention="matmul" if gpu else "sdpa"), None),
+        ("ours: +channels-last", dict(channels_last=True), "gain_channels_last"),
+        ("ours: +fused BN", dict(fuse_bn=True), "gain_fuse_bn"),
+        ("ours: +attention kernel", dict(attention="auto"), "gain_attention")]
+    if gpu:
+        return steps + [("ours: +1x1 GEMMs", dict(pointwise_convs="auto"), "gain_pointwise_gemm"),
+                        ("ours", dict(autocast_norm="auto"), "gain_half_norm")]
+    return steps + [("ours", dict(onednn=True), "gain_onednn")]
+
+
 def contenders(ours: TinyViT, img_size: int, device: str, *, compile_mode: str | None, ablation: bool,
                onnxruntime: bool, notes: list[str]) -> dict[str, Runner]:
     """Every runner for `ours`'s arch, each holding `ours`'s weights (`ours` is moved to `device`)."""
@@ -175,14 +197,12 @@ def contenders(ours: TinyViT, img_size: int, device: str, *, compile_mode: str |
         tuned[kernel] = tune_timm(model, kernel).to(device)
         runners[f"timm tuned {kernel}"] = _channels_last_input(tuned[kernel])
     if ablation:
-        base_kernel = "matmul" if gpu else "sdpa"  # the kernel ours does not pick on this device
-        for name, options in (("ours: none", dict(channels_last=False, fuse_bn=False, attention=base_kernel)),
-                              ("ours: +channels-last", dict(channels_last=True, fuse_bn=False, attention=base_kernel)),
-                              ("ours: +fused BN", dict(channels_last=True, fuse_bn=True, attention=base_kernel)),
-                              ("ours: +attention kernel", dict(channels_last=True, fuse_bn=True))):
+        options: dict[str, Any] = dict(_ABLATION_OFF)
+        for name, step, _ in ablation_steps(gpu)[:-1]:  # the last step is ours as shipped
+            options.update(step)
             model = TinyViT(arch, window_sizes=ours.window_sizes, num_classes=ours.num_classes).eval()
             model.load_state_dict(state)
-            model.set_speed_options(onednn=False, **options)
+            model.set_speed_options(**options)
             runners[name] = model.to(device)
     if compile_mode:
         compiled = _compiled(ours, compile_mode, device, notes)
@@ -215,11 +235,10 @@ def summarize(speed: dict[str, float]) -> dict[str, float]:
     if "onnxruntime" in speed:
         m.update(ort_img_s=speed["onnxruntime"], ort_over_ours=speed["onnxruntime"] / speed["ours"])
     if "ours: none" in speed:
-        m.update(ablation_base_img_s=speed["ours: none"],
-                 gain_channels_last=speed["ours: +channels-last"] / speed["ours: none"],
-                 gain_fuse_bn=speed["ours: +fused BN"] / speed["ours: +channels-last"],
-                 gain_attention=speed["ours: +attention kernel"] / speed["ours: +fused BN"],
-                 gain_onednn=speed["ours"] / speed["ours: +attention kernel"])
+        steps = ablation_steps(gpu="ours: +1x1 GEMMs" in speed)
+        m["ablation_base_img_s"] = speed["ours: none"]
+        for (before, _, _), (name, _, gain) in zip(steps, steps[1:]):
+            m[gain] = speed[name] / speed[before]
         if "ours compiled" in speed:
             m["gain_compile"] = speed["ours compiled"] / speed["ours"]
     return m
@@ -262,7 +281,8 @@ def benchmark(archs: Sequence[str], img_size: int, batch: int, rounds: int, iter
     return pd.DataFrame(rows)
 
 
-def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (also parsed by the test of `benchmarks/gpu_session.sh`'s steps)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.backbone_speed", description=__doc__.splitlines()[0])
     parser.add_argument("--archs", nargs="+", default=["5m", "11m", "21m"], choices=["5m", "11m", "21m"])
     parser.add_argument("--img-size", type=int, default=224)
@@ -288,6 +308,11 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--quick", action="store_true", help="5M only, batch 8, 3 rounds")
     parser.add_argument("--records", default=None, help="records folder (default results/records)")
     parser.add_argument("--no-record", action="store_true", help="print only, write no result records")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

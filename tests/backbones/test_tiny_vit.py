@@ -61,6 +61,36 @@ def test_numerical_parity_with_timm(arch, img_size, randomize):
         assert (ours.forward_features(x) - ref.forward_features(x)).abs().max() <= 1e-4
 
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.parametrize("device,layout", [("cpu", "cpu"), ("cpu", "gpu"), pytest.param("cuda", "gpu", marks=CUDA)])
+def test_parity_and_amp_error_against_timm(randomize, device, layout):
+    """Each device's inference path (the GPU one also forced on CPU tensors): fp32 within 1e-4 of timm, and its
+    AMP error against its own fp32 output no worse than timm's AMP error against timm's (bf16 on CPU, fp16 on
+    CUDA; TF32 off): the mean |error| within 10 % of timm's, the max (a few outlier logits) within 50 %."""
+    ref = randomize(timm.create_model("tiny_vit_5m_224", num_classes=1000), 10).eval().to(device)
+    ours = TinyViT("5m", num_classes=1000).eval()
+    backbones.load_pretrained(ours, ref.state_dict(), strict=True)
+    ours.to(device)
+    if layout == "gpu":
+        ours.set_speed_options(attention="sdpa", pointwise_convs="gemm", autocast_norm="half")
+    x = torch.randn(4, 3, 224, 224, device=device).contiguous(memory_format=torch.channels_last)
+    amp = torch.autocast(device, dtype=torch.bfloat16 if device == "cpu" else torch.float16)
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        with torch.no_grad():
+            want, got = ref(x), ours(x)
+            assert (got - want).abs().max() <= 1e-4
+            with amp:
+                err_ours, err_ref = (ours(x).float() - got).abs(), (ref(x).float() - want).abs()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+    assert err_ours.mean() <= 1.1 * err_ref.mean() and err_ours.max() <= 1.5 * err_ref.max(), (
+        err_ours.mean(), err_ref.mean(), err_ours.max(), err_ref.max())
+
+
 def test_pre_logits_and_classifier_interface():
     model = TinyViT("5m", num_classes=10).eval()
     x = torch.randn(2, 3, 64, 64)
@@ -290,9 +320,11 @@ def test_prune_in_backbone_mode_keeps_surviving_outputs():
         TinyViT("5m", out_indices=(3,)).prune_intermediate_layers([0, 1])
 
 
-def test_fx_feature_extractor_returns_stage_outputs(randomize):
+@pytest.mark.parametrize("attention", ["auto", "sdpa"])
+def test_fx_feature_extractor_returns_stage_outputs(randomize, attention):
     from torchvision.models.feature_extraction import create_feature_extractor
     model = randomize(TinyViT("5m"), 2).eval()
+    model.set_speed_options(attention=attention)
     extractor = create_feature_extractor(model, return_nodes={"stages.1": "c3", "stages.3": "c5"}).eval()
     x = torch.randn(1, 3, 96, 96)
     with torch.no_grad():
@@ -322,11 +354,74 @@ def test_speed_options_keep_outputs(randomize):
     with torch.no_grad():
         want = model(x)
         for options in (dict(channels_last=False), dict(fuse_bn=False), dict(attention="sdpa"),
-                        dict(attention="matmul"), dict(onednn=False)):
+                        dict(attention="matmul"), dict(onednn=False), dict(pointwise_convs="gemm"),
+                        dict(autocast_norm="half")):
             model.set_speed_options(**options)
             assert (model(x) - want).abs().max() <= 1e-5, options
     with pytest.raises(ValueError, match=r"attention='flash': choose one of \['auto', 'matmul', 'sdpa'\]"):
         model.set_speed_options(attention="flash")
+    with pytest.raises(ValueError, match=r"pointwise_convs='1x1': choose one of \['auto', 'conv', 'gemm'\]"):
+        model.set_speed_options(pointwise_convs="1x1")
+
+
+@pytest.mark.parametrize("size", [224, 64])  # 224: whole windows, stage 2 one window (views); 64: padded windows
+def test_gpu_layout_on_cpu_tensors(randomize, size):
+    """The GPU defaults forced on CPU tensors — SDPA on windows cut first, fused 1×1 convs as GEMMs — give the
+    CPU path's outputs, at inference and in training (with gradients), and really replace the 1×1 convs."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class CountConvs(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.convs = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's signature
+            self.convs += func is torch.ops.aten.convolution.default
+            return func(*args, **(kwargs or {}))
+
+    cpu, gpu = (randomize(TinyViT("5m"), 7) for _ in range(2))
+    gpu.set_speed_options(attention="sdpa", pointwise_convs="gemm", onednn=False)
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        want = cpu.eval()(x)
+        with CountConvs() as counted:
+            got = gpu.eval()(x)
+    pointwise = sum(m.conv.kernel_size == (1, 1) for m in gpu.modules() if isinstance(m, backbones.tiny_vit.ConvNorm))
+    assert pointwise == 10 and counted.convs == 27 - pointwise
+    assert (got - want).abs().max() <= 1e-5
+    for m in (cpu, gpu):
+        m.train()(x).square().mean().backward()
+    for (name, a), b in zip(cpu.named_parameters(), gpu.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-6), name
+
+
+def test_layer_norm_stays_in_autocast_dtype_at_inference(randomize):
+    """At inference under autocast, `LayerNorm` (half_inference on) returns the autocast dtype, within one rounding
+    of the fp32 norm; with grad on, or without autocast, it is `nn.LayerNorm` bit for bit. Whole model: its AMP
+    error against fp32 is no worse than with autocast's own norm."""
+    from backbones.tiny_vit import LayerNorm
+    norm = randomize(LayerNorm(64), 8)
+    norm.half_inference = True
+    x = torch.randn(2, 7, 7, 64) * 3 + 1
+    ref = nn.functional.layer_norm(x, (64,), norm.weight, norm.bias, norm.eps)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = norm(x.bfloat16())
+    assert y.dtype == torch.bfloat16
+    assert ((y.float() - ref).abs() <= 2 ** -7 * ref.abs() + 2e-2).all()  # bf16 input and weights, bf16 output
+    with torch.no_grad():
+        assert torch.equal(norm(x), nn.LayerNorm.forward(norm, x))
+    assert torch.equal(norm(x), ref)
+
+    model = randomize(TinyViT("5m"), 9).eval()
+    x = torch.randn(2, 3, 64, 64)
+    errors = {}
+    with torch.no_grad():
+        want = model(x)
+        for mode in ("fp32", "half"):
+            model.set_speed_options(autocast_norm=mode)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                errors[mode] = (model(x).float() - want).abs().max().item()
+    assert errors["half"] <= 1.25 * errors["fp32"] + 1e-3, errors
 
 
 def test_onednn_calls_only_in_eager_cpu_inference(randomize):

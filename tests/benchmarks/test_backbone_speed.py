@@ -56,3 +56,33 @@ def test_cli_writes_valid_records(tmp_path, capsys):
     assert record["setting"]["allocator"] == "heap (freed memory kept)"  # the default, glibc on Linux
     assert record["backbone"]["source"] == "random"
     assert "onnxruntime" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_ablation_steps_end_at_ours_as_shipped(gpu):
+    """Each device's chain (GPU's run here on CPU tensors) keeps the outputs, ends with every trick at its default,
+    and its gains multiply to ours over the base row in the record."""
+    from benchmarks.backbone_speed import _ABLATION_OFF, ablation_steps, summarize
+    ours = _randomized(TinyViT("5m", img_size=64, num_classes=10)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    options = dict(_ABLATION_OFF)
+    with torch.no_grad():
+        want = ours(x)
+        for name, step, _ in ablation_steps(gpu):
+            options.update(step)
+            model = TinyViT("5m", img_size=64, num_classes=10).eval()
+            model.load_state_dict(ours.state_dict())
+            model.set_speed_options(**options)
+            assert (model(x) - want).abs().max() <= 1e-4, name
+    # the other device's switches stay off: oneDNN acts on CPU only, and on CPU 'auto' means conv and fp32 norm
+    other = dict(onednn=False) if gpu else dict(pointwise_convs="conv", autocast_norm="fp32")
+    assert {k: options[k] for k in other} == other
+    options.update(onednn=True, pointwise_convs="auto", autocast_norm="auto")
+    assert options == dict(channels_last=True, fuse_bn=True, onednn=True, pointwise_convs="auto",
+                           autocast_norm="auto", attention="auto")
+    speed = {name: 10.0 + i for i, (name, _, _) in enumerate(ablation_steps(gpu))}
+    speed.update({"timm": 5.0, "timm tuned sdpa": 6.0, "timm tuned matmul": 7.0})
+    m = summarize(speed)
+    gains = [m[gain] for _, _, gain in ablation_steps(gpu)[1:]]
+    assert len(gains) == (5 if gpu else 4) and m["ours_img_s"] / m["ablation_base_img_s"] == pytest.approx(
+        torch.tensor(gains, dtype=torch.float64).prod().item())

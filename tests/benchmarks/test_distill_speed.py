@@ -64,29 +64,6 @@ def test_modes_subset_records_the_optimizer_and_compile_setting(tmp_path: Path, 
         distill_speed.main(["--compile", "fast"])
 
 
-def test_gpu_session_dry_run_lists_the_issue_13_steps_first_with_valid_arguments(tmp_path: Path) -> None:
-    """`DRY_RUN=1 bash benchmarks/gpu_session.sh`: every step printed in priority order, nothing run; each
-    distill_speed command line parses, the pytest line names existing test files."""
-    import os
-    import shlex
-    import subprocess
-    repo = Path(distill_speed.__file__).resolve().parents[1]
-    out = subprocess.run(["bash", "benchmarks/gpu_session.sh", "480"], cwd=repo, capture_output=True, text=True,
-                         env={**os.environ, "DRY_RUN": "1", "OUT": str(tmp_path)}, check=True).stdout
-    steps = [line.split()[1] for line in out.splitlines() if line.startswith("== ") and "(limit" in line]
-    assert steps[:6] == ["machine", "cuda_tests", "distill_speed_eager", "distill_speed_compile_default",
-                         "distill_speed_compile_reduce-overhead", "profile_student_step"]
-    commands = {line.split()[1]: shlex.split(line.split("): ", 1)[1]) for line in out.splitlines()
-                if line.startswith("== ") and "): " in line}
-    compiled = []
-    for name, argv in commands.items():
-        if argv[:3] == ["python3", "-m", "benchmarks.distill_speed"]:
-            compiled.append(distill_speed.build_parser().parse_args(argv[3:]).compile)
-    assert compiled[:3] == [None, "default", "reduce-overhead"]
-    assert all((repo / f).is_file() for f in commands["cuda_tests"] if f.startswith("tests/"))
-    assert not (tmp_path / "session.log").exists()  # nothing ran
-
-
 def test_student_flops_count_every_op_of_the_cpu_inference_path() -> None:
     """The teacher/student FLOP ratio the benchmark prints: our TinyViT on CPU must be counted in full (under
     no_grad it runs fused oneDNN ops the flop counter skips), i.e. 2 × the MACs `backbone_speed` counts."""
