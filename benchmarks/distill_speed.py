@@ -14,16 +14,18 @@
 
     python -m benchmarks.distill_speed [--device cuda|cpu] [--quick] [--img-size 224] [--batch 256] [--data-only]
         [--workers 14] [--amp-dtype float16|bfloat16] [--pipelines pil,tensor] [--teacher NAME]
-        [--modes scratch,stored,online] [--compile default|reduce-overhead|max-autotune]
+        [--modes scratch,stored,online] [--compile default|reduce-overhead|max-autotune] [--image-folder DIR]
 
 Targets (paper §3.1 + issue 13): stored ≤ 1.05 × scratch step time; online ≥ 2 × stored with a teacher ≥ 10× the
 student's FLOPs (supp. §D: 1.42× with Florence); end-to-end ≥ 80 % of the compute-only bound on a GPU;
 save_logits ≥ 80 % of the teacher-only rate. The teacher is a timm model with random weights (default
 `convnext_base`, ≈12× TinyViT-5M; its speed does not depend on its weights) loaded through `build_teacher` like any
-teacher; the store for (b) is saved by it over Fashion-MNIST through the pipeline being measured, and the trainer
-replays through that pipeline (`data.pipeline`). Steps go through the trainer's public `prepare` / `train_step`.
+teacher; the store for (b) is saved by it over the data (Fashion-MNIST, whose 28×28 images cost nothing to decode,
+or with `--image-folder DIR` an ImageFolder of real photos, decoded from their JPEG files as an ImageNet-scale run
+decodes them) through the pipeline being measured, and the trainer replays through that pipeline
+(`data.pipeline`). Steps go through the trainer's public `prepare` / `train_step`.
 AMP (`--amp-dtype`) on CUDA only. Writes one `distill_speed` record per pipeline (device, AMP dtype, workers,
-pipeline, modes, compile mode and optimizer kernel in `setting`).
+pipeline, modes, compile mode and optimizer kernel in `setting`; the data set as the record's `dataset`).
 """
 from __future__ import annotations
 
@@ -57,6 +59,16 @@ def forward_flops(model: torch.nn.Module, img_size: int) -> int:
     with counter, torch.enable_grad():
         model(torch.randn(1, 3, img_size, img_size))
     return int(counter.get_total_flops())
+
+
+def dataset_cfg(image_folder: str | None) -> dict[str, Any]:
+    """The benchmark's data: Fashion-MNIST's training split, or an ImageFolder of real photos (JPEG decode
+    included, as at ImageNet scale)."""
+    if image_folder is None:
+        return dict(type="FashionMNIST", split="train")
+    if not Path(image_folder).is_dir():
+        raise SystemExit(f"--image-folder {image_folder}: not a directory (expected class sub-folders of images)")
+    return dict(type="ImageFolder", root=str(image_folder))
 
 
 def random_teacher(name: str, folder: Path) -> dict[str, Any]:
@@ -148,7 +160,7 @@ def compute_bound(trainer: Any, steps: int, warmup: int) -> float:
 
 def measure_mode(mode: str, pipeline: str, *, store: Path, teacher: dict[str, Any], img_size: int, batch: int,
                  steps: int, warmup: int, workers: int, device: torch.device, amp_dtype: str, work_dir: Path,
-                 num_samples: int, bound: bool, compile_mode: str | None = None) -> dict[str, Any]:
+                 data: dict[str, Any], bound: bool, compile_mode: str | None = None) -> dict[str, Any]:
     """End-to-end seconds per step of one fresh Trainer (the measured steps' wall time: the trainer reads its
     outputs, and so waits for the device, at step ``warmup`` and every ``warmup`` steps after), its optimizer
     (``optim``) and, if ``bound``, its compute-only step time."""
@@ -156,13 +168,14 @@ def measure_mode(mode: str, pipeline: str, *, store: Path, teacher: dict[str, An
     from distill_pretrain.store import LogitStore
     from distill_pretrain.trainer import Trainer
     options = {"mode": mode, "store.path": str(store), "store.cycle_epochs": True, "num_classes": 1000,
-               "data.train.limit": num_samples, "student.img_size": img_size, "data.batch_size": batch,
+               "student.img_size": img_size, "data.batch_size": batch,
                "data.num_workers": workers, "data.pipeline": pipeline, "data.val": None, "epochs": 100,
                "stop_after_steps": warmup + steps, "eval_teacher_agreement": False, "log_interval": max(warmup, 1),
                "record": False, "device": str(device), "amp": device.type == "cuda", "amp_dtype": amp_dtype,
                "compile": compile_mode}
     cfg = load_config(TINY_CONFIG, options)
     cfg.teacher = teacher
+    cfg.data.train = data
     # scratch / online: the same augmentation as the store's, only the targets differ
     cfg.data.aug = LogitStore.open(store).manifest["transform"]
     trainer = Trainer(cfg, work_dir / f"{pipeline}_{mode}")
@@ -174,7 +187,7 @@ def measure_mode(mode: str, pipeline: str, *, store: Path, teacher: dict[str, An
 
 
 def save_store(pipeline: str, path: Path, teacher_cfg: dict[str, Any], *, img_size: int, batch: int, workers: int,
-               num_samples: int, device: torch.device) -> float:
+               data: dict[str, Any], device: torch.device) -> float:
     """Save two epochs of a store through ``pipeline`` with `distill_pretrain.save_logits`'s own parts; returns the
     steady-state img/s of the second (the first warms up): data pipeline + teacher + top-K + chunk writes, from its
     second batch to its end (setup and the loader's worker start-up excluded: on a real data set an epoch is
@@ -185,10 +198,11 @@ def save_store(pipeline: str, path: Path, teacher_cfg: dict[str, Any], *, img_si
     from distill_pretrain.replay import build_replay
     from distill_pretrain.teachers import build_teacher
     cfg = save_logits.load_config(str(SAVE_CONFIG), [
-        f"store.path={path}", f"dataset.limit={num_samples}", "epochs=2", f"batch_size={batch}", "store.topk=10",
+        f"store.path={path}", "epochs=2", f"batch_size={batch}", "store.topk=10",
         f"augment.img_size={img_size}", "augment.mixup_alpha=0.0", "augment.cutmix_alpha=0.0",
-        f"pipeline={pipeline}", f"store.chunk_size={num_samples}", "teacher.type=timm",
+        f"pipeline={pipeline}", f"store.chunk_size={data['limit']}", "teacher.type=timm",
         f"teacher.name={teacher_cfg['name']}", f"teacher.weights={teacher_cfg['weights']}"])
+    cfg.dataset = data
     teacher, identity = build_teacher(cfg.teacher)
     dataset = build_dataset(cfg.dataset)
     aug = AugmentConfig.coerce(cfg.augment)
@@ -219,15 +233,18 @@ class _BatchClock:
         return sum(n for _, n in self.marks[1:]) / (t1 - t0)
 
 
-def data_only(pipelines: Sequence[str], *, img_size: int, batch: int, batches: int, workers: int,
-              device: torch.device, warmup: int, rounds: int) -> dict[str, float]:
+def data_only(pipelines: Sequence[str], *, data: dict[str, Any], img_size: int, batch: int, batches: int,
+              workers: int, device: torch.device, warmup: int, rounds: int) -> dict[str, float]:
     """Median img/s of each pipeline alone over interleaved rounds (pil, tensor, pil, tensor, ...): save_logits'
-    Fashion-MNIST augmentation without Mixup/CutMix (the store's of the full run), no store, no model."""
+    augmentation without Mixup/CutMix (the store's of the full run), no store, no model."""
     from mmengine.config import Config
     from distill_pretrain.data import build_dataset
     from distill_pretrain.replay import build_replay
     aug = {**Config.fromfile(str(SAVE_CONFIG)).augment, "img_size": img_size, "mixup_alpha": 0.0, "cutmix_alpha": 0.0}
-    dataset = build_dataset(dict(type="FashionMNIST", split="train", limit=batch * (warmup + batches)))
+    dataset = build_dataset({**data, "limit": batch * (warmup + batches)})
+    if len(dataset) < batch * (warmup + batches):
+        raise SystemExit(f"{data}: {len(dataset)} images, fewer than the {batch * (warmup + batches)} this run reads "
+                         "(batch × (warmup + steps))")
     replays = {p: build_replay(p, dataset, aug) for p in pipelines}
     rates: dict[str, list[float]] = {p: [] for p in pipelines}
     for r in range(rounds):
@@ -260,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-only", action="store_true",
                         help="only the data pipeline alone (data_img_s), the pipelines in interleaved rounds")
     parser.add_argument("--rounds", type=int, default=5, help="--data-only: interleaved rounds (median reported)")
+    parser.add_argument("--image-folder", default=None, metavar="DIR", help="an ImageFolder of real photos (class "
+                        "sub-folders) instead of Fashion-MNIST: JPEG decode included, as at ImageNet scale; it must "
+                        "hold batch × (warmup + steps) images")
     return parser
 
 
@@ -281,6 +301,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     if not modes or set(modes) - set(MODES):
         parser.error(f"--modes {args.modes!r}: choose from {','.join(MODES)}")
     n_samples = batch * (warmup + steps)
+    data = dataset_cfg(args.image_folder)
     amp_dtype = args.amp_dtype if gpu else "none"
     setting = {"img_size": img, "batch": batch, "steps": steps, "warmup": warmup, "teacher": args.teacher,
                "workers": workers, "device": device.type, "amp_dtype": amp_dtype, "quick": args.quick,
@@ -288,9 +309,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     print(f"distill_speed on {device} (AMP {amp_dtype}), {img}px, batch {batch}, {workers} workers, pipelines "
           f"{pipelines}, modes {modes}, compile {args.compile or 'off'} — {machine_description()}", flush=True)
     if args.data_only:
-        rates = data_only(pipelines, img_size=img, batch=batch, batches=steps, workers=workers, device=device,
-                          warmup=max(warmup, 1), rounds=args.rounds)
-        records = [make_record("distill_speed", dataset="FashionMNIST", split="train", metrics={"data_img_s": v},
+        rates = data_only(pipelines, data=data, img_size=img, batch=batch, batches=steps, workers=workers,
+                          device=device, warmup=max(warmup, 1), rounds=args.rounds)
+        records = [make_record("distill_speed", dataset=data["type"], split="train", metrics={"data_img_s": v},
                                backbone=backbone_block("tinyvit-5m", "random"),
                                setting={**setting, "pipeline": p, "rounds": args.rounds}) for p, v in rates.items()]
         for record in records:
@@ -315,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         for pipeline in pipelines:
             store = tmp / f"store_{pipeline}"
             save_ips = save_store(pipeline, store, teacher_cfg, img_size=img, batch=batch, workers=workers,
-                                  num_samples=n_samples, device=device)
+                                  data={**data, "limit": n_samples}, device=device)
             metrics = {"teacher_img_s": teacher_ips, "save_logits_img_s": save_ips,
                        "save_logits_of_teacher": save_ips / teacher_ips, "teacher_over_student_flops": flops,
                        "data_img_s": data_rate(pipeline, store, batch, workers, device, min(warmup, 1))}
@@ -325,7 +346,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             for mode in modes:  # the compute-only bound does not depend on the pipeline: measured once
                 got = measure_mode(mode, pipeline, store=store, teacher=teacher_cfg, img_size=img, batch=batch,
                                    steps=steps, warmup=warmup, workers=workers, device=device,
-                                   amp_dtype=args.amp_dtype, work_dir=tmp / "runs", num_samples=n_samples,
+                                   amp_dtype=args.amp_dtype, work_dir=tmp / "runs",
+                                   data={**data, "limit": n_samples},
                                    bound=mode not in bound, compile_mode=args.compile)
                 optim = got["optim"]
                 bound.setdefault(mode, got.get("bound_step_s"))
@@ -343,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                 metrics["online_over_stored"] = metrics["online_step_s"] / metrics["stored_step_s"]
                 print(f"[{pipeline}] online / stored = {metrics['online_over_stored']:.3f} (goal ≥ 2; paper supp. "
                       "§D 1.42×)", flush=True)
-            record = make_record("distill_speed", dataset="FashionMNIST", split="train", metrics=metrics,
+            record = make_record("distill_speed", dataset=data["type"], split="train", metrics=metrics,
                                  backbone=backbone_block("tinyvit-5m", "random"),
                                  setting={**setting, "pipeline": pipeline, "modes": modes, "optim": optim})
             print(f"record: {write_record(record, args.results_dir)}", flush=True)

@@ -71,3 +71,24 @@ def test_student_flops_count_every_op_of_the_cpu_inference_path() -> None:
     from benchmarks.backbone_speed import count_macs
     model = TinyViT("5m", img_size=64, num_classes=1000)
     assert distill_speed.forward_flops(model, 64) == pytest.approx(2 * count_macs(model, 64), rel=0.05)
+
+
+def test_image_folder_of_real_photos_runs_save_logits_and_the_stored_step(tmp_path: Path) -> None:
+    """`--image-folder`: real JPEG photos (labelme's VOC images, decoded per sample) through save_logits and the
+    stored student step; the record names the data set; a missing or too small folder is refused up front."""
+    from contracts.assets import labelme_examples
+    photos = sorted({p.name: p for p in labelme_examples().glob("*/data_dataset_voc/JPEGImages/*.jpg")}.values())
+    assert len(photos) >= 8
+    for i, photo in enumerate(photos[:8]):
+        (tmp_path / "photos" / f"class{i % 2}").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "photos" / f"class{i % 2}" / photo.name).symlink_to(photo)
+    (rec,) = distill_speed.main(["--device", "cpu", "--quick", "--img-size", "32", "--batch", "4", "--steps", "1",
+                                 "--warmup", "1", "--teacher", "resnet18", "--pipelines", "tensor", "--modes", "stored",
+                                 "--image-folder", str(tmp_path / "photos"), "--results-dir", str(tmp_path / "rec")])
+    assert rec["dataset"] == "ImageFolder" and read_records(tmp_path / "rec")[0]["dataset"] == "ImageFolder"
+    assert all(math.isfinite(v) and v > 0 for v in rec["metrics"].values())
+    with pytest.raises(SystemExit, match="not a directory"):
+        distill_speed.main(["--device", "cpu", "--data-only", "--image-folder", str(tmp_path / "nope")])
+    with pytest.raises(SystemExit, match="8 images, fewer than the 12 this run reads"):
+        distill_speed.main(["--device", "cpu", "--data-only", "--img-size", "32", "--batch", "4", "--steps", "2",
+                            "--warmup", "1", "--image-folder", str(tmp_path / "photos")])

@@ -18,8 +18,8 @@ def test_dry_run_lists_steps_in_priority_order_with_valid_arguments(tmp_path: Pa
     out = subprocess.run(["bash", "benchmarks/gpu_session.sh", "480"], cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, "DRY_RUN": "1", "OUT": str(tmp_path)}, check=True).stdout
     steps = [line.split()[1] for line in out.splitlines() if line.startswith("== ") and "(limit" in line]
-    assert steps[:7] == ["machine", "cuda_tests", "backbone_21m_ablation", "distill_speed_eager",
-                         "distill_speed_compile_default", "profile_21m", "backbone_21m_compile"]
+    assert steps[:8] == ["machine", "cuda_tests", "backbone_21m_ablation", "distill_speed_eager",
+                         "distill_speed_compile_default", "distill_data_photos", "profile_21m", "backbone_21m_compile"]
     commands = {line.split()[1]: shlex.split(line.split("): ", 1)[1]) for line in out.splitlines()
                 if line.startswith("== ") and "): " in line}
     parsers = {"benchmarks.distill_speed": distill_speed.build_parser(),
