@@ -71,6 +71,16 @@ def dataset_cfg(image_folder: str | None) -> dict[str, Any]:
     return dict(type="ImageFolder", root=str(image_folder))
 
 
+def sized_dataset(data: dict[str, Any]) -> Any:
+    """`build_dataset(data)`, refused up front when it holds fewer images than its ``limit`` (what the run reads)."""
+    from distill_pretrain.data import build_dataset
+    dataset = build_dataset(data)
+    if len(dataset) < data["limit"]:
+        raise SystemExit(f"{data}: {len(dataset)} images, fewer than the {data['limit']} this run reads "
+                         "(batch × (warmup + steps))")
+    return dataset
+
+
 def random_teacher(name: str, folder: Path) -> dict[str, Any]:
     """A timm model with random weights saved to `folder`, as a `build_teacher` config."""
     import timm
@@ -194,7 +204,6 @@ def save_store(pipeline: str, path: Path, teacher_cfg: dict[str, Any], *, img_si
     millions of images)."""
     from distill_pretrain import save_logits
     from distill_pretrain.augment import AugmentConfig
-    from distill_pretrain.data import build_dataset
     from distill_pretrain.replay import build_replay
     from distill_pretrain.teachers import build_teacher
     cfg = save_logits.load_config(str(SAVE_CONFIG), [
@@ -204,7 +213,7 @@ def save_store(pipeline: str, path: Path, teacher_cfg: dict[str, Any], *, img_si
         f"teacher.name={teacher_cfg['name']}", f"teacher.weights={teacher_cfg['weights']}"])
     cfg.dataset = data
     teacher, identity = build_teacher(cfg.teacher)
-    dataset = build_dataset(cfg.dataset)
+    dataset = sized_dataset(data)
     aug = AugmentConfig.coerce(cfg.augment)
     store = save_logits.open_store(cfg, dataset, identity, aug, rank=0)
     runner = save_logits.TeacherRunner(teacher, identity, aug, device, device.type == "cuda")
@@ -238,13 +247,9 @@ def data_only(pipelines: Sequence[str], *, data: dict[str, Any], img_size: int, 
     """Median img/s of each pipeline alone over interleaved rounds (pil, tensor, pil, tensor, ...): save_logits'
     augmentation without Mixup/CutMix (the store's of the full run), no store, no model."""
     from mmengine.config import Config
-    from distill_pretrain.data import build_dataset
     from distill_pretrain.replay import build_replay
     aug = {**Config.fromfile(str(SAVE_CONFIG)).augment, "img_size": img_size, "mixup_alpha": 0.0, "cutmix_alpha": 0.0}
-    dataset = build_dataset({**data, "limit": batch * (warmup + batches)})
-    if len(dataset) < batch * (warmup + batches):
-        raise SystemExit(f"{data}: {len(dataset)} images, fewer than the {batch * (warmup + batches)} this run reads "
-                         "(batch × (warmup + steps))")
+    dataset = sized_dataset({**data, "limit": batch * (warmup + batches)})
     replays = {p: build_replay(p, dataset, aug) for p in pipelines}
     rates: dict[str, list[float]] = {p: [] for p in pipelines}
     for r in range(rounds):
@@ -321,6 +326,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
 
     from backbones import TinyViT
     from distill_pretrain.teachers import build_teacher
+    run_data = {**data, "limit": n_samples}  # what save_logits and every mode read
     records, bound = [], {}
     with tempfile.TemporaryDirectory(prefix="distill_speed_") as tmp:
         tmp = Path(tmp)
@@ -336,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         for pipeline in pipelines:
             store = tmp / f"store_{pipeline}"
             save_ips = save_store(pipeline, store, teacher_cfg, img_size=img, batch=batch, workers=workers,
-                                  data={**data, "limit": n_samples}, device=device)
+                                  data=run_data, device=device)
             metrics = {"teacher_img_s": teacher_ips, "save_logits_img_s": save_ips,
                        "save_logits_of_teacher": save_ips / teacher_ips, "teacher_over_student_flops": flops,
                        "data_img_s": data_rate(pipeline, store, batch, workers, device, min(warmup, 1))}
@@ -346,8 +352,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             for mode in modes:  # the compute-only bound does not depend on the pipeline: measured once
                 got = measure_mode(mode, pipeline, store=store, teacher=teacher_cfg, img_size=img, batch=batch,
                                    steps=steps, warmup=warmup, workers=workers, device=device,
-                                   amp_dtype=args.amp_dtype, work_dir=tmp / "runs",
-                                   data={**data, "limit": n_samples},
+                                   amp_dtype=args.amp_dtype, work_dir=tmp / "runs", data=run_data,
                                    bound=mode not in bound, compile_mode=args.compile)
                 optim = got["optim"]
                 bound.setdefault(mode, got.get("bound_step_s"))
