@@ -346,8 +346,7 @@ def window_reverse(windows: torch.Tensor, like: torch.Tensor, window_size: int) 
     b, h, w = like.shape[:3]
     ws, c = window_size, windows.shape[-1]
     hp, wp = h + -h % ws, w + -w % ws
-    x = windows.view(b, hp // ws, wp // ws, ws, ws, c).transpose(2, 3).reshape(b, hp, wp, c)
-    return x if (hp, wp) == (h, w) else x[:, :h, :w]
+    return _crop_like(windows.view(b, hp // ws, wp // ws, ws, ws, c).transpose(2, 3).reshape(b, hp, wp, c), like)
 
 
 @torch.fx.wrap
