@@ -395,6 +395,82 @@ def test_gpu_layout_on_cpu_tensors(randomize, size):
         assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-6), name
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_activation_copies_per_attention_layout(device):
+    """Per image at 224 under autocast, the activations each attention layout copies (half the batch-4 count minus
+    the batch-2 count: weight and bias copies drop out; at batch 1 more folds into views): windows-first SDPA 2C
+    channels per block of a multi-window map and none for a one-window map; map-first matmuls 4C per block (for one
+    window q, k and v are copied inside the batched matmuls). On CUDA nothing is copied inside SDPA or out of its
+    output (q, k, v and the result are views); on CPU its math path copies, which is why the CPU keeps matmuls."""
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._python_dispatch import TorchDispatchMode
+    copies = {torch.ops.aten.clone.default, torch.ops.aten.copy_.default, torch.ops.aten.constant_pad_nd.default,
+              torch.ops.aten.cat.default}
+
+    class InSdpa(TorchFunctionMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.depth, self.outputs = 0, []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's signature
+            if func is not torch.nn.functional.scaled_dot_product_attention:
+                return func(*args, **(kwargs or {}))
+            self.depth += 1
+            try:
+                out = func(*args, **(kwargs or {}))
+            finally:
+                self.depth -= 1
+            self.outputs.append(out)  # kept alive: its storage is not reused within the forward
+            return out
+
+    class Copied(TorchDispatchMode):
+        def __init__(self, sdpa: InSdpa) -> None:
+            super().__init__()
+            self.sdpa, self.elements = sdpa, {"layout": 0, "inside sdpa": 0, "sdpa output": 0}
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's signature
+            out = func(*args, **(kwargs or {}))
+            if func in copies:
+                source = args[0] if func is not torch.ops.aten.copy_.default else args[1]
+                ptrs = {o.untyped_storage().data_ptr() for o in self.sdpa.outputs}
+                kind = ("inside sdpa" if self.sdpa.depth else
+                        "sdpa output" if isinstance(source, torch.Tensor)
+                        and source.untyped_storage().data_ptr() in ptrs else "layout")
+                self.elements[kind] += out.numel()
+            return out
+
+    def per_image(model: TinyViT) -> dict[str, int]:
+        counts = []
+        for batch in (2, 4):
+            x = torch.randn(batch, 3, 224, 224, device=device).contiguous(memory_format=torch.channels_last)
+            sdpa = InSdpa()
+            with torch.no_grad(), torch.autocast(device, dtype=amp), sdpa, Copied(sdpa) as copied:
+                model(x)
+            counts.append(copied.elements)
+        return {k: (counts[1][k] - counts[0][k]) // 2 for k in counts[0]}
+
+    amp = torch.bfloat16 if device == "cpu" else torch.float16
+    model = TinyViT("5m").eval().to(device)
+    maps = []  # (C·H·W, windows) of each block's input, from a forward hook
+    hooks = [m.register_forward_hook(lambda m, args, out: maps.append(
+        (args[0][0].numel(), -(-args[0].shape[1] // m.window_size) * -(-args[0].shape[2] // m.window_size))))
+        for m in model.modules() if isinstance(m, backbones.tiny_vit.Attention)]
+    with torch.no_grad():
+        model(torch.randn(1, 3, 224, 224, device=device))
+    for h in hooks:
+        h.remove()
+    assert sorted({windows for _, windows in maps}) == [1, 16]  # stage 1 cut into windows, stages 2-3 one window
+    model.set_speed_options(attention="sdpa", pointwise_convs="gemm", autocast_norm="half", onednn=False)
+    sdpa = per_image(model)
+    assert sdpa["layout"] == sum(2 * chw for chw, windows in maps if windows > 1)
+    if device == "cuda":
+        assert sdpa["inside sdpa"] == sdpa["sdpa output"] == 0, sdpa
+    model.set_speed_options(attention="matmul")
+    matmul = per_image(model)
+    assert matmul["layout"] == sum(4 * chw for chw, _ in maps)
+    assert matmul["inside sdpa"] == matmul["sdpa output"] == 0
+
+
 def test_layer_norm_stays_in_autocast_dtype_at_inference(randomize):
     """At inference under autocast, `LayerNorm` (half_inference on) returns the autocast dtype, within one rounding
     of the fp32 norm; with grad on, or without autocast, it is `nn.LayerNorm` bit for bit. Whole model: its AMP

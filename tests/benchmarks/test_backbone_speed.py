@@ -86,3 +86,49 @@ def test_ablation_steps_end_at_ours_as_shipped(gpu):
     gains = [m[gain] for _, _, gain in ablation_steps(gpu)[1:]]
     assert len(gains) == (5 if gpu else 4) and m["ours_img_s"] / m["ablation_base_img_s"] == pytest.approx(
         torch.tensor(gains, dtype=torch.float64).prod().item())
+
+
+def _compiled_activation_ops(model: torch.nn.Module, x: torch.Tensor) -> dict[str, int]:
+    """aten ops on the input's path in the inference graph `torch.compile` hands its backend (after AOT
+    autograd's functionalisation and decomposition), under bf16 autocast; weight-only work is left out."""
+    from collections import Counter
+
+    from torch._functorch.aot_autograd import aot_module_simplified
+
+    graphs: list[torch.fx.GraphModule] = []
+
+    def backend(gm: torch.fx.GraphModule, example_inputs: list) -> object:
+        return aot_module_simplified(gm, example_inputs, fw_compiler=lambda g, _: graphs.append(g) or g.forward)
+
+    torch._dynamo.reset()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.compile(model, backend=backend, fullgraph=True)(x)
+    torch._dynamo.reset()
+    (graph,) = graphs
+    on_path = {n for n in graph.graph.nodes if n.op == "placeholder" and n.meta["val"].shape == x.shape}
+    ops: Counter = Counter()
+    for node in graph.graph.nodes:
+        if node.op == "call_function" and on_path.intersection(node.all_input_nodes):
+            on_path.add(node)
+            ops[str(node.target)] += 1
+    return ops
+
+
+def test_compiled_ours_and_timm_tuned_lower_to_the_same_work():
+    """Under `torch.compile` our GPU layout and timm tuned (fused ConvNorms, SDPA) reach inductor as the same
+    activation graph up to view ops: the same norms, GELUs, adds, casts, copies and attention, with 10 of our 1×1
+    convs as GEMMs (CPU tensors, bf16 autocast). So compiled, ours can only match timm: the eager GPU changes are
+    what inductor does itself (on CUDA it peels a conv's bias off into a fused epilogue, `kernel/conv.py`)."""
+    ours = _randomized(TinyViT("5m")).eval()
+    ours.set_speed_options(attention="sdpa", pointwise_convs="gemm", autocast_norm="half", onednn=False)
+    timm_model = timm_tiny_vit("5m", ours.window_sizes).eval()
+    timm_model.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+    got, want = (_compiled_activation_ops(m, x) for m in (ours, tune_timm(timm_model, "sdpa")))
+    views = {"aten.view.default", "aten.permute.default", "aten.transpose.int", "aten.unbind.int",
+             "aten.split_with_sizes.default", "aten.as_strided.default"}
+    gemms = ["aten.convolution.default", "aten.addmm.default"]
+    assert [got[op] - want[op] for op in gemms] == [-10, 10]
+    same = [op for op in set(got) | set(want) if op not in views.union(gemms)]
+    assert {op: got[op] for op in same} == {op: want[op] for op in same}
+    assert got["aten.clone.default"] > 0 and got["aten.native_layer_norm.default"] == 21
