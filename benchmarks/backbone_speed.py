@@ -25,7 +25,8 @@ Every contender runs in one process with freed memory kept in the heap (`--alloc
 `contracts.runtime`): with glibc's default each large activation is page-faulted in on every allocation, which on
 CPU cost eager models (ours and timm's) up to a third of their time and compiled ones (whose buffers inductor
 reuses) less; `--allocator default` measures that.
-On a GPU (`--device cuda`) it follows paper Tab. 4's protocol (one GPU, AMP fp16 by default, batch 256).
+On a GPU (`--device cuda`) it follows paper Tab. 4's protocol (one GPU, AMP fp16 by default, batch 256), with
+cuDNN autotuning on for every contender as timm's own `benchmark.py` runs (`--no-cudnn-benchmark`: off).
 `--clock cpu` times rounds by the process's CPU time: with `--threads 1` that is compute time, robust where other
 jobs share the cores (wall time there swings by more than the differences measured).
 `--profile` (CPU) instead splits one forward of ours and of timm's best by op category and prints the speed-up
@@ -46,7 +47,7 @@ from torch import nn
 
 from backbones import TinyViT
 from contracts.records import backbone_block, make_record, write_record
-from contracts.runtime import allocator_description, keep_freed_memory
+from contracts.runtime import allocator_description, cudnn_autotune, keep_freed_memory
 
 # Paper Tab. 4 (V100 GPU, throughput measured with LeViT's code): params (M), MACs (G), images/s.
 PAPER_TAB4 = {
@@ -274,6 +275,8 @@ def benchmark(archs: Sequence[str], img_size: int, batch: int, rounds: int, iter
                        "amp": amp, "rounds": rounds, "iters": iters, "compile": compile_mode, "ablation": ablation,
                        "clock": clock, "allocator": allocator_description(), "notes": notes,
                        "torch": torch.__version__}
+            if device.startswith("cuda"):
+                setting["cudnn_benchmark"] = torch.backends.cudnn.benchmark
             metrics = {k: row[k] for k in ("params_m", "macs_g")} | summarize(speed)
             write_record(make_record("throughput", dataset="synthetic", split="none", setting=setting,
                                      backbone=backbone_block(f"tinyvit-{arch}", "random"), metrics=metrics),
@@ -305,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allocator", choices=["heap", "default"], default="heap", help="heap: freed memory kept "
                         "in the heap for every contender (`contracts.runtime.keep_freed_memory`; without it a large "
                         "tensor is page-faulted in on every allocation); default: glibc as it comes")
+    parser.add_argument("--cudnn-benchmark", action=argparse.BooleanOptionalAction, default=True,
+                        help="CUDA: cuDNN autotuning for every contender, as timm's benchmark.py runs (default on)")
     parser.add_argument("--quick", action="store_true", help="5M only, batch 8, 3 rounds")
     parser.add_argument("--records", default=None, help="records folder (default results/records)")
     parser.add_argument("--no-record", action="store_true", help="print only, write no result records")
@@ -319,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     if args.allocator == "heap":
         keep_freed_memory()
     gpu = args.device.startswith("cuda")
+    autotune = cudnn_autotune(args.device, args.cudnn_benchmark)  # None on the CPU
     amp = args.amp or ("fp16" if gpu else "none")
     batch = args.batch or (256 if gpu else 16)
     archs, rounds = args.archs, args.rounds
@@ -336,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
                       write=not args.no_record, records_dir=args.records)
     print(f"\nTinyViT vs timm tiny_vit_* — batch {batch}, {args.img_size}², {torch.get_num_threads()} threads, "
           f"{args.device}{'' if amp == 'none' else ' AMP ' + amp}, {args.clock} clock, allocator "
-          f"{allocator_description()}")
+          f"{allocator_description()}{'' if autotune is None else f', cudnn_benchmark {autotune}'}")
     print(table.T.to_markdown(floatfmt=".3g"))
     return table
 

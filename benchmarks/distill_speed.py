@@ -42,7 +42,7 @@ import torch
 from contracts.assets import REPO_ROOT
 from contracts.provenance import machine_description
 from contracts.records import backbone_block, make_record, write_record
-from contracts.runtime import keep_freed_memory
+from contracts.runtime import cudnn_autotune, keep_freed_memory
 from distill_pretrain.config import COMPILE_MODES
 
 TINY_CONFIG = REPO_ROOT / "configs" / "distill" / "tinyvit_5m_fmnist_tiny_cpu.py"
@@ -170,7 +170,8 @@ def compute_bound(trainer: Any, steps: int, warmup: int) -> float:
 
 def measure_mode(mode: str, pipeline: str, *, store: Path, teacher: dict[str, Any], img_size: int, batch: int,
                  steps: int, warmup: int, workers: int, device: torch.device, amp_dtype: str, work_dir: Path,
-                 data: dict[str, Any], bound: bool, compile_mode: str | None = None) -> dict[str, Any]:
+                 data: dict[str, Any], bound: bool, compile_mode: str | None = None,
+                 cudnn_benchmark: bool = True) -> dict[str, Any]:
     """End-to-end seconds per step of one fresh Trainer (the measured steps' wall time: the trainer reads its
     outputs, and so waits for the device, at step ``warmup`` and every ``warmup`` steps after), its optimizer
     (``optim``) and, if ``bound``, its compute-only step time."""
@@ -182,7 +183,7 @@ def measure_mode(mode: str, pipeline: str, *, store: Path, teacher: dict[str, An
                "data.num_workers": workers, "data.pipeline": pipeline, "data.val": None, "epochs": 100,
                "stop_after_steps": warmup + steps, "eval_teacher_agreement": False, "log_interval": max(warmup, 1),
                "record": False, "device": str(device), "amp": device.type == "cuda", "amp_dtype": amp_dtype,
-               "compile": compile_mode}
+               "compile": compile_mode, "cudnn_benchmark": cudnn_benchmark}
     cfg = load_config(TINY_CONFIG, options)
     cfg.teacher = teacher
     cfg.data.train = data
@@ -278,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{','.join(MODES)}; a ratio needs both of its modes)")
     parser.add_argument("--compile", default=None, choices=COMPILE_MODES,
                         help="torch.compile the student step in this mode (the trainer's `compile` key); default eager")
+    parser.add_argument("--cudnn-benchmark", action=argparse.BooleanOptionalAction, default=True,
+                        help="CUDA: cuDNN autotuning for the whole run, teacher and student alike (default on)")
     parser.add_argument("--results-dir", default=None, help="record folder (default results/records)")
     parser.add_argument("--data-only", action="store_true",
                         help="only the data pipeline alone (data_img_s), the pipelines in interleaved rounds")
@@ -296,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is visible")
     gpu = device.type == "cuda"
+    autotune = cudnn_autotune(device, args.cudnn_benchmark)  # None on the CPU
     img = args.img_size or (64 if args.quick else 224 if gpu else 128)
     batch = args.batch or (8 if args.quick else 256 if gpu else 16)
     steps = args.steps or (4 if args.quick else 30)
@@ -310,9 +314,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     amp_dtype = args.amp_dtype if gpu else "none"
     setting = {"img_size": img, "batch": batch, "steps": steps, "warmup": warmup, "teacher": args.teacher,
                "workers": workers, "device": device.type, "amp_dtype": amp_dtype, "quick": args.quick,
-               "compile": args.compile or "off"}
+               "compile": args.compile or "off"} | ({} if autotune is None else {"cudnn_benchmark": autotune})
     print(f"distill_speed on {device} (AMP {amp_dtype}), {img}px, batch {batch}, {workers} workers, pipelines "
-          f"{pipelines}, modes {modes}, compile {args.compile or 'off'} — {machine_description()}", flush=True)
+          f"{pipelines}, modes {modes}, compile {args.compile or 'off'}"
+          f"{'' if autotune is None else f', cudnn_benchmark {autotune}'} — {machine_description()}", flush=True)
     if args.data_only:
         rates = data_only(pipelines, data=data, img_size=img, batch=batch, batches=steps, workers=workers,
                           device=device, warmup=max(warmup, 1), rounds=args.rounds)
@@ -353,7 +358,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                 got = measure_mode(mode, pipeline, store=store, teacher=teacher_cfg, img_size=img, batch=batch,
                                    steps=steps, warmup=warmup, workers=workers, device=device,
                                    amp_dtype=args.amp_dtype, work_dir=tmp / "runs", data=run_data,
-                                   bound=mode not in bound, compile_mode=args.compile)
+                                   bound=mode not in bound, compile_mode=args.compile,
+                                   cudnn_benchmark=args.cudnn_benchmark)
                 optim = got["optim"]
                 bound.setdefault(mode, got.get("bound_step_s"))
                 metrics[f"{mode}_bound_img_s"] = batch / bound[mode]

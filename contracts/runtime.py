@@ -1,4 +1,4 @@
-"""Process-level CPU setting every stage's entry point applies: keep freed memory in the heap (glibc).
+"""Process-level settings the entry points apply: keep freed memory in the heap (glibc, CPU), cuDNN autotuning (GPU).
 
 glibc's malloc serves a block above its mmap threshold (128 KiB, adapting up to 32 MiB) with a fresh `mmap` and
 unmaps it on `free`, so every large tensor a forward pass allocates is page-faulted in, 4 KiB at a time, and zeroed
@@ -13,12 +13,23 @@ Elsewhere than glibc on Linux it does nothing and says so.
 
     from contracts.runtime import keep_freed_memory, allocator_description
     keep_freed_memory()              # once, at start-up; `allocator_description()` goes into result records
+
+`cudnn_autotune(device)`: on a CUDA device, let cuDNN time its convolution algorithms on the first call of each
+shape and keep the fastest (`torch.backends.cudnn.benchmark`, off in PyTorch by default). timm's `benchmark.py` and
+`train.py` and MMEngine's `env_cfg.cudnn_benchmark` turn it on for fixed input shapes, as in distillation and the
+speed benchmarks; the algorithm it picks can differ between processes, so results are reproducible only to
+rounding (which is why `save_logits`, whose resumed runs must match uninterrupted ones byte for byte, leaves it
+as PyTorch has it).
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import platform
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 MMAP_THRESHOLD = 1 << 30  # blocks up to 1 GiB come from the heap (a 224² stage-0 map at batch 256 is 0.8 GiB)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
@@ -49,3 +60,13 @@ def keep_freed_memory(threshold: int = MMAP_THRESHOLD) -> bool:
 def allocator_description() -> str:
     """'heap (freed memory kept)' once `keep_freed_memory` took effect in this process, else 'default'."""
     return "heap (freed memory kept)" if _state["kept"] else "default"
+
+
+def cudnn_autotune(device: torch.device | str, enabled: bool = True) -> bool | None:
+    """Set cuDNN autotuning (see the module docstring) when ``device`` is a CUDA device and return the setting, for
+    logs and records; elsewhere change nothing and return None."""
+    import torch
+    if torch.device(device).type != "cuda":
+        return None
+    torch.backends.cudnn.benchmark = bool(enabled)
+    return torch.backends.cudnn.benchmark

@@ -19,6 +19,9 @@ the file, or is left out of its batch and counted in the logs.
 `device`: `'auto'` (CUDA when available, else the CPU), `'cpu'`, `'cuda'` or `'cuda:N'`. `amp` with
 `amp_dtype='float16'` (GradScaler) runs on CUDA only; `'bfloat16'` (no GradScaler) also on the CPU.
 
+`cudnn_benchmark`: on a CUDA device, cuDNN autotuning (`contracts.runtime.cudnn_autotune`; on by default, as in
+timm's `train.py` and MMEngine's `env_cfg`: the student's shapes are fixed); logged with the device.
+
 `optim.fused`: AdamW's fused kernel (`True`), its multi-tensor `foreach` one (`False`), or `'auto'` (fused when the
 parameters are all on CUDA, where GradScaler then skips its `found_inf` read, or all on the CPU).
 `compile`: `None`/`False` (eager) or a `torch.compile` mode (`COMPILE_MODES`: `'default'`, `'reduce-overhead'` =
@@ -44,7 +47,7 @@ DEFAULTS: dict[str, Any] = dict(
               pipeline=None, on_error=None),
     optim=dict(lr=1e-3, base_batch=1024, weight_decay=0.05, betas=(0.9, 0.999), eps=1e-8, warmup_epochs=0,
                warmup_lr=0.0, min_lr=0.0, clip_grad=5.0, accum_steps=1, layer_decay=None, fused="auto"),
-    ema=dict(decay=None), freeze_bn_stats=False, amp=True, amp_dtype="float16", compile=None,
+    ema=dict(decay=None), freeze_bn_stats=False, amp=True, amp_dtype="float16", compile=None, cudnn_benchmark=True,
     labels_index_classes=True, log_interval=10, save_interval=0, keep_interval=0, eval_interval=1,
     eval_teacher_agreement=False,
     eval_before_train=False,

@@ -30,6 +30,8 @@ from mmengine.config import Config
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from contracts.runtime import cudnn_autotune
+
 from .checkpoint import atomic_torch_save, plain, rng_state, save_checkpoint, set_rng_state
 from .config import default_pretrain_name, resolve_config
 from .dist import DistInfo, select_device, to_device
@@ -97,6 +99,7 @@ class Trainer:
         self.work_dir = Path(work_dir)
         self.dist = dist_info or DistInfo(device=select_device(self.cfg.device))
         self.device = self.dist.device
+        self.cudnn_benchmark = cudnn_autotune(self.device, bool(self.cfg.cudnn_benchmark))  # None off CUDA
         self.config_sha256 = config_sha256 or _sha(self.cfg.to_dict())
         self.objective_cls = objective_class(self.cfg.mode)
         torch.manual_seed(self.cfg.seed + self.dist.rank)
@@ -455,7 +458,8 @@ class Trainer:
         self.log(f"objective={cfg.mode} student={student_name(self.model, cfg.student)} classes={self.num_classes} "
                  f"samples={len(self.train_set)} world={self.dist.world_size} batch/rank={cfg.data.batch_size} "
                  f"accum={accum} total_batch={self.total_batch} lr={self.schedule['base_lr']:.3g} "
-                 f"steps/epoch={self.steps_per_epoch} total_steps={total_steps} device={self.device} "
+                 f"steps/epoch={self.steps_per_epoch} total_steps={total_steps} device={self.device}"
+                 f"{'' if self.cudnn_benchmark is None else f' cudnn_benchmark={self.cudnn_benchmark}'} "
                  f"amp={self.amp_description} optim={self.optim_description} compile={cfg.compile or 'off'} "
                  f"workers={cfg.data.num_workers} pipeline={self.replay.pipeline} pretrain={self.pretrain_name}")
         if cfg.eval_before_train and self.step == 0 and self.val_set is not None:

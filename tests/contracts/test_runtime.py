@@ -44,3 +44,19 @@ def test_keep_freed_memory_stops_page_faults_on_reallocation():
 def test_out_of_range_threshold_is_refused():
     from contracts.runtime import keep_freed_memory
     assert keep_freed_memory(0) is False and keep_freed_memory(1 << 40) is False
+
+
+def test_cudnn_autotune_only_on_cuda_devices():
+    """CUDA devices set `torch.backends.cudnn.benchmark` (the flag needs no GPU to be set); others leave it alone."""
+    import torch
+
+    from contracts.runtime import cudnn_autotune
+    before = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = False
+        assert cudnn_autotune("cpu") is None and cudnn_autotune(torch.device("meta")) is None
+        assert torch.backends.cudnn.benchmark is False
+        assert cudnn_autotune("cuda:0") is True and torch.backends.cudnn.benchmark is True
+        assert cudnn_autotune(torch.device("cuda"), enabled=False) is False and torch.backends.cudnn.benchmark is False
+    finally:
+        torch.backends.cudnn.benchmark = before

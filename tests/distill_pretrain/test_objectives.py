@@ -155,13 +155,18 @@ def test_device_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         dist_mod.select_device("cuda:1")
     with pytest.raises(ValueError, match="'tpu'"):
         dist_mod.select_device("tpu")
-    # a Trainer built without dist_info asks for the config's device ('auto' unless told otherwise)
+    # a Trainer built without dist_info asks for the config's device ('auto' unless told otherwise), and sets cuDNN
+    # autotuning for that device as the config says (`contracts.runtime.cudnn_autotune`: on CUDA devices only)
     import distill_pretrain.trainer as trainer_mod
-    asked = []
+    asked, tuned = [], []
     monkeypatch.setattr(trainer_mod, "select_device", lambda request: asked.append(request) or torch.device("cpu"))
+    monkeypatch.setattr(trainer_mod, "cudnn_autotune", lambda device, enabled: tuned.append((device, enabled)))
     cfg = _cfg()
     cfg.device = "auto"
     assert Trainer(cfg, tmp_path).device == torch.device("cpu") and asked == ["auto"]
+    cfg.cudnn_benchmark = False
+    Trainer(cfg, tmp_path / "off")
+    assert tuned == [(torch.device("cpu"), True), (torch.device("cpu"), False)]
 
 
 def test_timm_student_from_config_defaults() -> None:
