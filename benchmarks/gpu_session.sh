@@ -89,6 +89,8 @@ step profile_21m 45 python3 - <<'PY'
 import torch
 from torch.profiler import ProfilerActivity, profile
 from backbones import TinyViT
+from contracts.runtime import cudnn_autotune
+cudnn_autotune("cuda")  # as backbone_speed runs
 model = TinyViT("21m", img_size=224).cuda().eval().to(memory_format=torch.channels_last)
 x = torch.randn(1024, 3, 224, 224, device="cuda").to(memory_format=torch.channels_last)
 with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
@@ -117,6 +119,8 @@ import time
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from backbones import TinyViT
+from contracts.runtime import cudnn_autotune
+cudnn_autotune("cuda")  # as backbone_speed runs
 model = TinyViT("21m").cuda().eval()
 x = torch.randn(1024, 3, 224, 224, device="cuda").contiguous(memory_format=torch.channels_last)
 with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
