@@ -410,7 +410,7 @@ def test_activation_copies_per_attention_layout(device):
     class InSdpa(TorchFunctionMode):
         def __init__(self) -> None:
             super().__init__()
-            self.depth, self.outputs = 0, []
+            self.depth, self.outputs, self.storages = 0, [], set()
 
         def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's signature
             if func is not torch.nn.functional.scaled_dot_product_attention:
@@ -421,6 +421,7 @@ def test_activation_copies_per_attention_layout(device):
             finally:
                 self.depth -= 1
             self.outputs.append(out)  # kept alive: its storage is not reused within the forward
+            self.storages.add(out.untyped_storage().data_ptr())
             return out
 
     class Copied(TorchDispatchMode):
@@ -432,10 +433,9 @@ def test_activation_copies_per_attention_layout(device):
             out = func(*args, **(kwargs or {}))
             if func in copies:
                 source = args[0] if func is not torch.ops.aten.copy_.default else args[1]
-                ptrs = {o.untyped_storage().data_ptr() for o in self.sdpa.outputs}
                 kind = ("inside sdpa" if self.sdpa.depth else
                         "sdpa output" if isinstance(source, torch.Tensor)
-                        and source.untyped_storage().data_ptr() in ptrs else "layout")
+                        and source.untyped_storage().data_ptr() in self.sdpa.storages else "layout")
                 self.elements[kind] += out.numel()
             return out
 
