@@ -646,14 +646,13 @@ class _Window:
 def _read_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows with every (value, count) pair → float(value) / count, all device tensors read in one copy."""
     tensors = [v[0] for row in rows for v in row.values() if isinstance(v, tuple) and torch.is_tensor(v[0])]
-    if tensors:
-        device = tensors[0].device
-        values = iter(torch.stack([t.float().reshape(()).to(device) for t in tensors]).tolist())
-    out = []
-    for row in rows:
-        out.append({k: (next(values) if torch.is_tensor(v[0]) else float(v[0])) / v[1] if isinstance(v, tuple) else v
-                    for k, v in row.items()})
-    return out
+    read = iter(torch.stack([t.float().reshape(()).to(tensors[0].device) for t in tensors]).tolist()
+                if tensors else [])
+
+    def mean(value: Any, count: int) -> float:
+        return (next(read) if torch.is_tensor(value) else float(value)) / count
+
+    return [{k: mean(*v) if isinstance(v, tuple) else v for k, v in row.items()} for row in rows]
 
 
 def _fmt_eta(seconds: float) -> str:
