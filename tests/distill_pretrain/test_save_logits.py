@@ -43,6 +43,16 @@ def reference(tmp_path_factory):
     return path
 
 
+@pytest.fixture
+def reference_threads():
+    """In-process runs at the reference's thread count: CPU reductions split by thread, so a store's bytes depend
+    on it (a run at 2 threads differs from the 1-thread reference in the last fp16 bit; reruns at one count match)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(ENV["OMP_NUM_THREADS"]))
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_saved_topk_is_the_teachers(reference, tmp_path):
     store = LogitStore.open(reference, expect=dict(topk=10, num_classes=1000, value_format="fp16"))
     assert store.epochs == [0, 1] and store.length == 16
@@ -74,7 +84,7 @@ def test_mismatching_rerun_is_refused(reference):
         save_logits.main([CONFIG, *_options(reference, "batch_size=8")])
 
 
-def test_rerun_after_a_kill_during_finalisation_leaves_no_temp_files(reference, tmp_path):
+def test_rerun_after_a_kill_during_finalisation_leaves_no_temp_files(reference, reference_threads, tmp_path):
     """A kill while epoch 1's file (and the manifest) were being written leaves their temps; the rerun removes
     them and finishes the store byte-identical to an uninterrupted run."""
     path = tmp_path / "store"
