@@ -73,7 +73,7 @@ def snippets(doc: Path) -> list[Snippet]:
     name = doc.relative_to(REPO).as_posix()
     out: list[Snippet] = []
     fence: str | None = None
-    pending, paragraph = "", []  # a bash line continued with "\", the lines of the current paragraph
+    pending, start, paragraph = "", 0, []  # a line continued with "\" and where it began; the paragraph's lines
 
     def flush_paragraph() -> None:
         if paragraph:
@@ -92,10 +92,11 @@ def snippets(doc: Path) -> list[Snippet]:
             else:
                 flush_paragraph()
             continue
+        start = start if pending else number
         if line.rstrip().endswith("\\"):
             pending += line.rstrip()[:-1] + " "
             continue
-        out.append(Snippet(f"{name}:{number}", pending + line, fence))
+        out.append(Snippet(f"{name}:{start}", pending + line, fence))
         pending = ""
     flush_paragraph()
     return out
