@@ -3,13 +3,14 @@ script shares, the record writer, and the MAC / parameter count."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import time
 
 import pytest
 import torch
 from torch import nn
 
-from benchmarks import common
+from benchmarks import common, run
 from contracts.provenance import machine_description
 from contracts.records import make_record, read_records
 
@@ -70,6 +71,20 @@ def test_stream_rate_leaves_out_the_warm_up_batches() -> None:
         idle.rate()
     with pytest.raises(ValueError, match="warmup=0"):
         common.StreamRate(warmup=0)
+
+
+ALWAYS = ["--quick", "--records", "some/dir", "--no-record", "--threads", "1", "--allocator", "default"]
+
+
+@pytest.mark.parametrize("name", [*run.SCRIPTS, "vit_objective_speed", "run"])
+def test_every_benchmark_script_takes_the_common_flags(name: str) -> None:
+    """One name and one meaning per shared flag in every script (`run` hands them on as given)."""
+    parser = importlib.import_module(f"benchmarks.{name}").build_parser()
+    args = parser.parse_args(ALWAYS)
+    assert (args.quick, args.records, args.no_record, args.threads, args.allocator) == (
+        True, "some/dir", True, 1, "default")
+    assert common.forwarded_flags(args) == ALWAYS
+    assert "--results-dir" not in parser.format_help()  # the old name is gone everywhere
 
 
 def test_optional_flags_and_defaults() -> None:
