@@ -27,7 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 import torch
 from torch import nn
@@ -36,6 +36,7 @@ from contracts.provenance import machine_description
 from contracts.records import write_record
 from contracts.runtime import allocator_description, keep_freed_memory
 
+Figure = TypeVar("Figure")
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 ALLOCATORS = ("heap", "default")
 
@@ -149,24 +150,27 @@ def stopwatch(fn: Callable[[], Any], *, calls: int = 1, device: torch.device | s
     return (now() - start) / calls
 
 
-def interleave(measures: Mapping[str, Callable[[int], float]], rounds: int, *, label: str | None = None,
-               unit: str = "s") -> dict[str, list[float]]:
-    """Round after round, every measure in turn, called with the round's index (from 0); each one's figures (in
-    `unit`), one per round. With a `label`, one progress line per round on stderr."""
-    figures: dict[str, list[float]] = {name: [] for name in measures}
+def interleave(measures: Mapping[str, Callable[[int], Figure]], rounds: int, *, label: str | None = None,
+               unit: str = "s") -> dict[str, list[Figure]]:
+    """Round after round, every measure in turn, called with the round's index (from 0); each one's figures, one
+    per round. With a `label`, one progress line per round on stderr: the round's figures (in `unit`; shown when
+    they are numbers), time elapsed and ETA."""
+    figures: dict[str, list[Figure]] = {name: [] for name in measures}
     start = time.perf_counter()
     for r in range(rounds):
         for name, measure in measures.items():
             figures[name].append(measure(r))
         if label is not None:
             elapsed = time.perf_counter() - start
-            shown = ", ".join(f"{name} {_figure(f[-1])} {unit}" for name, f in figures.items())
-            print(f"[{label}] round {r + 1}/{rounds}: {shown} ({elapsed:.0f} s, ETA "
+            last = {name: f[-1] for name, f in figures.items()}
+            shown = ", ".join(f"{name} {_number(v)} {unit}" for name, v in last.items()
+                              if isinstance(v, (int, float)))
+            print(f"[{label}] round {r + 1}/{rounds}: {shown + ' ' if shown else ''}({elapsed:.0f} s, ETA "
                   f"{elapsed / (r + 1) * (rounds - r - 1):.0f} s)", file=sys.stderr, flush=True)
     return figures
 
 
-def _figure(value: float) -> str:
+def _number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 

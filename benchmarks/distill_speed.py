@@ -15,7 +15,7 @@
     python -m benchmarks.distill_speed [--device cuda|cpu] [--quick] [--img-size 224] [--batch 256] [--data-only]
         [--workers 14] [--amp-dtype float16|bfloat16] [--pipelines pil,tensor] [--teacher NAME]
         [--modes scratch,stored,online] [--compile default|reduce-overhead|max-autotune] [--image-folder DIR]
-        [--records DIR] [--no-record] [--threads N]      # the flags every benchmark shares: `benchmarks.common`
+        [--records DIR] [--no-record] [--threads N]     # the flags every benchmark shares: `benchmarks.common`
 
 Targets (paper §3.1 + issue 13): stored ≤ 1.05 × scratch step time; online ≥ 2 × stored with a teacher ≥ 10× the
 student's FLOPs (supp. §D: 1.42× with Florence); end-to-end ≥ 80 % of the compute-only bound on a GPU;

@@ -45,11 +45,14 @@ def test_cpu_clock_counts_computation_and_not_waiting() -> None:
     assert wall >= 0.05 and cpu["sleep"] < 0.01 < cpu["compute"]
 
 
-def test_stopwatch_and_interleave() -> None:
+def test_stopwatch_and_interleave(capsys) -> None:
     calls = []
     assert common.stopwatch(lambda: (calls.append(1), time.sleep(0.01)), calls=3) >= 0.01 and len(calls) == 3
     figures = common.interleave({"a": lambda r: 10.0 * r, "b": lambda r: -r}, 3)
     assert figures == {"a": [0.0, 10.0, 20.0], "b": [0, -1, -2]}
+    split = common.interleave({"profile": lambda r: {"conv": 0.5 + r}}, 2, label="split")  # any figure type
+    assert split == {"profile": [{"conv": 0.5}, {"conv": 1.5}]}
+    assert capsys.readouterr().err.startswith("[split] round 1/2: (0 s, ETA 0 s)\n[split] round 2/2: (")
     common.sync("cpu")  # nothing to wait for, no error
     common.sync(None)
 
