@@ -116,9 +116,10 @@ def runtime_setting(device: torch.device | str = "cpu") -> dict[str, Any]:
 
 
 def describe_run(device: torch.device | str = "cpu") -> str:
-    """One line: the machine and `runtime_setting`, e.g. '2-core AMD EPYC ..., no GPU, torch 2.x; device cpu, ...'."""
-    return f"{machine_description()}; " + ", ".join(f"{k} {v}" for k, v in runtime_setting(device).items()
-                                                      if k != "torch")
+    """One line: the machine, device, CPU threads and allocator, e.g. '2-core AMD EPYC, no GPU, torch 2.x; device
+    cpu, threads 1, allocator heap (freed memory kept)'."""
+    setting = runtime_setting(device)
+    return f"{machine_description()}; " + ", ".join(f"{k} {setting[k]}" for k in ("device", "threads", "allocator"))
 
 
 def save_record(record: Mapping[str, Any], args: argparse.Namespace, show: bool = True) -> Path | None:
