@@ -15,6 +15,7 @@
     python -m benchmarks.distill_speed [--device cuda|cpu] [--quick] [--img-size 224] [--batch 256] [--data-only]
         [--workers 14] [--amp-dtype float16|bfloat16] [--pipelines pil,tensor] [--teacher NAME]
         [--modes scratch,stored,online] [--compile default|reduce-overhead|max-autotune] [--image-folder DIR]
+        [--records DIR] [--no-record] [--threads N]     # the flags every benchmark shares: `benchmarks.common`
 
 Targets (paper §3.1 + issue 13): stored ≤ 1.05 × scratch step time; online ≥ 2 × stored with a teacher ≥ 10× the
 student's FLOPs (supp. §D: 1.42× with Florence); end-to-end ≥ 80 % of the compute-only bound on a GPU;
@@ -33,16 +34,15 @@ import argparse
 import math
 import statistics
 import tempfile
-import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 
+from benchmarks.common import StreamRate, add_common_flags, interleave, save_record, start_run, timed_rounds
 from contracts.assets import REPO_ROOT
-from contracts.provenance import machine_description
-from contracts.records import backbone_block, make_record, write_record
-from contracts.runtime import cudnn_autotune, keep_freed_memory
+from contracts.records import backbone_block, make_record
+from contracts.runtime import cudnn_autotune
 from distill_pretrain.config import COMPILE_MODES
 
 TINY_CONFIG = REPO_ROOT / "configs" / "distill" / "tinyvit_5m_fmnist_tiny_cpu.py"
@@ -89,24 +89,6 @@ def random_teacher(name: str, folder: Path) -> dict[str, Any]:
     return dict(type="timm", name=name, weights=str(path))
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], Any], repeats: int, warmup: int, device: torch.device) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` calls after ``warmup`` (device synchronised around each)."""
-    times = []
-    for i in range(warmup + repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def teacher_rate(teacher_cfg: dict[str, Any], aug: dict[str, Any], batch: int, device: torch.device, amp: bool,
                  repeats: int, warmup: int) -> float:
     """The teacher's inference img/s (top-K softmax as save_logits computes it) on a resident batch."""
@@ -117,7 +99,9 @@ def teacher_rate(teacher_cfg: dict[str, Any], aug: dict[str, Any], batch: int, d
     cfg = AugmentConfig.coerce(aug)
     runner = TeacherRunner(teacher, identity, cfg, device, amp)
     x = torch.randn(batch, 3, cfg.img_size, cfg.img_size, device=device)
-    return batch / timed(lambda: runner.probs(x).topk(10, dim=-1), repeats, warmup, device)
+    timings = timed_rounds({"teacher": lambda: runner.probs(x).topk(10, dim=-1)}, repeats, warmup=warmup,
+                           device=device)
+    return batch / timings.median()["teacher"]
 
 
 def data_rate(pipeline: str, store: Path, batch: int, workers: int, device: torch.device, warmup: int) -> float:
@@ -131,22 +115,19 @@ def data_rate(pipeline: str, store: Path, batch: int, workers: int, device: torc
 
 
 def loader_rate(replay: Any, batch: int, workers: int, device: torch.device, warmup: int) -> float:
-    """img/s of a replay pipeline alone: DataLoader (workers) + the pipeline's device stage, no model."""
+    """img/s of a replay pipeline alone: DataLoader (workers) + the pipeline's device stage, no model; timed from
+    the end of batch ``warmup``."""
     from torch.utils.data import DataLoader
     n = len(replay.dataset) // batch
     loader = DataLoader(replay.dataset, batch_sampler=[range(b * batch, (b + 1) * batch) for b in range(n)],
                         num_workers=workers, collate_fn=replay.collate, pin_memory=device.type == "cuda",
                         prefetch_factor=4 if workers else None)
-    seen, t0 = 0, None
-    for b, out in enumerate(loader):
+    stream = StreamRate(warmup, device)
+    for out in loader:
         replay.finish(out, device)
-        if b + 1 == warmup:
-            _sync(device)
-            t0 = time.perf_counter()
-        elif b >= warmup:
-            seen += batch
-    _sync(device)
-    return seen / (time.perf_counter() - t0)
+        stream.update(batch)
+    stream.stop()
+    return stream.rate()
 
 
 def compute_bound(trainer: Any, steps: int, warmup: int) -> float:
@@ -155,17 +136,12 @@ def compute_bound(trainer: Any, steps: int, warmup: int) -> float:
     their outputs, timed from a synchronised start to the end of the last one."""
     batch = trainer.prepare(next(iter(trainer.loader())))
     trainer.step_module.train()
-    for _ in range(warmup):
-        trainer.train_step(batch, read=False)
-    _sync(trainer.device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        out = trainer.train_step(batch, read=False)
-    _sync(trainer.device)
-    elapsed = time.perf_counter() - t0
-    if not math.isfinite(float(out["loss"])):
-        raise RuntimeError(f"compute-only bound: the loss is {float(out['loss'])}")
-    return elapsed / steps
+    last: dict[str, Any] = {}
+    timings = timed_rounds({"step": lambda: last.update(trainer.train_step(batch, read=False))}, 1, warmup=warmup,
+                           calls=steps, device=trainer.device)
+    if not math.isfinite(float(last["loss"])):
+        raise RuntimeError(f"compute-only bound: the loss is {float(last['loss'])}")
+    return timings.best()["step"]
 
 
 def measure_mode(mode: str, pipeline: str, *, store: Path, teacher: dict[str, Any], img_size: int, batch: int,
@@ -220,27 +196,11 @@ def save_store(pipeline: str, path: Path, teacher_cfg: dict[str, Any], *, img_si
     runner = save_logits.TeacherRunner(teacher, identity, aug, device, device.type == "cuda")
     replay = build_replay(pipeline, dataset, aug, cfg.base_seed)
     for epoch in (0, 1):
-        clock = _BatchClock()
-        save_logits.save_epoch(store, replay, runner, epoch, 0, 1, batch, workers, clock)
-        _sync(device)
-        clock.update(0)
+        stream = StreamRate(1, device)  # the epoch's progress sink: timed from the end of its first batch
+        save_logits.save_epoch(store, replay, runner, epoch, 0, 1, batch, workers, stream)
+        stream.stop()
         store.finalize_epoch(epoch)
-    return clock.rate()
-
-
-class _BatchClock:
-    """A `save_epoch` progress sink that timestamps every batch: ``rate()`` is the img/s from the end of the first
-    batch to the last timestamp."""
-
-    def __init__(self) -> None:
-        self.marks: list[tuple[float, int]] = []
-
-    def update(self, n: int) -> None:
-        self.marks.append((time.perf_counter(), n))
-
-    def rate(self) -> float:
-        (t0, _), (t1, _) = self.marks[0], self.marks[-1]
-        return sum(n for _, n in self.marks[1:]) / (t1 - t0)
+    return stream.rate()
 
 
 def data_only(pipelines: Sequence[str], *, data: dict[str, Any], img_size: int, batch: int, batches: int,
@@ -252,25 +212,19 @@ def data_only(pipelines: Sequence[str], *, data: dict[str, Any], img_size: int, 
     aug = {**Config.fromfile(str(SAVE_CONFIG)).augment, "img_size": img_size, "mixup_alpha": 0.0, "cutmix_alpha": 0.0}
     dataset = sized_dataset({**data, "limit": batch * (warmup + batches)})
     replays = {p: build_replay(p, dataset, aug) for p in pipelines}
-    rates: dict[str, list[float]] = {p: [] for p in pipelines}
-    for r in range(rounds):
-        for p in pipelines:
-            rates[p].append(loader_rate(replays[p], batch, workers, device, warmup))
-        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{p} {rates[p][-1]:.0f}" for p in pipelines) + " img/s",
-              flush=True)
+    rates = interleave({p: (lambda _round, p=p: loader_rate(replays[p], batch, workers, device, warmup))
+                        for p in pipelines}, rounds, label="distill_speed data only", unit="img/s")
     return {p: statistics.median(v) for p, v in rates.items()}
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of `python -m benchmarks.distill_speed`."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.distill_speed", description=__doc__.splitlines()[0])
-    parser.add_argument("--device", choices=("cuda", "cpu"), default=None, help="default: cuda when available")
-    parser.add_argument("--quick", action="store_true", help="64 px, batch 8, 4 measured steps (a smoke run)")
+    add_common_flags(parser, quick="64 px, batch 8, 4 measured steps", device=True, rounds=5, warmup="3, quick 1")
     parser.add_argument("--img-size", type=int, default=None,
                         help="default 224 on GPU, 128 on CPU (TinyViT's default windows need a multiple of 32)")
     parser.add_argument("--batch", type=int, default=None, help="per-step batch (default 256 on GPU, 16 on CPU)")
     parser.add_argument("--steps", type=int, default=None, help="measured steps per mode (default 30, quick 4)")
-    parser.add_argument("--warmup", type=int, default=None, help="unmeasured first steps (default 3, quick 1)")
     parser.add_argument("--teacher", default="convnext_base", help="timm model name (random weights)")
     parser.add_argument("--workers", type=int, default=None, help="data-loader workers (default 8 GPU / 0 CPU)")
     parser.add_argument("--amp-dtype", choices=("float16", "bfloat16"), default="float16", help="AMP on CUDA")
@@ -281,10 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="torch.compile the student step in this mode (the trainer's `compile` key); default eager")
     parser.add_argument("--cudnn-benchmark", action=argparse.BooleanOptionalAction, default=True,
                         help="CUDA: cuDNN autotuning for the whole run, teacher and student alike (default on)")
-    parser.add_argument("--results-dir", default=None, help="record folder (default results/records)")
-    parser.add_argument("--data-only", action="store_true",
-                        help="only the data pipeline alone (data_img_s), the pipelines in interleaved rounds")
-    parser.add_argument("--rounds", type=int, default=5, help="--data-only: interleaved rounds (median reported)")
+    parser.add_argument("--data-only", action="store_true", help="only the data pipeline alone (data_img_s), the "
+                        "pipelines in --rounds interleaved rounds (median reported)")
     parser.add_argument("--image-folder", default=None, metavar="DIR", help="an ImageFolder of real photos (class "
                         "sub-folders) instead of Fashion-MNIST: JPEG decode included, as at ImageNet scale; it must "
                         "hold batch × (warmup + steps) images")
@@ -294,10 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser = build_parser()
     args = parser.parse_args(argv)
-    keep_freed_memory()  # large CPU tensors reuse the heap (`contracts.runtime`)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is visible")
+    device = start_run(args)
     gpu = device.type == "cuda"
     autotune = cudnn_autotune(device, args.cudnn_benchmark)  # None on the CPU
     img = args.img_size or (64 if args.quick else 224 if gpu else 128)
@@ -317,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                "compile": args.compile or "off"} | ({} if autotune is None else {"cudnn_benchmark": autotune})
     print(f"distill_speed on {device} (AMP {amp_dtype}), {img}px, batch {batch}, {workers} workers, pipelines "
           f"{pipelines}, modes {modes}, compile {args.compile or 'off'}"
-          f"{'' if autotune is None else f', cudnn_benchmark {autotune}'} — {machine_description()}", flush=True)
+          f"{'' if autotune is None else f', cudnn_benchmark {autotune}'}", flush=True)
     if args.data_only:
         rates = data_only(pipelines, data=data, img_size=img, batch=batch, batches=steps, workers=workers,
                           device=device, warmup=max(warmup, 1), rounds=args.rounds)
@@ -326,7 +275,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                                setting={**setting, "pipeline": p, "rounds": args.rounds}) for p, v in rates.items()]
         for record in records:
             print(f"[{record['setting']['pipeline']}] data pipeline alone {record['metrics']['data_img_s']:.1f} img/s "
-                  f"(median of {args.rounds}); record: {write_record(record, args.results_dir)}", flush=True)
+                  f"(median of {args.rounds})", flush=True)
+            save_record(record, args)
         return records
 
     from backbones import TinyViT
@@ -350,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                                   data=run_data, device=device)
             metrics = {"teacher_img_s": teacher_ips, "save_logits_img_s": save_ips,
                        "save_logits_of_teacher": save_ips / teacher_ips, "teacher_over_student_flops": flops,
-                       "data_img_s": data_rate(pipeline, store, batch, workers, device, min(warmup, 1))}
+                       "data_img_s": data_rate(pipeline, store, batch, workers, device, 1)}
             print(f"[{pipeline}] save_logits {save_ips:.1f} img/s ({metrics['save_logits_of_teacher']:.1%} of the "
                   f"teacher alone); data pipeline alone {metrics['data_img_s']:.1f} img/s", flush=True)
             optim = None
@@ -379,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             record = make_record("distill_speed", dataset=data["type"], split="train", metrics=metrics,
                                  backbone=backbone_block("tinyvit-5m", "random"),
                                  setting={**setting, "pipeline": pipeline, "modes": modes, "optim": optim})
-            print(f"record: {write_record(record, args.results_dir)}", flush=True)
+            save_record(record, args)
             records.append(record)
     print(summary_table(records), flush=True)
     return records

@@ -59,10 +59,10 @@ step backbone_21m_ablation 100 python3 -m benchmarks.backbone_speed --device cud
 # issue 13: the host-light student step (no per-step read, fused AdamW), eager, then compiled (default mode, then
 # CUDA graphs): end to end vs the compute-only bound (now queued without per-step reads), tensor pipeline
 step distill_speed_eager 100 python3 -m benchmarks.distill_speed --device cuda --img-size 224 --batch 256 \
-    --workers 14 --pipelines tensor --teacher vit_base_patch16_224 --steps 25 --warmup 6 --results-dir "$REC"
+    --workers 14 --pipelines tensor --teacher vit_base_patch16_224 --steps 25 --warmup 6 --records "$REC"
 step distill_speed_compile_default 150 python3 -m benchmarks.distill_speed --device cuda --img-size 224 \
     --batch 256 --workers 14 --pipelines tensor --modes stored --compile default --teacher vit_base_patch16_224 \
-    --steps 25 --warmup 6 --results-dir "$REC"
+    --steps 25 --warmup 6 --records "$REC"
 
 # issue 13: the data pipelines alone on real JPEG photos (decode included, as at ImageNet scale; on the 2-core CPU a
 # tensor-pipeline worker spends 1.73 ms per photo vs 0.36 per Fashion-MNIST image): carry the photos, e.g. [".device",
@@ -80,7 +80,7 @@ for i in range(256 * 10):  # an ImageFolder of links: 4 classes, every photo dec
     (folder / f"c{i % 4}" / f"{i:05d}_{photos[i % len(photos)].name}").symlink_to(photos[i % len(photos)].resolve())
 distill_speed.main(["--device", "cuda", "--data-only", "--img-size", "224", "--batch", "256", "--workers", "14",
                     "--steps", "8", "--warmup", "2", "--rounds", "3", "--image-folder", str(folder),
-                    "--results-dir", records])
+                    "--records", records])
 PY
 fi
 
@@ -145,11 +145,11 @@ PY
 # student's FLOPs; ViT-B/16 is 13x but runs at a far higher share of the GPU's peak than the student does)
 step distill_speed_vit_large 120 python3 -m benchmarks.distill_speed --device cuda --img-size 224 --batch 256 \
     --workers 14 --pipelines tensor --modes stored,online --teacher vit_large_patch16_224 --steps 20 --warmup 5 \
-    --results-dir "$REC"
+    --records "$REC"
 
 step distill_speed_compile_reduce-overhead 150 python3 -m benchmarks.distill_speed --device cuda --img-size 224 \
     --batch 256 --workers 14 --pipelines tensor --modes stored --compile reduce-overhead \
-    --teacher vit_base_patch16_224 --steps 25 --warmup 6 --results-dir "$REC"
+    --teacher vit_base_patch16_224 --steps 25 --warmup 6 --records "$REC"
 
 # issue 13: where the GPU time of one student step goes (TinyViT-5M scratch, 224, batch 256, AMP)
 step profile_student_step 60 python3 - <<'PY'
@@ -213,11 +213,11 @@ step backbone_b1024 110 python3 -m benchmarks.backbone_speed --device cuda --amp
 
 # issue 13: scratch / stored / online end to end vs the compute-only bound, data alone, teacher alone, save_logits
 step distill_speed 200 python3 -m benchmarks.distill_speed --device cuda --img-size 224 --batch 256 --workers 14 \
-    --pipelines pil,tensor --teacher vit_base_patch16_224 --steps 25 --warmup 6 --results-dir "$REC"
+    --pipelines pil,tensor --teacher vit_base_patch16_224 --steps 25 --warmup 6 --records "$REC"
 
 # issue 12: mae / dmae / tinymim step time and peak memory, ViT-T student, ViT-B teacher, batch 256, AMP (bf16)
 step vit_objectives 100 python3 -m benchmarks.vit_objective_speed --batch 256 --amp --steps 5 --warmup 2 \
-    --results-dir "$REC"
+    --records "$REC"
 
 # issue 15: the other compile modes (CUDA graphs; autotuned GEMMs / fusions), ours and timm alike
 for mode in reduce-overhead max-autotune; do

@@ -1,33 +1,31 @@
 """Linear-probe speed: feature extraction images/s (batched, no_grad, channels-last) and probe fitting time on
 cached features of a CIFAR-sized problem (50k × 576 synthetic class-structured features, 10 classes).
 
-`python -m benchmarks.probe_speed [--quick]`; writes records (task 'probe_speed': extraction images/s of a randomly
-initialised backbone; task 'probe_fit': fit seconds, no backbone) and prints figures.
+    python -m benchmarks.probe_speed [--quick] [--backbones SPEC ...] [--records DIR] [--no-record] [--threads N]
+
+Writes records (task 'probe_speed': extraction images/s of a randomly initialised backbone; task 'probe_fit': fit
+seconds, no backbone) and prints figures.
 """
 from __future__ import annotations
 
 import argparse
-import time
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from contracts.runtime import keep_freed_memory
+from benchmarks.common import add_common_flags, save_record, start_run, timed_rounds
 
 
 def extraction_rate(spec: str, resolution: int, batch_size: int, batches: int) -> float:
-    """Images/s of `Backbone.features` on random input (after one warm-up batch)."""
+    """Images/s of `Backbone.features` on random input: `batches` batches timed after one warm-up batch."""
     from transfer.features import load_backbone
     backbone = load_backbone(spec, img_size=resolution)
-    model = backbone.model.to(memory_format=torch.channels_last)
+    backbone.model.to(memory_format=torch.channels_last)
     x = torch.randn(batch_size, 3, resolution, resolution).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
-        backbone.features(x)
-        t0 = time.perf_counter()
-        for _ in range(batches):
-            backbone.features(x)
-    del model
-    return batch_size * batches / (time.perf_counter() - t0)
+        timings = timed_rounds({spec: lambda: backbone.features(x)}, 1, warmup=1, calls=batches)
+    return batch_size / timings.best()[spec]
 
 
 def synthetic_features(n: int, dim: int, classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -38,20 +36,22 @@ def synthetic_features(n: int, dim: int, classes: int, seed: int = 0) -> tuple[n
     return (centres[y] + rng.normal(0, 1, (n, dim)).astype(np.float32)), y
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    from contracts.provenance import machine_description
-    from contracts.records import backbone_block, make_record, write_record
-    from transfer.linear_probe import fit_probes_on_features
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (seconds, for CI)")
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m benchmarks.probe_speed`."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.probe_speed", description=__doc__.splitlines()[0])
+    add_common_flags(parser, quick="64 px, batch 8, 5k training features (seconds, for CI)")
     parser.add_argument("--backbones", nargs="+", default=["tinyvit-5m", "tinyvit-21m", "torchvision:mobilenet_v2"])
-    parser.add_argument("--results-dir", help="records folder (default results/records)")
-    args = parser.parse_args(argv)
-    keep_freed_memory()  # large CPU tensors reuse the heap (`contracts.runtime`)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict]:
+    from contracts.records import backbone_block, make_record
+    from transfer.linear_probe import fit_probes_on_features
+    args = build_parser().parse_args(argv)
+    start_run(args)
     res, bs, nb = (64, 8, 2) if args.quick else (224, 32, 4)
     n_train, n_test, dim = (5000, 1000, 576) if args.quick else (50000, 10000, 576)
     records = []
-    print(f"machine: {machine_description()}")
     for spec in args.backbones:
         rate = extraction_rate(spec, res, bs, nb)
         print(f"extract {spec:28s} {res}px batch {bs}: {rate:8.1f} images/s")
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if "logreg" in fits and "linear_heads" in fits:
         print(f"ratio logreg/linear_heads fit time: {fits['logreg']['fit_s'] / fits['linear_heads']['fit_s']:.2f}")
     for rec in records:
-        write_record(rec, args.results_dir)
+        save_record(rec, args)
     return records
 
 

@@ -1,9 +1,11 @@
 """The benchmark suite: every benchmark script's `main(argv)` in turn, then the comparison tables.
 
-    python -m benchmarks.run [--quick] [--only NAME ...] [--records DIR] [--no-tables]
+    python -m benchmarks.run [--quick] [--only NAME ...] [--records DIR] [--no-record] [--threads N] [--no-tables]
 
-Modules are imported lazily by name, so a missing or failing one is reported and the others still run; the exit
-code is non-zero when any failed. Each script writes its own result records (default `results/records/`).
+The flags every benchmark script shares (`benchmarks.common`: `--quick`, `--records DIR`, `--no-record`,
+`--threads N`, `--allocator`) are handed on to each script as given. Modules are imported lazily by name, so a
+missing or failing one is reported and the others still run; the exit code is non-zero when any failed. Each
+script writes its own result records (default `results/records/`), which the tables then read.
 """
 from __future__ import annotations
 
@@ -14,11 +16,13 @@ import time
 import traceback
 from typing import Sequence
 
+from benchmarks.common import add_common_flags, forwarded_flags
+
 SCRIPTS = ("backbone_speed", "store_bench", "distill_speed", "detection_speed", "segmentation_speed",
            "probe_speed")
 
 
-def run_one(name: str, quick: bool) -> tuple[str, float, str]:
+def run_one(name: str, argv: Sequence[str]) -> tuple[str, float, str]:
     """Import `benchmarks.<name>` and call its `main(argv)`; returns (status, seconds, detail)."""
     start = time.perf_counter()
     try:
@@ -30,7 +34,7 @@ def run_one(name: str, quick: bool) -> tuple[str, float, str]:
     except Exception:  # noqa: BLE001 - an import error in one script must not stop the suite
         return "failed", time.perf_counter() - start, traceback.format_exc()
     try:
-        module.main(["--quick"] if quick else [])
+        module.main(list(argv))
     except SystemExit as err:
         if err.code not in (0, None):
             return "failed", time.perf_counter() - start, f"exit code {err.code}"
@@ -39,21 +43,27 @@ def run_one(name: str, quick: bool) -> tuple[str, float, str]:
     return "ok", time.perf_counter() - start, ""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="pass --quick to every script")
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m benchmarks.run`."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    add_common_flags(parser, quick="every script's smoke run")
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help=f"subset of {', '.join(SCRIPTS)}")
-    parser.add_argument("--records", default=None, help="records folder for the tables (default results/records)")
     parser.add_argument("--no-tables", action="store_true", help="skip printing the comparison tables")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     names = args.only or list(SCRIPTS)
     unknown = [n for n in names if n not in SCRIPTS]
     if unknown:
         parser.error(f"--only: unknown {unknown}; known: {list(SCRIPTS)}")
+    script_argv = forwarded_flags(args)
     results = []
     for i, name in enumerate(names, 1):
-        print(f"[{i}/{len(names)}] benchmarks.{name}{' --quick' if args.quick else ''}", flush=True)
-        status, seconds, detail = run_one(name, args.quick)
+        print(f"[{i}/{len(names)}] benchmarks.{name} {' '.join(script_argv)}".rstrip(), flush=True)
+        status, seconds, detail = run_one(name, script_argv)
         results.append((name, status, seconds))
         print(f"[{i}/{len(names)}] {name}: {status} in {seconds:.1f} s", flush=True)
         if detail:

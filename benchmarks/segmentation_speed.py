@@ -1,21 +1,20 @@
 """UperNet iteration time: TinyViT vs Swin-T backbones in the same mmseg harness, same run, as a ratio.
 
     python -m benchmarks.segmentation_speed [--archs 5m 11m 21m] [--size 512] [--batch 2] [--rounds 3] [--quick]
+                                            [--clock wall|cpu] [--records DIR] [--no-record] [--threads N]
 
 Both segmentors come from the repo's configs (`configs/segmentation/upernet_*_512x512_160k_ade20k.py`: same
 UperNet head, BN, AdamW) and train on the same batch of real photos (the mini VOC set, resized to size²) with
 the same threads; rounds alternate between the models and the median round counts, so load from other processes
-hits both alike. Measured: one training iteration (forward, loss, backward, AdamW step) and whole-image
-inference. Writes one record per TinyViT variant (task 'iteration_time').
+hits both alike (`benchmarks.common.timed_rounds`). Measured: one training iteration (forward, loss, backward,
+AdamW step) and whole-image inference, on the CPU. Writes one record per TinyViT variant (task 'iteration_time').
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from mmengine.config import Config
@@ -23,9 +22,9 @@ from mmengine.dataset import pseudo_collate
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
+from benchmarks.common import add_common_flags, count_params, save_record, start_run, timed_rounds
 from contracts.provenance import REPO_ROOT
-from contracts.records import backbone_block, make_record, write_record
-from contracts.runtime import keep_freed_memory
+from contracts.records import backbone_block, make_record
 
 CONFIGS = REPO_ROOT / "configs" / "segmentation"
 SWIN_CONFIG = CONFIGS / "upernet_swin-t_512x512_160k_ade20k.py"
@@ -55,41 +54,26 @@ def build_segmentor(config: Path, size: int) -> tuple[torch.nn.Module, object]:
     return model, build_optim_wrapper(model, cfg.optim_wrapper)
 
 
-def paired_times(steps: dict[str, Callable[[], None]], rounds: int, warmup: int) -> dict[str, float]:
-    """Seconds per call for each step function: warm-up, then interleaved rounds, median."""
-    for fn in steps.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for r in range(rounds):
-        for name, fn in steps.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-        print(f"[segmentation_speed] round {r + 1}/{rounds}: "
-              + ", ".join(f"{n} {t[-1]:.2f}s" for n, t in times.items()), flush=True)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
-def main(argv: list[str] | None = None) -> list[dict]:
-    """Measure, print the table, write the records; returns them."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m benchmarks.segmentation_speed`."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.segmentation_speed",
+                                     description=__doc__.splitlines()[0])
+    add_common_flags(parser, quick="128², 1 round, no warm-up", rounds=3, warmup=1, clock=True)
     parser.add_argument("--archs", nargs="+", default=["5m"], choices=["5m", "11m", "21m"])
     parser.add_argument("--size", type=int, default=512, help="square input side (default 512)")
     parser.add_argument("--batch", type=int, default=2, help="images per iteration (≥ 2: UperNet's pooling BN)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 128², 1 round, no warm-up")
-    parser.add_argument("--results-dir", help="where the records go (default results/records)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict]:
+    """Measure, print the table, write the records; returns them."""
+    parser = build_parser()
     args = parser.parse_args(argv)
-    keep_freed_memory()  # large CPU tensors reuse the heap (`contracts.runtime`)
     if args.quick:
         args.size, args.rounds, args.warmup = 128, 1, 0
     if args.batch < 2:
         parser.error("--batch must be ≥ 2 (UperNet's pooling BatchNorm cannot train on one image)")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    start_run(args)
 
     import backbones  # noqa: F401 - registers TinyViT
     from transfer.segmentation import build_mini_seg
@@ -111,10 +95,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         return run
 
     print(f"[segmentation_speed] UperNet, {args.size}², batch {args.batch}, {torch.get_num_threads()} threads, "
-          f"{args.rounds} rounds", flush=True)
-    train_s = paired_times({n: train_step(m, w) for n, (m, w) in models.items()}, args.rounds, args.warmup)
-    infer_s = paired_times({n: infer_step(m) for n, (m, _) in models.items()}, args.rounds, args.warmup)
-    params = {n: sum(p.numel() for p in m.backbone.parameters()) / 1e6 for n, (m, _) in models.items()}
+          f"{args.rounds} rounds, {args.clock} clock", flush=True)
+    train_s = timed_rounds({n: train_step(m, w) for n, (m, w) in models.items()}, args.rounds, warmup=args.warmup,
+                           clock=args.clock, label="segmentation_speed train").median()
+    infer_s = timed_rounds({n: infer_step(m) for n, (m, _) in models.items()}, args.rounds, warmup=args.warmup,
+                           clock=args.clock, label="segmentation_speed inference").median()
+    params = {n: count_params(m.backbone) / 1e6 for n, (m, _) in models.items()}
 
     print(f"{'backbone':<12} {'params(M)':>9} {'train s/iter':>12} {'infer s/iter':>12} {'train ratio':>11}")
     records = []
@@ -128,11 +114,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
                    "train_speedup_vs_swin_t": ratio, "infer_speedup_vs_swin_t": infer_s["swin-t"] / infer_s[name],
                    "backbone_params_m": params[name], "swin_t_backbone_params_m": params["swin-t"]}
         setting = {"model": "UperNet", "size": args.size, "batch": args.batch, "rounds": args.rounds,
-                   "warmup": args.warmup, "threads": torch.get_num_threads(), "quick": args.quick,
+                   "warmup": args.warmup, "threads": torch.get_num_threads(), "quick": args.quick, "clock": args.clock,
                    "data": "mini VOC set (real photos), resized", "reference": "swin-t"}
         record = make_record("iteration_time", dataset="ade20k-upernet-512", split="synthetic-timing",
                              metrics=metrics, backbone=backbone_block(name, "random"), setting=setting)
-        print(f"[segmentation_speed] record: {write_record(record, args.results_dir)}")
+        save_record(record, args)
         records.append(record)
     print("(train ratio = Swin-T seconds / this backbone's seconds; > 1 means faster than Swin-T)")
     return records

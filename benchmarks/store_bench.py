@@ -1,7 +1,7 @@
 """Logit-store benchmark (TinyViT §3.1 / Fig. 5): bytes per sample vs K, compact-format fidelity, read / write
 throughput, and the cost of seeded replay.
 
-    python -m benchmarks.store_bench [--quick] [--out-dir results/plots] [--results-dir results/records]
+    python -m benchmarks.store_bench [--quick] [--out-dir results/plots] [--records DIR] [--no-record] [--threads N]
 
 - bytes/sample vs K for our fp16 and compact formats against the official 4 + 4K (goal: compact ≤ 0.75×);
 - KL(fp16-recovered ‖ compact-recovered) on real teacher outputs (MobileNetV2 on replayed real photos; goal ≤ 1e-3);
@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import statistics
 import tempfile
-import time
 import zlib
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -27,6 +26,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from benchmarks.common import add_common_flags, interleave, save_record, start_run, stopwatch, timed_rounds
 from distill_pretrain import AugmentConfig, LogitStore, ReplayDataset, build_dataset, build_teacher, recover_dense
 from distill_pretrain.augment import seeded_global_rngs
 from distill_pretrain.store import VALUE_FORMATS, decode_records, encode_records, official_record_bytes, record_layout
@@ -83,25 +83,15 @@ def _fill_store(path: Path, n: int, k: int, fmt: str, c: int = 1000) -> tuple[Lo
                               chunk_size=65536)
     idx = np.argsort(rng.random((1024, c)), axis=1)[:, :k]
     val = np.sort(rng.dirichlet(np.ones(c) * 0.05, 1024)[:, :k], axis=1)[:, ::-1]
-    start = time.perf_counter()
-    for chunk in store.pending_chunks(0):
-        r = store.chunk_range(chunk)
-        reps = np.arange(len(r)) % 1024
-        store.write_chunk(0, chunk, np.arange(r.start, r.stop, dtype=np.uint32), idx[reps], val[reps])
-    store.finalize_epoch(0)
-    return LogitStore.open(path), n / (time.perf_counter() - start)
 
-
-def _best_rate(fn, items: int, rounds: int) -> float:
-    """Items per second of the fastest of `rounds` calls (the machine may be shared)."""
-    best = min(_timed(fn) for _ in range(rounds))
-    return items / best
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    def write_epoch() -> None:
+        for chunk in store.pending_chunks(0):
+            r = store.chunk_range(chunk)
+            reps = np.arange(len(r)) % 1024
+            store.write_chunk(0, chunk, np.arange(r.start, r.stop, dtype=np.uint32), idx[reps], val[reps])
+        store.finalize_epoch(0)
+    rate = n / stopwatch(write_epoch)
+    return LogitStore.open(path), rate
 
 
 THROUGHPUT_CASES = ((1000, 10), (1000, 100), (21841, 100))  # (C, K): IN-1k paper K, issue target, IN-21k paper K
@@ -121,12 +111,12 @@ def throughput_rows(n: int, batch: int, repeats: int, rounds: int = 5,
             with tempfile.TemporaryDirectory() as tmp:
                 store, write_rate = _fill_store(Path(tmp) / "s", n, k, fmt, c)
                 batches = [rng.integers(0, n, batch) for _ in range(repeats)]
-                first_read_s = _timed(lambda: store.read(0, batches[0]))  # maps the file, checks its chunks
+                first_read_s = stopwatch(lambda: store.read(0, batches[0]))  # maps the file, checks its chunks
 
                 def read_all() -> None:
                     for b in batches:
                         store.read(0, b)
-                read_rate = _best_rate(read_all, batch * repeats, rounds)
+                read_rate = batch * repeats / timed_rounds({"read": read_all}, rounds, warmup=0).best()["read"]
             rows.append({"format": fmt, "num_classes": c, "K": k, "records": n, "batch": batch,
                          "read_per_s": read_rate, "write_per_s": write_rate, "first_read_check_s": first_read_s,
                          "write_MB_per_s": write_rate * record_layout(c, k, fmt)["record_bytes"] / 1e6})
@@ -140,9 +130,10 @@ def checksum_rows(megabytes: int, rounds: int = 3) -> dict[str, Any]:
     """MB/s of the two checksums the store uses on one core: sha256 (identity: part names, verify, merge) and zlib
     crc32 (the reader's per-chunk check at an epoch's first read); chosen by this measurement."""
     data = np.random.default_rng(2).integers(0, 256, megabytes << 20, dtype=np.uint8).tobytes()
-    return {"MB": megabytes,
-            "sha256_MB_s": _best_rate(lambda: hashlib.sha256(data).digest(), len(data) / 1e6, rounds),
-            "crc32_MB_s": _best_rate(lambda: zlib.crc32(data), len(data) / 1e6, rounds)}
+    best = timed_rounds({"sha256": lambda: hashlib.sha256(data).digest(), "crc32": lambda: zlib.crc32(data)}, rounds,
+                        warmup=0).best()
+    return {"MB": megabytes, "sha256_MB_s": len(data) / 1e6 / best["sha256"],
+            "crc32_MB_s": len(data) / 1e6 / best["crc32"]}
 
 
 def replay_cost(num: int, img_size: int, repeats: int) -> dict[str, Any]:
@@ -152,21 +143,20 @@ def replay_cost(num: int, img_size: int, repeats: int) -> dict[str, Any]:
     cfg = AugmentConfig(img_size=img_size, mixup_alpha=0.0, cutmix_alpha=0.0)
     transform = ReplayDataset(photos, cfg, base_seed=0).transform
     images = [photos[i % len(photos)][0] for i in range(num)]
-    plain_t, seeded_t = [], []
-    for rep in range(repeats):
-        plain = 0.0
+
+    def plain(rep: int) -> float:
+        seconds = 0.0
         for i, img in enumerate(images):
             with seeded_global_rngs(rep * num + i):
-                start = time.perf_counter()
-                transform(img)
-                plain += time.perf_counter() - start
-        plain_t.append(plain)
-        start = time.perf_counter()
+                seconds += stopwatch(lambda: transform(img))
+        return seconds
+
+    def seeded_all(rep: int) -> None:
         for i, img in enumerate(images):
             with seeded_global_rngs(rep * num + i):
                 transform(img)
-        seeded_t.append(time.perf_counter() - start)
-    plain, seeded = statistics.median(plain_t) / num, statistics.median(seeded_t) / num
+    seconds = interleave({"plain": plain, "seeded": lambda rep: stopwatch(lambda: seeded_all(rep))}, repeats)
+    plain, seeded = (statistics.median(seconds[k]) / num for k in ("plain", "seeded"))
     return {"plain_s_per_img": plain, "seeded_s_per_img": seeded, "ratio": seeded / plain, "img_size": img_size,
             "images": num, "repeats": repeats}
 
@@ -207,12 +197,14 @@ def plot_storage_vs_k(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, na
     return save_figure(fig, out_dir, name)
 
 
-def _records(storage: list[dict], kls: list[dict], throughput: list[dict], checksums: dict, replay: dict,
-             quick: bool, results_dir: str | None) -> list[Path]:
-    from contracts.records import make_record, write_record
+def store_records(storage: list[dict], kls: list[dict], throughput: list[dict], checksums: dict, replay: dict,
+                  quick: bool) -> list[dict[str, Any]]:
+    """The result records of one run (validated): task 'store' per format, K and C (sizes; KL and read / write
+    rates where measured), one 'store' of the checksum speeds and one 'replay'."""
+    from contracts.records import make_record
     kl_by_k = {r["K"]: r for r in kls}
     rate = {(r["format"], r["num_classes"], r["K"]): r for r in throughput}
-    paths = []
+    records = []
     for r in storage:
         metrics = {"bytes_per_sample": r["bytes_per_sample"], "official_bytes": r["official_bytes"],
                    "ratio_vs_official": r["ratio_vs_official"], "storage_GiB": r["storage_GiB"]}
@@ -227,28 +219,31 @@ def _records(storage: list[dict], kls: list[dict], throughput: list[dict], check
                    "kl_teacher": "mobilenet_v2 on skimage photos"}
         if t is not None:
             setting.update(records=t["records"], batch=t["batch"], threads=1, timing="best of rounds")
-        paths.append(write_record(make_record("store", dataset=r["dataset"], split="train", metrics=metrics,
-                                              backbone=None, setting=setting), results_dir))
-    paths.append(write_record(make_record(
+        records.append(make_record("store", dataset=r["dataset"], split="train", metrics=metrics, backbone=None,
+                                   setting=setting))
+    records.append(make_record(
         "store", dataset="synthetic", split="train", backbone=None,
         metrics={"sha256_MB_s": checksums["sha256_MB_s"], "crc32_MB_s": checksums["crc32_MB_s"]},
-        setting={"measure": "checksum", "MB": checksums["MB"], "threads": 1, "quick": quick}), results_dir))
-    rec = make_record("replay", dataset="skimage-photos", split="train", metrics={
+        setting={"measure": "checksum", "MB": checksums["MB"], "threads": 1, "quick": quick}))
+    records.append(make_record("replay", dataset="skimage-photos", split="train", metrics={
         "seeded_s_per_img": replay["seeded_s_per_img"], "plain_s_per_img": replay["plain_s_per_img"],
         "seeded_over_plain": replay["ratio"]}, backbone=None,
-        setting={"img_size": replay["img_size"], "augment": "rand-m9-mstd0.5-inc1 + RE 0.25 + jitter", "quick": quick})
-    paths.append(write_record(rec, results_dir))
-    return paths
+        setting={"img_size": replay["img_size"], "augment": "rand-m9-mstd0.5-inc1 + RE 0.25 + jitter", "quick": quick}))
+    return records
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m benchmarks.store_bench`."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.store_bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_flags(parser, quick="smaller sizes (CI)")
+    parser.add_argument("--out-dir", default=None, help="figure folder (default results/plots)")
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.store_bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smaller sizes (CI / smoke)")
-    parser.add_argument("--out-dir", default=None, help="figure folder (default results/plots)")
-    parser.add_argument("--results-dir", default=None, help="record folder (default results/records)")
-    parser.add_argument("--no-records", action="store_true", help="print only")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    start_run(args)
     q = args.quick
     storage = storage_rows()
     print("bytes per sample (ours vs official 4+4K):")
@@ -283,10 +278,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print("figure:", ", ".join(map(str, figs)))
     result = {"storage": storage, "kl": kls, "throughput": throughput, "checksums": checksums, "replay": replay,
               "figures": figs}
-    if not args.no_records:
-        result["records"] = _records(storage, kls, throughput, checksums, replay, q, args.results_dir)
-        print(f"{len(result['records'])} records written to {Path(result['records'][0]).parent}")
-    return result
+    records = store_records(storage, kls, throughput, checksums, replay, q)
+    paths = [save_record(record, args, show=False) for record in records]
+    print(f"{len(records)} records " + ("not written (--no-record)" if args.no_record else
+                                        f"written to {Path(paths[0]).parent}"))
+    return result | {"records": records}
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 (+ attention-map distillation) vs `tinymim` (relation distillation), ViT-Tiny student, ViT-Base teacher (random
 weights: speed does not depend on them).
 
-    python -m benchmarks.vit_objective_speed [--batch 64] [--img-size 224] [--steps 3] [--warmup 1] [--amp]
+    python -m benchmarks.vit_objective_speed [--batch 64] [--img-size 224] [--steps 3] [--warmup 1] [--amp] [--quick]
+                                             [--device cuda] [--records DIR] [--no-record] [--threads N]
 
-A step = objective forward + backward + AdamW step (no data loading), median over the measured steps. Peak memory:
+A step = objective forward + backward + AdamW step (no data loading), median over the measured steps
+(`benchmarks.common.timed_rounds`). Peak memory:
 `torch.cuda.max_memory_allocated` on GPU; on CPU the growth of the process's peak RSS while that objective runs
 (each objective in a fresh subprocess, so one's peak does not hide another's). `dmae_all_layers` taps the attention
 maps of all 12 student and teacher blocks instead of the last one only: what keeping every map would cost.
@@ -15,16 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import subprocess
 import sys
-import time
 from typing import Sequence
 
 import torch
 
-from contracts.records import backbone_block, make_record, write_record
-from contracts.runtime import keep_freed_memory
+from benchmarks.common import add_common_flags, forwarded_flags, save_record, start_run, timed_rounds
+from contracts.records import backbone_block, make_record
 
 TEACHER = "vit_base_patch16_224"
 CASES = ("mae", "dmae", "tinymim", "dmae_all_layers")
@@ -42,10 +42,10 @@ def _objective(case: str, student: torch.nn.Module, img_size: int):
     return OBJECTIVES.build(dict(type="tinymim", student=student, teacher=teacher))
 
 
-def measure(case: str, batch: int, img_size: int, steps: int, warmup: int, amp: bool) -> dict[str, float]:
+def measure(case: str, batch: int, img_size: int, steps: int, warmup: int, amp: bool,
+            device: torch.device) -> dict[str, float]:
     """Median step seconds and peak MB of one objective (run in this process)."""
     from backbones.vit import build_vit
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
     student = build_vit("vit_tiny_patch16_224", img_size=img_size).to(device)
     objective = _objective(case, student, img_size).to(device)
@@ -54,44 +54,46 @@ def measure(case: str, batch: int, img_size: int, steps: int, warmup: int, amp: 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times = []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
+
+    def step() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             loss = objective(student, {"image": images})["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-        print(f"[vit_objective_speed] {case} step {i + 1}/{warmup + steps}: {time.perf_counter() - start:.2f} s",
-              file=sys.stderr, flush=True)
+
+    timings = timed_rounds({case: step}, steps, warmup=warmup, device=device, label=f"vit_objective_speed {case}")
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
             else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024)
-    return {"step_s": statistics.median(times), "peak_mb": peak}
+    return {"step_s": timings.median()[case], "peak_mb": peak}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m benchmarks.vit_objective_speed`."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.vit_objective_speed", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_flags(parser, quick="batch 2, 64 px, 1 measured step", device=True, warmup=1)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--img-size", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=3, help="measured steps (median reported)")
+    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast (GPU: use with --batch 256)")
+    parser.add_argument("--one", choices=CASES, help=argparse.SUPPRESS)  # internal: measure one case, print JSON
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.vit_objective_speed", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--img-size", type=int, default=224)
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast (GPU: use with --batch 256)")
-    parser.add_argument("--results-dir", default="results/records")
-    parser.add_argument("--one", choices=CASES, help=argparse.SUPPRESS)  # internal: measure one case, print JSON
-    args = parser.parse_args(argv)
-    keep_freed_memory()  # large CPU tensors reuse the heap (`contracts.runtime`)
+    args = build_parser().parse_args(argv)
+    if args.quick:
+        args.batch, args.img_size, args.steps = 2, 64, 1
+    device = start_run(args)
     if args.one:
-        print(json.dumps(measure(args.one, args.batch, args.img_size, args.steps, args.warmup, args.amp)))
+        print(json.dumps(measure(args.one, args.batch, args.img_size, args.steps, args.warmup, args.amp, device)))
         return {}
     found = {}
     for case in CASES:
         cmd = [sys.executable, "-m", "benchmarks.vit_objective_speed", "--one", case, "--batch", str(args.batch),
-               "--img-size", str(args.img_size), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+               "--img-size", str(args.img_size), "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--device", str(device), *forwarded_flags(args)]
         out = subprocess.run(cmd + (["--amp"] if args.amp else []), check=True, stdout=subprocess.PIPE, text=True)
         found[case] = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{case:16s} {found[case]['step_s']:8.2f} s/step   peak {found[case]['peak_mb']:8.0f} MB", flush=True)
@@ -105,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                          metrics=metrics,
                          setting={"batch": args.batch, "img_size": args.img_size, "teacher": TEACHER,
                                   "steps": args.steps, "amp": bool(args.amp)})
-    write_record(record, args.results_dir)
+    save_record(record, args)
     return metrics
 
 

@@ -10,7 +10,7 @@ from torch import nn
 
 import backbones
 from backbones import TinyViT
-from benchmarks.backbone_speed import count_macs, count_params
+from benchmarks.common import count_macs, count_params
 
 ARCHS = ["5m", "11m", "21m"]
 # Paper Tab. 4 / supp. Tab. 1: params (M, 1000-class head) and MACs (G) at 224².

@@ -96,5 +96,5 @@ def records_dir(tmp_path_factory, student) -> Path:
                    "--n-query", "1", "--n-episodes", "3", "--episodes-dir", str(work / "episodes"),
                    "--cache-dir", str(work / "cache"), "--results-dir", str(records), "--cfg-options",
                    "methods=[logreg]"])
-    probe_speed.main(["--quick", "--backbones", "tinyvit-5m", "--results-dir", str(records)])
+    probe_speed.main(["--quick", "--backbones", "tinyvit-5m", "--records", str(records)])
     return records

@@ -13,7 +13,7 @@ from contracts.records import TASKS, read_records
 
 def test_quick_run_writes_valid_records_for_both_pipelines(tmp_path: Path, capsys) -> None:
     records = distill_speed.main(["--device", "cpu", "--quick", "--img-size", "32", "--batch", "4", "--steps", "1",
-                                  "--warmup", "1", "--teacher", "resnet18", "--results-dir", str(tmp_path)])
+                                  "--warmup", "1", "--teacher", "resnet18", "--records", str(tmp_path)])
     assert [r["setting"]["pipeline"] for r in records] == ["pil", "tensor"]
     on_disk = read_records(tmp_path)  # validated on read
     assert sorted(r["setting"]["pipeline"] for r in on_disk) == ["pil", "tensor"]
@@ -38,10 +38,10 @@ def test_quick_run_writes_valid_records_for_both_pipelines(tmp_path: Path, capsy
 
 def test_data_only_interleaves_the_pipelines_and_writes_valid_records(tmp_path: Path, capsys) -> None:
     records = distill_speed.main(["--device", "cpu", "--data-only", "--img-size", "32", "--batch", "4", "--steps", "2",
-                                  "--warmup", "1", "--rounds", "2", "--results-dir", str(tmp_path)])
+                                  "--warmup", "1", "--rounds", "2", "--records", str(tmp_path)])
     assert [r["setting"]["pipeline"] for r in records] == ["pil", "tensor"]
     assert len(read_records(tmp_path)) == 2 and all(set(r["metrics"]) == {"data_img_s"} for r in records)
-    assert capsys.readouterr().out.count("round ") == 2
+    assert capsys.readouterr().err.count("] round ") == 2  # one progress line per round
 
 
 def test_modes_subset_records_the_optimizer_and_compile_setting(tmp_path: Path, capsys) -> None:
@@ -49,7 +49,7 @@ def test_modes_subset_records_the_optimizer_and_compile_setting(tmp_path: Path, 
     record names the compile mode and the AdamW kernel (fused on the CPU too)."""
     records = distill_speed.main(["--device", "cpu", "--quick", "--img-size", "32", "--batch", "4", "--steps", "2",
                                   "--warmup", "1", "--teacher", "resnet18", "--pipelines", "tensor",
-                                  "--modes", "stored", "--results-dir", str(tmp_path)])
+                                  "--modes", "stored", "--records", str(tmp_path)])
     (rec,) = records
     assert {k for k in rec["metrics"] if k.startswith(("scratch", "online", "stored"))} == {
         "stored_step_s", "stored_img_s", "stored_bound_img_s", "stored_of_bound"}
@@ -66,9 +66,9 @@ def test_modes_subset_records_the_optimizer_and_compile_setting(tmp_path: Path, 
 
 def test_student_flops_count_every_op_of_the_cpu_inference_path() -> None:
     """The teacher/student FLOP ratio the benchmark prints: our TinyViT on CPU must be counted in full (under
-    no_grad it runs fused oneDNN ops the flop counter skips), i.e. 2 × the MACs `backbone_speed` counts."""
+    no_grad it runs fused oneDNN ops the flop counter skips), i.e. 2 × the MACs `benchmarks.common` counts."""
     from backbones import TinyViT
-    from benchmarks.backbone_speed import count_macs
+    from benchmarks.common import count_macs
     model = TinyViT("5m", img_size=64, num_classes=1000)
     assert distill_speed.forward_flops(model, 64) == pytest.approx(2 * count_macs(model, 64), rel=0.05)
 
@@ -84,7 +84,7 @@ def test_image_folder_of_real_photos_runs_save_logits_and_the_stored_step(tmp_pa
         (tmp_path / "photos" / f"class{i % 2}" / photo.name).symlink_to(photo)
     (rec,) = distill_speed.main(["--device", "cpu", "--quick", "--img-size", "32", "--batch", "4", "--steps", "1",
                                  "--warmup", "1", "--teacher", "resnet18", "--pipelines", "tensor", "--modes", "stored",
-                                 "--image-folder", str(tmp_path / "photos"), "--results-dir", str(tmp_path / "rec")])
+                                 "--image-folder", str(tmp_path / "photos"), "--records", str(tmp_path / "rec")])
     assert rec["dataset"] == "ImageFolder" and read_records(tmp_path / "rec")[0]["dataset"] == "ImageFolder"
     assert all(math.isfinite(v) and v > 0 for v in rec["metrics"].values())
     with pytest.raises(SystemExit, match="not a directory"):

@@ -6,7 +6,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from benchmarks import backbone_speed, distill_speed
+from benchmarks import backbone_speed, distill_speed, vit_objective_speed
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,12 +23,17 @@ def test_dry_run_lists_steps_in_priority_order_with_valid_arguments(tmp_path: Pa
     commands = {line.split()[1]: shlex.split(line.split("): ", 1)[1]) for line in out.splitlines()
                 if line.startswith("== ") and "): " in line}
     parsers = {"benchmarks.distill_speed": distill_speed.build_parser(),
-               "benchmarks.backbone_speed": backbone_speed.build_parser()}
+               "benchmarks.backbone_speed": backbone_speed.build_parser(),
+               "benchmarks.vit_objective_speed": vit_objective_speed.build_parser()}
     parsed = {name: parsers[argv[2]].parse_args(argv[3:]) for name, argv in commands.items()
               if argv[:2] == ["python3", "-m"] and argv[2] in parsers}
     assert parsed["backbone_21m_ablation"].ablation and parsed["backbone_21m_ablation"].batch == 1024
     assert [parsed[f"distill_speed_{m}"].compile for m in ("eager", "compile_default", "compile_reduce-overhead")] \
         == [None, "default", "reduce-overhead"]
+    benchmarks = [name for name, argv in commands.items()
+                  if argv[:2] == ["python3", "-m"] and argv[2].startswith("benchmarks.")]
+    assert set(benchmarks) <= set(parsed)  # every benchmark step's command line was parsed
+    assert all(parsed[name].records == str(tmp_path / "records") for name in benchmarks)  # one flag for all
     tests = [f for f in commands["cuda_tests"] if f.startswith("tests/")]
     assert len(tests) == 3 and all((REPO / f).is_file() for f in tests)
     assert not (tmp_path / "session.log").exists()  # nothing ran

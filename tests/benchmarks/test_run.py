@@ -21,6 +21,6 @@ def test_failures_are_reported_and_do_not_stop_the_suite(monkeypatch, tmp_path, 
     monkeypatch.setattr(run, "SCRIPTS", ("fake_bad", "fake_absent", "fake_ok"))
     code = run.main(["--quick", "--records", str(tmp_path)])
     out, err = capsys.readouterr()
-    assert code == 1 and calls == [("ok", ["--quick"])]
+    assert code == 1 and calls == [("ok", ["--quick", "--records", str(tmp_path)])]  # the common flags, handed on
     assert "fake_bad: failed" in out and "fake_absent: missing" in out and "fake_ok: ok" in out
     assert "RuntimeError: boom" in err

@@ -26,8 +26,8 @@ def test_kl_rows_and_plot(tmp_path):
 
 def test_measured_rows_become_valid_records(tmp_path):
     """The benchmark's own measurements (tiny sizes) go through the record schema: store/replay take no backbone."""
-    from benchmarks.store_bench import _records, checksum_rows, replay_cost, throughput_rows
-    from contracts.records import read_records
+    from benchmarks.store_bench import checksum_rows, replay_cost, store_records, throughput_rows
+    from contracts.records import read_records, write_record
     torch.manual_seed(0)
     kls = kl_rows((torch.randn(8, 1000) * 4).softmax(-1))
     throughput = throughput_rows(3000, 64, 2, rounds=1, cases=((1000, 100),))
@@ -37,9 +37,11 @@ def test_measured_rows_become_valid_records(tmp_path):
     assert compact["read_vs_fp16"] == compact["read_per_s"] / next(
         r["read_per_s"] for r in throughput if r["format"] == "fp16")
     checksums = checksum_rows(1, rounds=1)
-    paths = _records(storage_rows(), kls, throughput, checksums, replay_cost(2, 32, 1), True, str(tmp_path))
+    written = store_records(storage_rows(), kls, throughput, checksums, replay_cost(2, 32, 1), True)
+    for record in written:
+        write_record(record, tmp_path)
     records = read_records(tmp_path)
-    assert len(records) == len(paths) == len(storage_rows()) + 2
+    assert len(records) == len(written) == len(storage_rows()) + 2
     assert all(r["backbone"] is None for r in records)
     measured = [r for r in records if r["task"] == "store" and "read_per_s" in r["metrics"]]
     assert sorted(r["setting"]["format"] for r in measured) == ["compact", "fp16"]

@@ -63,7 +63,7 @@ def dense(tmp_path_factory, monkeypatch_module, student_writer):
 
     def store() -> None:
         from benchmarks import store_bench
-        store_bench.main(["--quick", "--results-dir", str(records), "--out-dir", str(work / "plots")])
+        store_bench.main(["--quick", "--records", str(records), "--out-dir", str(work / "plots")])
 
     records.mkdir(parents=True)
     for writer in (detection, segmentation, distill, throughput, store):
