@@ -23,6 +23,25 @@ def spec_family(spec: str) -> tuple[str, str]:
     return ("vit" if spec.startswith("vit-") else "tinyvit"), spec
 
 
+def parse_dict_spec(spec: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(spec string, the `DICT_KEYS` options it sets, its ViT shape keys incl. img_size) of a dict spec such as
+    ``dict(spec='vit-tiny', checkpoint=..., patch_size=4)``; unknown keys and ViT keys on other specs raise."""
+    options = dict(spec)
+    name = options.pop("spec", None) or options.pop("name", None)
+    if name is None:
+        raise ValueError(f"backbone dict needs a 'spec' key, got {sorted(options)}")
+    given = {k: options.pop(k) for k in DICT_KEYS[1:] if k in options}
+    vit_shape = {k: options.pop(k) for k in VIT_KEYS if k in options}
+    if options:
+        raise ValueError(f"unknown backbone keys {sorted(options)} (known: {', '.join(DICT_KEYS)}; ViTs also "
+                         f"{', '.join(VIT_KEYS)})")
+    if vit_shape and not str(name).startswith("vit-"):
+        raise ValueError(f"backbone keys {sorted(vit_shape)} apply to vit-* specs only, not {name!r}")
+    if "img_size" in given:
+        vit_shape["img_size"] = given["img_size"]
+    return name, given, vit_shape
+
+
 def load_backbone(spec: str | Mapping[str, Any] | nn.Module | Backbone, checkpoint: str | Path | None = None,
                   *, seed: int = 0, img_size: int = 224, allow_pickle: bool = False, pretrain: str | None = None,
                   allow_keys: Sequence[str] = ()) -> Backbone:
@@ -46,22 +65,9 @@ def load_backbone(spec: str | Mapping[str, Any] | nn.Module | Backbone, checkpoi
             checkpoint="in-memory module"))
     vit_shape: dict[str, Any] = {}
     if isinstance(spec, Mapping):
-        options = dict(spec)
-        spec = options.pop("spec", None) or options.pop("name", None)
-        if spec is None:
-            raise ValueError(f"backbone dict needs a 'spec' key, got {sorted(options)}")
-        checkpoint = options.pop("checkpoint", checkpoint)
-        seed = options.pop("seed", seed)
-        if "img_size" in options:
-            vit_shape["img_size"] = img_size = options.pop("img_size")
-        pretrain = options.pop("pretrain", pretrain)
-        vit_shape.update({k: options.pop(k) for k in VIT_KEYS if k in options})
-        if options:
-            raise ValueError(f"unknown backbone keys {sorted(options)} (known: {', '.join(DICT_KEYS)}; ViTs also "
-                             f"{', '.join(VIT_KEYS)})")
-        if vit_shape.keys() - {"img_size"} and not str(spec).startswith("vit-"):
-            raise ValueError(f"backbone keys {sorted(vit_shape.keys() - {'img_size'})} apply to vit-* specs only, "
-                             f"not {spec!r}")
+        spec, given, vit_shape = parse_dict_spec(spec)
+        checkpoint, seed = given.get("checkpoint", checkpoint), given.get("seed", seed)
+        img_size, pretrain = given.get("img_size", img_size), given.get("pretrain", pretrain)
     path = resolve_checkpoint(checkpoint)
     if path is None and pretrain not in (None, "none"):
         raise ValueError(f"pretrain={pretrain!r} names the pretraining of a checkpoint, but backbone {spec!r} has "
