@@ -32,6 +32,8 @@ import pandas as pd
 
 from contracts.fileio import atomic_write_text
 from contracts.records import DEFAULT_RESULTS_DIR, TASKS, read_records
+from transfer.dataset_names import display_name
+from transfer.tab5 import TAB5_FEW_SHOT, TAB5_PROBE, TAB5_SHOTS
 
 from .paper_numbers import paper_dataset_name, paper_model_name, paper_numbers
 
@@ -151,13 +153,9 @@ class Layout:
     note: str = ""
 
 
-_TAB5_PROBE = (("cifar10", "CIFAR-10"), ("cifar100", "CIFAR-100"), ("flowers", "Flowers"), ("cars", "Cars"),
-               ("pets", "Pets"))
-_TAB5_FSL = (("isic", "ISIC"), ("eurosat", "EuroSAT"), ("cropdisease", "CropD"), ("chestx", "ChestX"))
 _COCO = (("bbox_ap", "AP^b"), ("bbox_ap50", "AP^b_50"), ("bbox_ap75", "AP^b_75"), ("bbox_ap_s", "AP^b_S"),
          ("bbox_ap_m", "AP^b_M"), ("bbox_ap_l", "AP^b_L"), ("segm_ap", "AP^m"))
-_DMAE = (("flowers", "Flowers"), ("pets", "Pets"), ("aircraft", "Aircraft"), ("cars", "Cars"),
-         ("cifar100", "CIFAR-100"), ("inat18", "iNat18"))
+_DMAE = ("flowers102", "oxford_pets", "fgvc_aircraft", "stanford_cars", "cifar100", "inat18")
 
 LAYOUTS: dict[str, Layout] = {
     "tab4": Layout(
@@ -173,9 +171,10 @@ LAYOUTS: dict[str, Layout] = {
         note="Throughput: ours on this machine, the paper's on a V100 (no Δ: other hardware)."),
     "tab5": Layout(
         "Linear probe and few-shot transfer (TinyViT Tab. 5)", ("TinyViT Tab. 5",),
-        (*(Column(f"{label} (probe)", "linear_probe", "top1", dataset=key) for key, label in _TAB5_PROBE),
-         *(Column(f"{label} {k}-shot", "few_shot", "top1", dataset=key, shots=k)
-           for k in (5, 20, 50) for key, label in _TAB5_FSL)),
+        (*(Column(f"{display_name(d)} (probe)", "linear_probe", "top1", dataset=paper_dataset_name(d))
+           for d in TAB5_PROBE),
+         *(Column(f"{display_name(d)} {k}-shot", "few_shot", "top1", dataset=paper_dataset_name(d), shots=k)
+           for k in TAB5_SHOTS for d in TAB5_FEW_SHOT)),
         ("linear_probe", "few_shot"), row_keys=("method",)),
     "tab6": Layout(
         "COCO detection and instance segmentation, Cascade Mask R-CNN (TinyViT Tab. 6)", ("TinyViT Tab. 6",),
@@ -183,7 +182,7 @@ LAYOUTS: dict[str, Layout] = {
         ("detection",), row_keys=("detector",)),
     "dmae": Layout(
         "D-MAE transfer (ViT-Tiny, full fine-tuning; D-MAE poster)", ("D-MAE poster transfer table",),
-        (*(Column(label, "finetune", "top1", dataset=key) for key, label in _DMAE),
+        (*(Column(display_name(d), "finetune", "top1", dataset=paper_dataset_name(d)) for d in _DMAE),
          Column("COCO AP^b", "detection", "bbox_ap", dataset="coco"),
          Column("COCO AP^m", "detection", "segm_ap", dataset="coco")),
         ("finetune",), paper_models_only=True),
