@@ -35,26 +35,7 @@ def build_tables(records: Sequence[Mapping[str, Any]], layouts: Sequence[str] = 
     frame = records_frame(records)
     sections: list[Section] = []
     for name in names:
-        found: list[Section] = []
-        if name in LAYOUTS:
-            layout = LAYOUTS[name]
-            joined, stand_in = layout_table(name, frame, paper)
-            if not joined.empty:
-                found.append(Section(name, "joined", layout.title, joined, layout.note))
-            if not stand_in.empty:
-                found.append(Section(name, "stand-in", f"{layout.title}: stand-in data sets (ours only, never "
-                                                       f"compared with the paper)", stand_in))
-            if found:
-                found.append(Section(name, "paper", f"{layout.title}: the paper's numbers",
-                                     paper_reference(name, paper)))
-        elif name == "fig5":
-            table = layout_fig5(frame, paper)
-            if not table.empty:
-                found.append(Section(name, "joined", STORE_TITLE, table,
-                                     "Paper bytes/sample derived from its GB figures (K×(2+2)+4 bytes)."))
-        else:
-            found += [Section(name, "other", f"{OTHER_TITLE}: {task}", table)
-                      for task, table in layout_other(frame).items() if not table.empty]
+        found = layout_sections(name, frame, paper)
         if not found and "all" not in layouts:
             found.append(Section(name, "empty", layout_title(name), pd.DataFrame(),
                                  f"no records for layout {name!r} (tasks {', '.join(layout_tasks(name))})"))
@@ -66,3 +47,28 @@ def build_tables(records: Sequence[Mapping[str, Any]], layouts: Sequence[str] = 
     if not sections:
         sections.append(Section("all", "empty", "No records", pd.DataFrame(), "no records to tabulate"))
     return sections
+
+
+def layout_sections(name: str, frame: pd.DataFrame, paper: pd.DataFrame) -> list[Section]:
+    """The non-empty sections of one layout (`LAYOUT_NAMES`) for the long frame of the records: a paper layout's
+    joined and stand-in tables followed by the paper's own; Fig. 5's table; one 'other' table per task."""
+    found: list[Section] = []
+    if name in LAYOUTS:
+        layout = LAYOUTS[name]
+        joined, stand_in = layout_table(name, frame, paper)
+        if not joined.empty:
+            found.append(Section(name, "joined", layout.title, joined, layout.note))
+        if not stand_in.empty:
+            found.append(Section(name, "stand-in", f"{layout.title}: stand-in data sets (ours only, never "
+                                                   f"compared with the paper)", stand_in))
+        if found:
+            found.append(Section(name, "paper", f"{layout.title}: the paper's numbers", paper_reference(name, paper)))
+    elif name == "fig5":
+        table = layout_fig5(frame, paper)
+        if not table.empty:
+            found.append(Section(name, "joined", STORE_TITLE, table,
+                                 "Paper bytes/sample derived from its GB figures (K×(2+2)+4 bytes)."))
+    else:
+        found += [Section(name, "other", f"{OTHER_TITLE}: {task}", table)
+                  for task, table in layout_other(frame).items() if not table.empty]
+    return found
