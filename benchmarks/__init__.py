@@ -1,1 +1,4 @@
-"""Benchmarks, result records (contract 3), comparison tables, plots and the end-to-end demo."""
+"""Floor 4 — benchmarks: the speed and storage scripts (`*_speed`, `backbone_profile`, `store_bench`), the papers'
+numbers (`paper_numbers`), the paper-shaped comparison tables and plots (`table`, `plots`: they read result records,
+`contracts.records`, and never re-run anything), the end-to-end demo and ViT proof (`demo`, `vit_proof`) and the
+suite runner (`run`). Nothing below imports it."""

@@ -1,4 +1,4 @@
-"""Shared pieces of the linear-probe and few-shot command lines: config + flag merging, subsets, records."""
+"""Shared pieces of the linear-probe, few-shot and fine-tune command lines: config + flag merging, subsets, records."""
 from __future__ import annotations
 
 import argparse
