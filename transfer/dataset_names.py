@@ -49,9 +49,10 @@ def normalise(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
-def _index() -> dict[str, DatasetName]:
+def spelling_index(datasets: Iterable[DatasetName]) -> dict[str, DatasetName]:
+    """{normalised spelling: entry} of a names table; ValueError if one spelling names two data sets."""
     index: dict[str, DatasetName] = {}
-    for entry in DATASETS:
+    for entry in datasets:
         for spelling in (entry.name, *entry.aliases):
             other = index.setdefault(normalise(spelling), entry)
             if other is not entry:
@@ -59,7 +60,7 @@ def _index() -> dict[str, DatasetName]:
     return index
 
 
-_BY_SPELLING = _index()
+_BY_SPELLING = spelling_index(DATASETS)
 
 
 def find_dataset(name: str) -> DatasetName | None:
