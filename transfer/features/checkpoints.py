@@ -8,22 +8,16 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-ASSETS = {"mobilenet_v2": "mobilenet_v2_weights", "efficientnet_lite0": "efficientnet_lite0_weights"}
-ASSET_PRETRAIN = {"mobilenet_v2": "in1k", "efficientnet_lite0": "in1k"}  # both are ImageNet-1k classifiers
-
 
 def resolve_checkpoint(checkpoint: str | Path | None) -> Path | None:
     """A checkpoint path, with `asset:<name>` resolved through `contracts.assets`."""
     if checkpoint is None or checkpoint == "":
         return None
-    text = str(checkpoint)
-    if text.startswith("asset:"):
-        from contracts import assets
-        name = text.split(":", 1)[1]
-        if name not in ASSETS:
-            raise ValueError(f"unknown asset checkpoint {text!r}; known: {['asset:' + k for k in ASSETS]}")
-        return Path(getattr(assets, ASSETS[name])())
-    path = Path(text).expanduser()
+    from contracts.assets import asset_weights
+    asset = asset_weights(checkpoint)
+    if asset is not None:
+        return asset
+    path = Path(checkpoint).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"backbone checkpoint not found: {path}")
     return path
@@ -31,8 +25,9 @@ def resolve_checkpoint(checkpoint: str | Path | None) -> Path | None:
 
 def asset_pretrain(checkpoint: str | Path | None) -> str | None:
     """The pretraining an `asset:<name>` checkpoint is known to have (None for any other checkpoint)."""
+    from contracts.assets import WEIGHTS_PRETRAIN
     text = str(checkpoint)
-    return ASSET_PRETRAIN.get(text.split(":", 1)[1]) if text.startswith("asset:") else None
+    return WEIGHTS_PRETRAIN.get(text.split(":", 1)[1]) if text.startswith("asset:") else None
 
 
 def check_load(where: str, missing: Sequence[str], unexpected: Sequence[str],
