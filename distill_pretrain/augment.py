@@ -37,7 +37,8 @@ _STUDENT_JITTER_SALT = 0x73747564656E74  # "student"
 TEACHER_IMAGE = "teacher_image"  # the batch key of the teacher's view (present only with student_color_jitter)
 
 
-def _splitmix64(x: int) -> int:
+def splitmix64(x: int) -> int:
+    """SplitMix64's output function of a 64-bit state: the mixer every per-sample seed is derived with."""
     x = (x + 0x9E3779B97F4A7C15) & _MASK64
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
@@ -46,9 +47,9 @@ def _splitmix64(x: int) -> int:
 
 def sample_seed(base_seed: int, epoch: int, index: int) -> int:
     """The uint32 augmentation seed of dataset sample ``index`` at ``epoch`` (a pure function)."""
-    h = _splitmix64(int(base_seed) & _MASK64)
-    h = _splitmix64(h ^ (int(epoch) & _MASK64))
-    h = _splitmix64(h ^ (int(index) & _MASK64))
+    h = splitmix64(int(base_seed) & _MASK64)
+    h = splitmix64(h ^ (int(epoch) & _MASK64))
+    h = splitmix64(h ^ (int(index) & _MASK64))
     return h >> 32
 
 
@@ -60,7 +61,7 @@ def sample_seeds(base_seed: int, epoch: int, indices: np.ndarray) -> np.ndarray:
             x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
             x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
             return x ^ (x >> np.uint64(31))
-        h = np.uint64(_splitmix64(_splitmix64(int(base_seed) & _MASK64) ^ (int(epoch) & _MASK64)))
+        h = np.uint64(splitmix64(splitmix64(int(base_seed) & _MASK64) ^ (int(epoch) & _MASK64)))
         out = mix(h ^ np.asarray(indices, dtype=np.int64).astype(np.uint64))
     return (out >> np.uint64(32)).astype(np.uint32)
 
@@ -103,7 +104,7 @@ def numpy_rng(seed: int) -> np.random.RandomState:
 
 def student_jitter_seed(seed: int) -> int:
     """The seed the student-only colour jitter of a sample draws its factors from (derived from its own)."""
-    return _splitmix64(seed ^ _STUDENT_JITTER_SALT) >> 32
+    return splitmix64(seed ^ _STUDENT_JITTER_SALT) >> 32
 
 
 @dataclass
@@ -208,7 +209,7 @@ def mix_params(seed: int, index: int, length: int, cfg: AugmentConfig, hw: tuple
     if not cfg.mixes or length < 2:
         return None
     from timm.data.mixup import cutmix_bbox_and_lam
-    with seeded_global_rngs(_splitmix64(seed ^ _MIX_SALT) >> 32):
+    with seeded_global_rngs(splitmix64(seed ^ _MIX_SALT) >> 32):
         if np.random.rand() >= cfg.mix_prob:
             return None
         partner = int(np.random.randint(length - 1))
@@ -252,16 +253,6 @@ class ReplayDataset(Dataset):
             from torchvision import transforms
             primary, secondary, final = self.cfg.build_parts()
             self.front, self.final = transforms.Compose(primary + secondary), transforms.Compose(final)
-
-    @classmethod
-    def for_store(cls, store: Any, dataset: Dataset) -> "ReplayDataset":
-        """The replay a `LogitStore` was saved with (its transform and base seed), refusing another dataset and a
-        store made by another replay pipeline (see `distill_pretrain.replay.replay_for_store`)."""
-        ident = getattr(dataset, "identity", None)
-        if ident is not None:
-            store.check(dataset=ident)
-        store.check(pipeline=cls.pipeline)
-        return cls(dataset, store.manifest["transform"], store.manifest["base_seed"])
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose augmentation ``__getitem__`` replays (call before creating the iterator)."""

@@ -22,19 +22,15 @@ from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-_ASSETS = {"mobilenet_v2": "mobilenet_v2_weights", "efficientnet_lite0": "efficientnet_lite0_weights"}
 
 
 def resolve_weights(weights: str | Path) -> Path:
     """A weights path, resolving ``asset:<name>`` through `contracts.assets`."""
-    text = str(weights)
-    if text.startswith("asset:"):
-        from contracts import assets
-        name = text.split(":", 1)[1]
-        if name not in _ASSETS:
-            raise ValueError(f"unknown weights asset {name!r}; known: {sorted(_ASSETS)}")
-        return Path(getattr(assets, _ASSETS[name])())
-    path = Path(text)
+    from contracts.assets import asset_weights
+    asset = asset_weights(weights)
+    if asset is not None:
+        return asset
+    path = Path(weights)
     if not path.is_file():
         raise FileNotFoundError(f"teacher weights file not found: {path} (key 'weights')")
     return path

@@ -1,4 +1,4 @@
-"""Shared pieces of the linear-probe and few-shot command lines: config + flag merging, subsets, records."""
+"""Shared pieces of the linear-probe, few-shot and fine-tune command lines: config + flag merging, subsets, records."""
 from __future__ import annotations
 
 import argparse
@@ -94,7 +94,7 @@ def write_and_print_records(records: list[dict[str, Any]], results_dir: str | No
     """Write each record, then print the Tab. 5-style table and where every record went."""
     from contracts.records import write_record
 
-    from .tables import tab5_table
+    from .tab5 import tab5_table
     for rec in records:
         rec["_written_to"] = str(write_record(rec, results_dir))
     print(tab5_table(records).to_string())

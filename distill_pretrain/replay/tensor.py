@@ -29,8 +29,8 @@ import torch
 from torchvision.transforms import ColorJitter, Normalize, RandomHorizontalFlip
 from torchvision.transforms import functional as TF
 
-from ..augment import (TEACHER_IMAGE, AugmentConfig, ReplayDataset, _splitmix64, collate_meta, mix_params,
-                       numpy_rng, sample_seed, seeded_global_rngs, student_jitter_seed)
+from ..augment import (TEACHER_IMAGE, AugmentConfig, ReplayDataset, collate_meta, mix_params, numpy_rng, sample_seed,
+                       seeded_global_rngs, splitmix64, student_jitter_seed)
 from ..data import load_sample
 from ..dist import to_device
 from . import kernels
@@ -48,7 +48,7 @@ _AFFINE_OPS = ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY", "Transl
 _JITTER_KERNELS = (kernels.BRIGHTNESS, kernels.CONTRAST, kernels.COLOR)  # ColorJitter's fn_idx 0, 1, 2
 
 
-def _affine_matrix(name: str, arg: float, w: int, h: int) -> tuple[float, ...]:
+def affine_matrix(name: str, arg: float, w: int, h: int) -> tuple[float, ...]:
     """PIL's inverse affine matrix of a timm geometric op on a w×h image."""
     if name == "Rotate":  # Image.rotate(arg) about the centre, as PIL computes it
         angle = -math.radians(arg)
@@ -194,7 +194,7 @@ class DrawPlan:
             level = op.level_fn(magnitude, op.hparams) if op.level_fn is not None else ()
             base = op.name.replace("Increasing", "").replace("Original", "")
             if base in _AFFINE_OPS:
-                ops[slot], args[slot] = kernels.AFFINE, _affine_matrix(base, float(level[0]), w, h)
+                ops[slot], args[slot] = kernels.AFFINE, affine_matrix(base, float(level[0]), w, h)
             else:
                 ops[slot] = _RA_KERNELS[base]
                 args[slot, 0] = float(level[0]) if level else 0.0
@@ -214,7 +214,7 @@ class DrawPlan:
                 w = int(round(math.sqrt(target_area / aspect_ratio)))
                 if w < img_w and h < img_h:
                     top, left = random.randint(0, img_h - h), random.randint(0, img_w - w)
-                    offset = _splitmix64(seed ^ _ERASE_SALT ^ (k << 40)) & ((1 << NOISE_BITS) - 1)
+                    offset = splitmix64(seed ^ _ERASE_SALT ^ (k << 40)) & ((1 << NOISE_BITS) - 1)
                     boxes[k] = (top, left, h, w, offset)
                     break
 

@@ -62,6 +62,11 @@ def student_writer():
 
 
 @pytest.fixture(scope="session")
+def cifar100_writer():
+    return write_cifar100
+
+
+@pytest.fixture(scope="session")
 def student(tmp_path_factory) -> Path:
     return write_student(tmp_path_factory.mktemp("student") / "tinyvit_21m_in21k_distill.pth", mode="stored",
                          pretrain="in21k-distill")

@@ -151,3 +151,8 @@ def test_percent_only_for_fractions(records):
     assert speed["ours"].iloc[0] == pytest.approx(rec["metrics"]["images_per_s"])  # a rate is printed as recorded
     assert all(0 <= v <= 100 for v in frame[frame["metric"] == "top1"]["ours"])
     assert not math.isnan(frame["ours"].sum())
+
+
+def test_every_paper_key_of_the_names_table_is_a_paper_data_set():
+    from transfer.dataset_names import DATASETS
+    assert {d.paper for d in DATASETS if d.paper is not None} <= set(load_paper_numbers()["dataset"])

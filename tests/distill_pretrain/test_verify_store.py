@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from distill_pretrain import LogitStore, StoreError, verify
-from distill_pretrain.store import MANIFEST, _seal, check_manifest
+from distill_pretrain.store import MANIFEST, check_manifest
+from distill_pretrain.store.manifest import seal
 
 
 def _make(path):
@@ -137,7 +138,7 @@ def test_resealed_inconsistent_manifest_names_the_derived_field(pristine, edit, 
     m = json.loads((pristine / MANIFEST).read_text())
     edit(m)
     with pytest.raises(StoreError, match=rf"manifest.json: field '{field}'"):
-        check_manifest(_seal(m), pristine / MANIFEST)
+        check_manifest(seal(m), pristine / MANIFEST)
 
 
 def test_unsealed_or_old_manifest_is_refused(pristine):
@@ -154,7 +155,7 @@ def test_verify_checks_what_readers_check(store_dir, capsys):
     """A store verify passes is one a reader accepts: a wrong chunk crc32 (resealed manifest) fails both."""
     m = json.loads((store_dir / MANIFEST).read_text())
     m["epochs"]["1"]["chunk_crc32"][1] ^= 1
-    (store_dir / MANIFEST).write_text(json.dumps(_seal(m)))
+    (store_dir / MANIFEST).write_text(json.dumps(seal(m)))
     assert verify.main([str(store_dir)]) == 1
     assert "epoch_0001.bin: chunk 1 fails manifest field 'epochs.1.chunk_crc32'" in capsys.readouterr().out
     with pytest.raises(StoreError, match="chunk 1 .* fail manifest field 'epochs.1.chunk_crc32'"):

@@ -204,3 +204,30 @@ def test_our_vit_checkpoint_builds_from_its_meta(tmp_path):
     torch.testing.assert_close(bb.features(x), src.forward_head(src.forward_features(x), pre_logits=True))
     with pytest.raises(ValueError, match=r"meta arch='vit_tiny_patch16_224' is not a vit-small"):
         load_backbone("vit-small", path)
+
+
+# ------------------------------------------------------------------------------------------------ loader registry
+def test_a_registered_family_loads_through_load_backbone():
+    from transfer.features import BACKBONE_LOADERS, Backbone, register_loader
+    assert {"tinyvit", "vit", "timm", "torchvision"} <= set(BACKBONE_LOADERS)
+    seen = []
+
+    @register_loader("toy")
+    def load_toy(request):
+        seen.append(request)
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
+        return Backbone(model, name=f"toy:{request.arch}", record={"name": f"toy:{request.arch}", "source": "random"})
+
+    try:
+        bb = load_backbone("toy:net", seed=3, img_size=32, allow_keys=["x.*"])
+        (request,) = seen
+        assert (request.spec, request.arch, request.path, request.seed, request.img_size, request.allow_keys) == \
+            ("toy:net", "net", None, 3, 32, ("x.*",))
+        assert not bb.model.training and not any(p.requires_grad for p in bb.model.parameters())  # frozen for it
+        assert bb.features(torch.randn(2, 3, 8, 8)).shape == (2, 4)
+        with pytest.raises(ValueError, match="'toy' is registered already"):
+            register_loader("toy")(load_toy)
+    finally:
+        BACKBONE_LOADERS.pop("toy")
+    with pytest.raises(ValueError, match="unknown backbone kind 'toy'"):
+        load_backbone("toy:net")

@@ -19,6 +19,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import datasets as tvd
 
+from .. import dataset_names
+from ..dataset_names import display_name
 from ..linear_probe.datasets import DatasetNotFound, build_dataset
 
 CHESTX_LABELS = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumothorax")
@@ -32,10 +34,6 @@ LAYOUTS = {
     "imagefolder": "ROOT/<class>/<image>",
     "fashion_mnist": "ROOT/FashionMNIST/raw/t10k-*-ubyte[.gz]",
 }
-DISPLAY_NAMES = {"cropdisease": "CropD", "eurosat": "EuroSAT", "isic2018": "ISIC", "chestx": "ChestX",
-                 "imagefolder": "ImageFolder", "fashion_mnist": "Fashion-MNIST"}
-_ALIASES = {"cropdiseases": "cropdisease", "cropd": "cropdisease", "isic": "isic2018", "chest_x": "chestx",
-            "fashionmnist": "fashion_mnist", "fashion-mnist": "fashion_mnist", "image_folder": "imagefolder"}
 
 
 class LabelledImages(Dataset):
@@ -98,10 +96,8 @@ def _chestx(root: Path, transform: Callable | None) -> LabelledImages:
 
 
 def canonical_name(name: str) -> str:
-    key = _ALIASES.get(name.lower(), name.lower())
-    if key not in LAYOUTS:
-        raise ValueError(f"unknown few-shot data set {name!r}; known: {sorted(LAYOUTS)}")
-    return key
+    """Canonical few-shot data set name ('CropDiseases' → 'cropdisease'); unknown names raise with the known ones."""
+    return dataset_names.canonical_name(name, LAYOUTS, "few-shot")
 
 
 def build_few_shot_dataset(name: str, root: str | Path, transform: Callable | None = None) -> Dataset:
@@ -122,5 +118,5 @@ def build_few_shot_dataset(name: str, root: str | Path, transform: Callable | No
     except DatasetNotFound:
         raise
     except (FileNotFoundError, OSError) as err:
-        raise DatasetNotFound(f"{DISPLAY_NAMES[key]} not found or incomplete under {root} "
+        raise DatasetNotFound(f"{display_name(key)} not found or incomplete under {root} "
                               f"({type(err).__name__}: {err}). Expected layout: {LAYOUTS[key]}") from err

@@ -25,6 +25,9 @@ from typing import Any, Callable
 from torch.utils.data import ConcatDataset, Dataset
 from torchvision import datasets as tvd
 
+from .. import dataset_names
+from ..dataset_names import display_name
+
 LAYOUTS = {
     "cifar10": "ROOT/cifar-10-batches-py/{data_batch_1..data_batch_5, test_batch, batches.meta} (python pickles)",
     "cifar100": "ROOT/cifar-100-python/{train, test, meta} (python pickles)",
@@ -38,13 +41,6 @@ LAYOUTS = {
                      "t10k-labels-idx1-ubyte}[.gz]",
     "imagefolder": "ROOT/train/<class>/<image>, ROOT/test/<class>/<image> (or ROOT/val/)",
 }
-DISPLAY_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "flowers102": "Flowers", "stanford_cars": "Cars",
-                 "oxford_pets": "Pets", "fgvc_aircraft": "Aircraft", "fashion_mnist": "Fashion-MNIST",
-                 "imagefolder": "ImageFolder"}
-_ALIASES = {"cifar-10": "cifar10", "cifar-100": "cifar100", "flowers": "flowers102", "cars": "stanford_cars",
-            "stanfordcars": "stanford_cars", "pets": "oxford_pets", "oxfordiiitpet": "oxford_pets",
-            "aircraft": "fgvc_aircraft", "fgvcaircraft": "fgvc_aircraft", "fashionmnist": "fashion_mnist",
-            "fashion-mnist": "fashion_mnist", "image_folder": "imagefolder"}
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -52,12 +48,8 @@ class DatasetNotFound(FileNotFoundError):
 
 
 def canonical_name(name: str) -> str:
-    """Canonical data set name ('CIFAR-100' → 'cifar100'); unknown names raise with the known ones."""
-    key = name.lower()
-    key = _ALIASES.get(key, key)
-    if key not in LAYOUTS:
-        raise ValueError(f"unknown linear-probe data set {name!r}; known: {sorted(LAYOUTS)}")
-    return key
+    """Canonical linear-probe data set name ('CIFAR-100' → 'cifar100'); unknown names raise with the known ones."""
+    return dataset_names.canonical_name(name, LAYOUTS, "linear-probe")
 
 
 class _CIFAR10NoMD5(tvd.CIFAR10):
@@ -134,7 +126,7 @@ def build_dataset(name: str, root: str | Path, split: str, transform: Callable |
             raise FileNotFoundError(f"{sub} is not a directory")
         return tvd.ImageFolder(sub, transform=transform)
     except (RuntimeError, FileNotFoundError, OSError) as err:
-        raise DatasetNotFound(f"{DISPLAY_NAMES[key]} ({split}) not found or incomplete under {root} "
+        raise DatasetNotFound(f"{display_name(key)} ({split}) not found or incomplete under {root} "
                               f"({type(err).__name__}: {str(err).split('. You can use download')[0]}). Expected layout: {LAYOUTS[key]}") from err
 
 

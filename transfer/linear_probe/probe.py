@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..features import (Backbone, _with_transform, eval_transform, extract_features, load_backbone,
-                        train_transform)
+from ..features import (Backbone, eval_transform, extract_features, load_backbone, train_transform,
+                        with_transform)
 
 DEFAULT_C_GRID = tuple(10.0 ** k for k in range(-3, 3))
 DEFAULT_LR_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
@@ -189,7 +189,7 @@ def run_moco_probe(model_or_spec: str | Mapping[str, Any] | nn.Module | Backbone
     from tqdm import tqdm
     backbone = load_backbone(model_or_spec, checkpoint, img_size=resolution)
     torch.manual_seed(seed)
-    _with_transform(train_ds, train_transform(resolution, backbone.mean, backbone.std))
+    with_transform(train_ds, train_transform(resolution, backbone.mean, backbone.std))
     loader = DataLoader(train_ds, batch_size=batch_size, shuffle=True, num_workers=num_workers, drop_last=False,
                         generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
@@ -217,7 +217,7 @@ def run_moco_probe(model_or_spec: str | Mapping[str, Any] | nn.Module | Backbone
                     break
             if step >= total:
                 break
-    _with_transform(test_ds, eval_transform(resolution, backbone.mean, backbone.std))
+    with_transform(test_ds, eval_transform(resolution, backbone.mean, backbone.std))
     correct = n = 0
     with torch.no_grad():
         for images, targets in DataLoader(test_ds, batch_size=batch_size, num_workers=num_workers):

@@ -1,16 +1,20 @@
-"""Result records → a pandas table laid out like TinyViT's Tab. 5 (linear probe | 5-shot | 20-shot | 50-shot), with
-a fine-tuning group for `transfer.finetune` records."""
+"""TinyViT's Tab. 5 (linear probe | 5-shot | 20-shot | 50-shot): its data sets and shots in the paper's order, and
+our records in its shape (`tab5_table`, ours only, with a fine-tuning group for `transfer.finetune` records: what
+the transfer commands print). `benchmarks.table` builds its paper-joined 'tab5' layout from the same constants."""
 from __future__ import annotations
 
 from typing import Iterable, Mapping
 
 import pandas as pd
 
-from .few_shot.datasets import DISPLAY_NAMES as FEW_SHOT_NAMES
-from .linear_probe.datasets import DISPLAY_NAMES as PROBE_NAMES
+from .dataset_names import display_name
 
-PROBE_ORDER = ["CIFAR-10", "CIFAR-100", "Flowers", "Cars", "Pets", "Aircraft", "Fashion-MNIST", "ImageFolder"]
-FEW_SHOT_ORDER = ["ISIC", "EuroSAT", "CropD", "ChestX", "Fashion-MNIST", "ImageFolder"]
+TAB5_PROBE = ("cifar10", "cifar100", "flowers102", "stanford_cars", "oxford_pets")
+TAB5_FEW_SHOT = ("isic2018", "eurosat", "cropdisease", "chestx")
+TAB5_SHOTS = (5, 20, 50)
+# column order of `tab5_table`: the paper's data sets, then our harnesses' others
+PROBE_ORDER = [display_name(d) for d in (*TAB5_PROBE, "fgvc_aircraft", "fashion_mnist", "imagefolder")]
+FEW_SHOT_ORDER = [display_name(d) for d in (*TAB5_FEW_SHOT, "fashion_mnist", "imagefolder")]
 _GROUPS = {"linear_probe": "Linear probe", "finetune": "Fine-tune"}  # column groups of the data-set tasks
 
 
@@ -23,11 +27,11 @@ def tab5_table(records: Iterable[Mapping]) -> pd.DataFrame:
         setting, metrics, bb = rec["setting"], rec["metrics"], rec["backbone"]
         row = (bb["name"], str(bb.get("source")), str(bb.get("pretrain")), setting.get("method", ""))
         if rec["task"] in ("linear_probe", "finetune"):
-            col = (_GROUPS[rec["task"]], PROBE_NAMES.get(rec["dataset"], rec["dataset"]))
+            col = (_GROUPS[rec["task"]], display_name(rec["dataset"]))
             value = f"{100 * metrics['top1']:.1f}" + (f" ± {100 * metrics['ci95']:.1f}" if "ci95" in metrics
                                                        and rec["task"] == "finetune" else "")
         elif rec["task"] == "few_shot":
-            col = (f"{setting['n_shot']}-shot", FEW_SHOT_NAMES.get(rec["dataset"], rec["dataset"]))
+            col = (f"{setting['n_shot']}-shot", display_name(rec["dataset"]))
             value = f"{100 * metrics['top1']:.1f} ± {100 * metrics['ci95']:.1f}"
         else:
             continue

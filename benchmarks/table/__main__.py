@@ -1,0 +1,4 @@
+"""`python -m benchmarks.table`: see `benchmarks.table.cli`."""
+from .cli import main
+
+main()
