@@ -2,7 +2,8 @@
 `tinyvit_bench.PlainCheckpointHook` / `tinyvit_bench.MetricHistoryHook`, so they cannot clash with a library's).
 
 - `PlainCheckpointHook`: MMEngine's `CheckpointHook` whose files `torch.load(weights_only=True)` reads (the default
-  of torch ≥ 2.6, hence of mmdet's / mmseg's own `tools/test.py` and of `--resume`).
+  of torch ≥ 2.6, hence of mmdet's / mmseg's own `tools/test.py` and of `--resume`), and which makes `--resume`
+  checked and exact (the run's identity and the RNG states in the meta, `transfer.openmmlab.resume`).
 - `MetricHistoryHook`: every validation's metrics (record names, fractions) with its iteration/epoch, in
   `<work_dir>/metric_history.json`, kept across `--resume`.
 """
@@ -19,6 +20,8 @@ from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import Registry
 
 from contracts.fileio import atomic_write_text
+from distill_pretrain.checkpoint import rng_state, set_rng_state
+from .resume import RESUME_CHANGES, harness_identity
 from .task import get_task
 
 SCOPE = "tinyvit_bench"
@@ -43,16 +46,28 @@ def to_plain(obj: Any) -> Any:
 
 @HOOKS.register_module()
 class PlainCheckpointHook(CheckpointHook):
-    """MMEngine's `CheckpointHook` (same arguments) writing checkpoints `torch.load(weights_only=True)` reads.
+    """MMEngine's `CheckpointHook` (same arguments) writing checkpoints `torch.load(weights_only=True)` reads, and
+    resumable under the project's resume contract.
 
     MMEngine 0.10 stores its logging buffers (`HistoryBuffer`) and numpy scalars, so with torch ≥ 2.6 neither
     `--resume`, `load_from` nor mmdet's / mmseg's `tools/test.py` can read the files it wrote. The buffers only
     smooth logged values, so they are dropped (resuming warns and continues); numpy values become Python values;
     weights, optimizer and scheduler states are kept as they are. Runs after every other hook's
     `before_save_checkpoint` (priority VERY_LOW, as CheckpointHook).
+
+    The meta also gets `run_identity` (what `--resume` compares, `transfer.openmmlab.resume`), the changes accepted
+    at resumes, and `rng`: the torch RNG states, restored when a run resumes (MMEngine does not save them: the
+    RoI samplers' draws would differ). The data pipeline's numpy draws need no state: an iteration-based loop
+    replays the batches it skips on resume, so they come out as in the uninterrupted run.
     """
 
+    _resumed_rng: dict | None = None
+
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:  # noqa: ANN001 - mmengine's signature
+        meta = checkpoint.setdefault("meta", {})
+        meta["run_identity"] = harness_identity(runner.cfg, runner.world_size)
+        meta["accepted_resume_changes"] = list(runner.cfg.get(RESUME_CHANGES) or [])
+        meta["rng"] = rng_state()
         hub = checkpoint.get("message_hub")
         if isinstance(hub, dict):
             hub["log_scalars"] = {}
@@ -60,6 +75,14 @@ class PlainCheckpointHook(CheckpointHook):
                                    if k in hub.get("runtime_info", {})}
         for key in list(checkpoint):
             checkpoint[key] = to_plain(checkpoint[key])
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:  # noqa: ANN001 - mmengine's signature
+        self._resumed_rng = (checkpoint.get("meta") or {}).get("rng")
+
+    def before_train(self, runner) -> None:  # noqa: ANN001 - mmengine's signature
+        super().before_train(runner)
+        if self._resumed_rng is not None and runner.iter > 0:  # resumed (a plain load_from leaves iter at 0)
+            set_rng_state(self._resumed_rng)
 
 
 @HOOKS.register_module()
