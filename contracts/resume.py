@@ -8,6 +8,11 @@ every resume state it writes; on resume `check_resume` compares every field with
 difference, naming the file, the field, the saved and the requested value, unless the caller accepts it (the
 entry points' `--resume-anyway [FIELD ...]`). Fields listed as `fixed` (the position inside the data cannot be
 carried over) are refused even then. Accepted changes are returned for the job to log and record.
+
+A job whose resume state is plain JSON (a list of finished steps, say) gets the whole contract from two calls:
+`save_json_state(path, identity, state)` (atomic, names the run) and `load_json_state(path, identity, accept=...)`
+(None when there is no file yet; a bad file or another run's state raises `ResumeError` in one line). Torch files
+are read with `backbones.read_checkpoint`, the project's one checkpoint reader.
 """
 from __future__ import annotations
 
@@ -16,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .fileio import json_sha256
+from .fileio import atomic_write_text, json_sha256
 
+JSON_STATE_FORMAT = "tinyvit-bench/json-resume/v1"
 ANYWAY_HELP = ("resume even where the resume state's run differs from this one (e.g. a new lr): with no FIELD every "
                "difference is accepted, else only these fields (or prefixes: optim); the changes are logged and "
                "recorded")
@@ -99,6 +105,40 @@ def describe(changes: Iterable[Change]) -> str:
 def changes_record(changes: Iterable[Change]) -> dict[str, list[Any]]:
     """`{field: [saved, requested]}`: accepted changes as a job records them (plain types)."""
     return {c.field: [c.saved, c.requested] for c in changes}
+
+
+def save_json_state(path: str | Path, identity: Mapping[str, Any], state: Any,
+                    accepted: list[dict[str, Any]] | None = None) -> Path:
+    """Write a JSON resume state naming its run (`identity`), atomically; `accepted`: the changes accepted at
+    earlier resumes (`load_json_state` returns them), kept in the file."""
+    identity = flatten(identity)
+    doc = {"format": JSON_STATE_FORMAT, "run": {"identity": identity, "sha256": identity_sha256(identity)},
+           "accepted_changes": list(accepted or []), "state": state}
+    return atomic_write_text(path, json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def load_json_state(path: str | Path, identity: Mapping[str, Any], *, accept: bool | Iterable[str] = False,
+                    fixed: Iterable[str] = ()) -> tuple[Any, list[dict[str, Any]]] | None:
+    """`(state, accepted changes)` of the JSON resume state at `path` if it belongs to the run `identity` (see
+    `check_resume`; this resume's accepted changes are appended to the list, for the next `save_json_state`);
+    None when there is no file. A bad file raises `ResumeError` naming it and the cause."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    text = path.read_text()
+    if not text.strip():
+        raise ResumeError(f"cannot resume: {path}: empty file")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ResumeError(f"cannot resume: {path}: truncated or not JSON ({err})") from None
+    if not isinstance(doc, dict) or doc.get("format") != JSON_STATE_FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ResumeError(f"cannot resume from {path}: not a {JSON_STATE_FORMAT} resume state (format {found!r})")
+    changes = check_resume(path, doc["run"]["identity"], flatten(identity), accept=accept, fixed=fixed)
+    accepted = list(doc["accepted_changes"]) + ([{"file": str(path), "changes": changes_record(changes)}]
+                                                if changes else [])
+    return doc["state"], accepted
 
 
 def _under(key: str, prefixes: tuple[str, ...]) -> bool:

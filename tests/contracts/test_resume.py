@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contracts.resume import (Change, ResumeError, changes_record, check_resume, compare, describe, flatten,
-                              identity_sha256, run_identity)
+                              identity_sha256, load_json_state, run_identity, save_json_state)
 
 
 def test_identity_is_flat_plain_and_leaves_out_the_neutral_keys():
@@ -42,3 +42,27 @@ def test_check_resume_names_the_file_every_field_and_both_values():
     assert check_resume("f", saved, dict(saved)) == []  # the same run: nothing to accept
     with pytest.raises(ResumeError, match="optim.lr"):  # a prefix matches whole name parts only
         check_resume("f", {"optim.lr": 1}, {"optim.lr": 2}, accept=("optim.l",))
+
+
+def test_json_state_round_trip_other_runs_and_bad_files(tmp_path):
+    path = tmp_path / "suite_state.json"
+    run = {"jobs": ["probe", "few_shot"], "seed": {"value": 0}}
+    assert load_json_state(path, run) is None  # nothing to resume: a fresh start
+    save_json_state(path, run, {"done": ["probe"]})
+    assert load_json_state(path, run) == ({"done": ["probe"]}, [])
+    other = {**run, "seed": {"value": 1}}
+    with pytest.raises(ResumeError, match=r"suite_state.json: it belongs to another run: seed.value: saved 0, "
+                                          r"requested 1; .*--resume-anyway seed.value"):
+        load_json_state(path, other)
+    state, accepted = load_json_state(path, other, accept=["seed"])
+    assert accepted == [{"file": str(path), "changes": {"seed.value": [0, 1]}}]
+    save_json_state(path, other, state, accepted)  # the accepted change is kept for later resumes
+    assert load_json_state(path, other) == ({"done": ["probe"]}, accepted)
+    assert not list(tmp_path.glob(".*.tmp"))
+    good = path.read_text()
+    for content, message in (("", "empty file"), (good[:len(good) // 2], "truncated or not JSON"),
+                             ('{"format": "x"}', "not a tinyvit-bench/json-resume/v1 resume state (format 'x')"),
+                             ("[1]", "not a tinyvit-bench/json-resume/v1 resume state (format 'list')")):
+        path.write_text(content)
+        with pytest.raises(ResumeError, match=f"{path}: {message}".replace("(", r"\(").replace(")", r"\)")):
+            load_json_state(path, run)

@@ -87,7 +87,8 @@ def test_another_run_and_bad_files_are_refused_before_the_work_dir_changes(mini_
     assert "train_cfg.max_iters: saved 4, requested 6" in refused(
         "--resume-anyway", "optim_wrapper", options=("train_cfg.max_iters=6",))
 
-    marker, content, good = killed / "last_checkpoint", (killed / "last_checkpoint").read_text(), checkpoint.read_bytes()
+    marker, good = killed / "last_checkpoint", checkpoint.read_bytes()
+    content = marker.read_text()
     try:
         marker.write_text("")
         assert refused().startswith(f"cannot resume: {marker} is empty")
