@@ -124,6 +124,9 @@ def test_bad_resume_files_are_named_and_change_nothing(started, slim_cfg, store,
     other.student.arch = {**other.student.arch, "embed_dims": [16, 32, 32, 48]}
     Trainer(other, tmp_path / "other").train()
     torch.save([1, 2, 3], tmp_path / "list.pth")
+    old = torch.load(state, weights_only=True)  # as the previous version wrote it: no run identity
+    torch.save({**{k: v for k, v in old.items() if k not in ("run", "accepted_changes")},
+                "format": "tinyvit-bench/resume/v2"}, tmp_path / "v2.pth")
     cases = {
         b"": f"cannot resume: {state}: empty checkpoint file (0 bytes)",
         good[:len(good) // 2]: f"cannot resume: {state}: truncated or corrupted checkpoint",
@@ -131,6 +134,9 @@ def test_bad_resume_files_are_named_and_change_nothing(started, slim_cfg, store,
                                                 "state (a student checkpoint: to start from its weights, set "
                                                 "student.init)",
         (tmp_path / "list.pth").read_bytes(): f"cannot resume: {state}: not a TinyViT checkpoint (a list",
+        (tmp_path / "v2.pth").read_bytes(): f"cannot resume from {state}: not a tinyvit-bench/resume/v3 resume state "
+                                            "(written by an older version, without the run identity: start a new "
+                                            "work dir)",
         (tmp_path / "other/resume.pth").read_bytes(): f"cannot resume from {state}: it belongs to another run: "
                                                       "student.arch.embed_dims: saved [16, 32, 32, 48], requested "
                                                       "[16, 32, 32, 64]",

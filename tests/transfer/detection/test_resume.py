@@ -1,7 +1,8 @@
 """`--resume` of the dense harness under the resume contract, with the real mmdet Runner on the real mini COCO set:
-a seeded mini detection run SIGKILLed inside its training and resumed ends with the same weights and test metrics
-as the uninterrupted run; a checkpoint of another run, an empty or dangling `last_checkpoint` and a damaged
-checkpoint are refused in one line naming the file (and each differing field) before the work dir changes."""
+a seeded mini detection run SIGKILLed while writing a checkpoint and resumed ends with the same weights and test
+metrics as the uninterrupted run, with no temp file left; a checkpoint of another run, an empty or dangling
+`last_checkpoint` and a damaged checkpoint are refused in one line naming the file (and each differing field)
+before the work dir changes."""
 from __future__ import annotations
 
 import os
@@ -25,9 +26,9 @@ OPTIONS = ["--cfg-options", "randomness.seed=0", "train_cfg.max_iters=4", "train
                                                       ("test_dataloader", 1))]
 
 
-def _train(mini_coco, work: Path, *args: str, kill_at: int = 0) -> subprocess.CompletedProcess:
+def _train(mini_coco, work: Path, *args: str, kill: str = "none") -> subprocess.CompletedProcess:
     ann_file, img_dir, _ = mini_coco
-    return subprocess.run([sys.executable, str(KILL), str(kill_at), MINI, "--data", str(ann_file), str(img_dir),
+    return subprocess.run([sys.executable, str(KILL), kill, MINI, "--data", str(ann_file), str(img_dir),
                            "--work-dir", str(work), "--results-dir", str(work / "records"), *args, *OPTIONS],
                           capture_output=True, text=True, timeout=600, cwd=REPO,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -39,11 +40,15 @@ def _snapshot(work: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def killed(mini_coco, tmp_path_factory) -> Path:
-    """A run SIGKILLed when about to train iteration 3 of 4 (its last checkpoint: iter_2.pth)."""
+    """A run (checkpoints every 2 iterations, the last one kept) SIGKILLed while writing iter_4.pth, its last: the
+    complete iter_2.pth is still there (MMEngine alone removes it before writing the next), with the temp file of
+    iter_4.pth beside it."""
     work = tmp_path_factory.mktemp("det") / "killed"
-    proc = _train(mini_coco, work, kill_at=3)
+    proc = _train(mini_coco, work, kill="save=iter_4.pth")
     assert proc.returncode == -9, proc.stderr[-3000:]
     assert (work / "last_checkpoint").read_text().strip() == str(work / "iter_2.pth")
+    assert (work / "iter_2.pth").is_file() and not (work / "iter_4.pth").exists()
+    assert [p.name[:len(".iter_4.pth.")] for p in work.glob(".*.tmp")] == [".iter_4.pth."]
     return work
 
 
@@ -59,6 +64,8 @@ def test_killed_and_resumed_equals_the_uninterrupted_run(mini_coco, killed, tmp_
     resumed = _train(mini_coco, work, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from {work / 'iter_2.pth'} (iter 2)" in resumed.stdout + resumed.stderr
+    assert list(work.rglob("*.tmp")) == []  # the killed write's temp file, removed at the start
+    assert sorted(p.name for p in work.glob("iter_*.pth")) == ["iter_4.pth"]  # max_keep_ckpts=1 still holds
     a = torch.load(tmp_path / "reference/iter_4.pth", weights_only=True)
     b = torch.load(work / "iter_4.pth", weights_only=True)
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
