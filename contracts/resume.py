@@ -29,6 +29,11 @@ ANYWAY_HELP = ("resume even where the resume state's run differs from this one (
                "recorded")
 
 
+def accepted_by(resume_anyway: list[str] | None) -> bool | list[str]:
+    """`check_resume`'s `accept` from a `--resume-anyway [FIELD ...]` value: absent → False, no field → True."""
+    return True if resume_anyway == [] else (resume_anyway or False)
+
+
 class ResumeError(ValueError):
     """A resume file that cannot be used: unreadable, not a resume state, or another run's (the message names it)."""
 

@@ -40,7 +40,7 @@ from typing import Sequence
 import torch.distributed as dist
 from mmengine.config import DictAction
 
-from contracts.resume import ANYWAY_HELP
+from contracts.resume import ANYWAY_HELP, accepted_by
 from contracts.runtime import keep_freed_memory
 
 from .config import load_config
@@ -77,8 +77,7 @@ def main(argv: Sequence[str] | None = None) -> Trainer:
     info = init_distributed(cfg.device)
     trainer = Trainer(cfg, work_dir, info, config_sha256(cfg.to_dict()))
     if args.resume:  # read and checked before anything in the work dir changes
-        accept = True if args.resume_anyway == [] else (args.resume_anyway or False)
-        found = trainer.resume(None if args.resume == "auto" else args.resume, accept=accept)
+        found = trainer.resume(None if args.resume == "auto" else args.resume, accept=accepted_by(args.resume_anyway))
         if not found and args.resume != "auto":
             raise FileNotFoundError(f"--resume {args.resume}: no such resume file")
     if info.is_main:  # accepted: the logs open (appended to; temp files of killed writes removed), config copied

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.resume import (Change, ResumeError, changes_record, check_resume, compare, describe, flatten,
-                              identity_sha256, load_json_state, run_identity, save_json_state)
+from contracts.resume import (Change, ResumeError, accepted_by, changes_record, check_resume, compare, describe,
+                              flatten, identity_sha256, load_json_state, run_identity, save_json_state)
 
 
 def test_identity_is_flat_plain_and_leaves_out_the_neutral_keys():
@@ -40,6 +40,8 @@ def test_check_resume_names_the_file_every_field_and_both_values():
     assert describe(accepted[2:3]) == "optim.lr: saved 0.002, requested 0.001"
     assert changes_record(accepted)["optim.lr"] == [0.002, 0.001]
     assert check_resume("f", saved, dict(saved)) == []  # the same run: nothing to accept
+    # --resume-anyway's value: absent, given alone, given with fields
+    assert (accepted_by(None), accepted_by([]), accepted_by(["optim"])) == (False, True, ["optim"])
     with pytest.raises(ResumeError, match="optim.lr"):  # a prefix matches whole name parts only
         check_resume("f", {"optim.lr": 1}, {"optim.lr": 2}, accept=("optim.l",))
 

@@ -18,7 +18,7 @@ import argparse
 import copy
 from pathlib import Path
 
-from contracts.resume import ANYWAY_HELP
+from contracts.resume import ANYWAY_HELP, accepted_by
 from contracts.runtime import keep_freed_memory
 
 HARNESS = dict(backbone=None, checkpoint=None, pretrain=None, allow_keys=None, dataset=None, data_root=None,
@@ -90,8 +90,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     pretrain_name = f"{block['pretrain']}-ft-{name}" if checkpoint else name  # the fine-tuned checkpoint's meta
     run.update(mode=None, num_classes=data.num_classes, pretrain_name=pretrain_name, record=False, eval_interval=0,
                labels_index_classes=True, work_dir=str(work_dir))
-    accept = True if args.resume_anyway == [] else (args.resume_anyway or False)
-    trainer, result = run_finetune(run, work_dir, data, resume=args.resume, accept=accept)
+    trainer, result = run_finetune(run, work_dir, data, resume=args.resume, accept=accepted_by(args.resume_anyway))
     if result is None:
         print(f"stopped at step {trainer.step} of {trainer.schedule['total_steps']}: no record until the run "
               f"finishes (rerun with --resume --work-dir {work_dir})")

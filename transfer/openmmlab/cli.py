@@ -18,7 +18,7 @@ from typing import Any
 from mmengine.config import Config, ConfigDict, DictAction
 
 from contracts.fileio import remove_orphaned_temps
-from contracts.resume import ANYWAY_HELP
+from contracts.resume import ANYWAY_HELP, accepted_by
 from contracts.runtime import keep_freed_memory
 
 from .config import (backbone_checkpoint, check_backbone_checkpoint, check_checkpoint_matches, check_model_keys,
@@ -131,7 +131,7 @@ def train_main(task: DenseTask, argv: list[str] | None, description: str) -> dic
     cfg[BACKBONE_KEY] = backbone  # travels in every checkpoint's meta: what the test record names
     resuming = ""
     if args.resume:  # checked before the runner touches the work dir
-        resuming = check_resume_file(cfg, True if args.resume_anyway == [] else (args.resume_anyway or False))
+        resuming = check_resume_file(cfg, accepted_by(args.resume_anyway))
     if int(os.environ.get("RANK", "0")) == 0:  # temp files of the harness's atomic writes a kill interrupted
         for folder in ("", "checked_data"):
             remove_orphaned_temps(os.path.join(cfg.work_dir, folder))
