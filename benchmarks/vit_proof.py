@@ -3,7 +3,7 @@ where labels are scarce (the D-MAE poster's claim)? Each model is evaluated at s
 the answer comes with learning curves.
 
     python -m benchmarks.vit_proof [--quick] [--out results/vit_proof] [--images 3200] [--epochs 4]
-        [--teacher-epochs 12] [--depth 6] [--lr 1.5e-3] [--points 4]
+        [--teacher-epochs 12] [--depth 6] [--lr 1.5e-3] [--points 4] [--resume-anyway [FIELD ...]]
 
   1. teacher   a ViT-Small-shaped ViT (384-d, 6 heads) at 32 px, patch 4, MAE-pretrained label-free on the images of
                the seen classes 0-4 (`distill_pretrain.train`, objective `mae`) for --teacher-epochs
@@ -29,7 +29,8 @@ tied everything and left the teacher barely above random weights; sized to finis
 - 3,200 seen-class images (the first run: 2,400);
 - unchanged: 75% masking, the 2-block 128-d decoder, the objectives' weights (D-MAE's code uses attention weight 1,
   TinyMIM's both relation weights 1).
-Re-running with the same OUT resumes each pretraining run where it stopped (the trainer's `--resume auto`).
+Re-running with the same OUT resumes each pretraining run where it stopped (the trainer's `--resume auto`, checked
+against the run: other sizes or lr in the same OUT are refused, naming the fields; `--resume-anyway` passes on).
 Writes linear_probe / few_shot records under OUT/records (the pretraining point as `setting.pretrain_step` and
 `setting.pretrain_epoch`), the final table and the curve table to OUT/vit_proof.md and prints them, and plots the
 curves (OUT/plots/vit_proof_curves.png|pdf) and the pretraining losses (OUT/plots/vit_proof_pretraining.png|pdf).
@@ -46,6 +47,7 @@ from typing import Sequence
 
 from contracts.fileio import atomic_write_text
 from contracts.provenance import REPO_ROOT
+from contracts.resume import ANYWAY_HELP
 from contracts.runtime import keep_freed_memory
 
 from .demo import NOVEL_CLASSES, TRANSFER_DATASET
@@ -85,13 +87,16 @@ class Point:
     path: Path
 
 
-def _train(config: Path, work: Path, size: Size, epochs: int, extra: Sequence[str]) -> list[Point]:
-    """One pretraining run (resumed when `work` has one); returns its kept checkpoints and its final one."""
+def _train(config: Path, work: Path, size: Size, epochs: int, extra: Sequence[str],
+           anyway: Sequence[str] | None = None) -> list[Point]:
+    """One pretraining run (resumed when `work` has one of the same run; `anyway`: the trainer's
+    --resume-anyway fields); returns its kept checkpoints and its final one."""
     from distill_pretrain import train
     shape = [f"{p}.patch_size={PATCH}" for p in ("student", "objective.student")]
     if size.depth:
         shape += [f"{p}.depth={size.depth}" for p in ("student", "objective.student")]
-    train.main([str(config), "--work-dir", str(work), "--resume", "auto", "--cfg-options", f"data.train.classes={SEEN}",
+    resume = ["--resume", "auto"] + (["--resume-anyway", *anyway] if anyway is not None else [])
+    train.main([str(config), "--work-dir", str(work), *resume, "--cfg-options", f"data.train.classes={SEEN}",
                 f"data.train.limit={size.images}", f"data.batch_size={size.batch}", f"epochs={epochs}",
                 f"keep_interval={max(1, epochs // size.points)}", f"optim.lr={size.lr}", "optim.warmup_epochs=0.5",
                 "record=False", *shape, *extra])
@@ -108,16 +113,17 @@ def checkpoints(work: Path) -> list[Point]:
     return [points[s] for s in sorted(points)]
 
 
-def pretrain(out: Path, size: Size) -> dict[str, list[Point]]:
+def pretrain(out: Path, size: Size, anyway: Sequence[str] | None = None) -> dict[str, list[Point]]:
     """Steps 1-2: the MAE teacher, then the three students from its final checkpoint."""
     runs = {"teacher": _train(CONFIGS["mae"], out / "work/teacher_mae", size, size.teacher_epochs,
                               [f"student.arch={TEACHER}", f"objective.student.arch={TEACHER}",
-                               "pretrain_name=fmnist-seen-mae"])}
+                               "pretrain_name=fmnist-seen-mae"], anyway)}
     spec = [f"objective.teacher.name={TEACHER}", f"objective.teacher.checkpoint={runs['teacher'][-1].path}",
             f"objective.teacher.patch_size={PATCH}"] + ([f"objective.teacher.depth={size.depth}"] if size.depth else [])
     for objective in STUDENTS:
         runs[objective] = _train(CONFIGS[objective], out / f"work/student_{objective}", size, size.epochs,
-                                 [f"pretrain_name=fmnist-seen-{objective}"] + (spec if objective != "mae" else []))
+                                 [f"pretrain_name=fmnist-seen-{objective}"] + (spec if objective != "mae" else []),
+                                 anyway)
     return runs
 
 
@@ -254,11 +260,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "every max(1, epochs // points) epochs, plus the last)")
     parser.add_argument("--probe", type=int, default=2000, help="held-out images for probe train and test each")
     parser.add_argument("--episodes", type=int, default=200, help="5-way 5-shot episodes")
+    parser.add_argument("--resume-anyway", nargs="*", metavar="FIELD",
+                        help="passed to every pretraining run's resume: " + ANYWAY_HELP)
     args = parser.parse_args(argv)
     keep_freed_memory()  # large CPU tensors reuse the heap (`contracts.runtime`)
     out, size = Path(args.out), Size.of(args)
     start = time.perf_counter()
-    runs = pretrain(out, size)
+    runs = pretrain(out, size, args.resume_anyway)
     rows = transfer(out, size, runs)
     text = table(rows, size, time.perf_counter() - start)
     atomic_write_text(out / "vit_proof.md", text)

@@ -1,4 +1,10 @@
-"""Atomic writes and hashing: the one mechanism the project uses for every file it writes or fingerprints."""
+"""Atomic writes and hashing: the one mechanism the project uses for every file it writes or fingerprints.
+
+Temp files: `atomic_write` writes `.<name>.<random>.tmp` beside the target (a rename is atomic only within one
+file system), so a restart finds what a killed process left: every long job sweeps the folders it owns with
+`remove_orphaned_temps` when it starts, after its resume checks accepted the work dir (a refused resume changes
+nothing). Folders that concurrent jobs share (a results dir) are not swept: a live writer's temp may be there.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -38,7 +44,8 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def remove_orphaned_temps(folder: str | Path, name: str = "*") -> list[Path]:
-    """Delete the temp files `atomic_write` left in `folder` for files matching `name` (after a kill -9)."""
+    """Delete the temp files `atomic_write` left in `folder` for files matching `name` (after a kill -9); returns
+    them. Only for a folder no other live process writes into (see the module doc)."""
     removed = []
     for tmp in Path(folder).glob(f".{name}.*.tmp"):
         tmp.unlink(missing_ok=True)

@@ -7,8 +7,8 @@ from .teachers import build_teacher
 __all__ = ["LogitStore", "SparseTargets", "StoreError", "recover_dense", "ReplayDataset", "AugmentConfig",
            "collate_replay", "sample_seed", "sample_seeds", "build_dataset", "dataset_identity", "build_teacher"]
 
-# Student trainer in parts (config, dist, student, sampler, objectives, trainer). Loaded lazily so
-# `python -m distill_pretrain.train` does not import itself twice.
+# Student trainer in parts (config, dist, student, sampler, objectives, trainer; beside the loop: run_log,
+# evaluation, resume). Loaded lazily so `python -m distill_pretrain.train` does not import itself twice.
 _TRAINER_EXPORTS = {"Trainer": "trainer", "load_config": "config", "build_student": "student",
                     "soft_cross_entropy": "objectives", "OBJECTIVES": "objectives", "Objective": "objectives",
                     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "export_backbone": "export"}

@@ -15,8 +15,8 @@ Checkpoint (one `torch.save` file of plain types; `torch.load(weights_only=True)
 
 `backbones.load_pretrained` and `init_cfg=dict(type='Pretrained', checkpoint=...)` read it unchanged.
 
-Resume state (`resume.pth`, plain types too): model, optimizer, EMA, AMP scaler, RNG states, the step and the
-position inside the epoch. Every file is written to a temp file, fsynced and renamed (atomic).
+The resume state beside it (`resume.pth`) is `distill_pretrain.resume`'s. Every file is written to a temp file,
+fsynced and renamed (atomic).
 """
 from __future__ import annotations
 
@@ -75,6 +75,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint (format={found!r})")
     return obj
+
+
+STORE_META = ("format", "num_classes", "topk", "value_format", "index_dtype", "value_dtype", "transform_hash",
+              "base_seed", "seed_policy", "chunk_size", "dataset", "pipeline")
+
+
+def store_identity(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """What a checkpoint's meta `store` keeps of the store's manifest (`STORE_META`, plain types)."""
+    return plain({k: manifest[k] for k in STORE_META if k in manifest})
 
 
 def rng_state() -> dict[str, Any]:

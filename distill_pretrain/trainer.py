@@ -5,7 +5,8 @@ optimises the student's and the objective's trainable parameters: AdamW, cosine 
 LR = `optim.lr` × total batch / `optim.base_batch`, gradient clipping, AMP (float16 + GradScaler on CUDA, or
 bfloat16 without one, also on the CPU), gradient accumulation, DDP, optional EMA. Resume is exact: student,
 objective, optimizer, EMA, scaler, every rank's RNG and the position inside the epoch are saved, and the data
-order and augmentation are pure functions of (seed, epoch, index). The exported checkpoint holds the student only.
+order and augmentation are pure functions of (seed, epoch, index); a resume state of another run is refused
+(`distill_pretrain.resume`). The exported checkpoint holds the student only.
 
 The loop does not wait for the device between log lines: loss, objective rates and gradient norm stay device
 tensors until the next log line (or resume state, or the end), which reads every step since the last one in one
@@ -15,14 +16,17 @@ Images come through a replay pipeline (`distill_pretrain.replay`, `data.pipeline
 own, so the student sees the teacher's pixels): the loader's workers yield raw batches keyed by (epoch, index),
 `Trainer.prepare` finishes them on the device (`Replay.finish`), leaves out unreadable samples (counted, logged)
 and adds the stored targets; `Trainer.train_step` is one optimizer step on such a batch (what benchmarks drive).
+
+The parts beside the loop: `run_log` (train.log, log.jsonl, TensorBoard, progress lines), `evaluation`
+(`Trainer.evaluate`'s counts and records), `resume` (the resume state's identity and reader), `checkpoint`.
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import time
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 import torch.distributed as dist
@@ -30,27 +34,20 @@ from mmengine.config import Config
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from contracts.resume import describe
 from contracts.runtime import cudnn_autotune
 
-from .checkpoint import atomic_torch_save, plain, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import atomic_torch_save, plain, save_checkpoint, store_identity
 from .config import default_pretrain_name, resolve_config
 from .dist import DistInfo, select_device, to_device
+from .evaluation import EvalDataset, eval_loader, evaluated_file, measure, write_distill_record
 from .objectives import build_objective, objective_class
 from .optim import build_optimizer, cosine_lr, schedule_from_cfg, set_lr
 from .replay import drop_unreadable
+from .resume import STATE_FILE, read_resume_state, restore_trainer, trainer_identity, trainer_state
+from .run_log import Progress, RunLog, StepStats, read_rows
 from .sampler import EpochBatchSampler, EpochCollate, EpochReplay
 from .student import build_student, student_meta, student_name
-
-RESUME_FORMAT = "tinyvit-bench/resume/v2"
-
-
-def open_run_log(work_dir: str | Path, main: bool = True) -> None:
-    """Make `work_dir/train.log` (main rank; others log to the console only) the log of the run about to start:
-    one MMEngine logger per work dir, so a second run in the same process does not write into the first's file."""
-    from mmengine.logging import MMLogger
-    work_dir = Path(work_dir)
-    MMLogger.get_instance(f"distill_pretrain:{work_dir.resolve()}",
-                          log_file=str(work_dir / "train.log") if main else None)
 
 
 class TrainStep(nn.Module):
@@ -62,24 +59,6 @@ class TrainStep(nn.Module):
 
     def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         return self.objective(self.student, batch)
-
-
-class EvalDataset(Dataset):
-    """(image, label) of a labelled data set through the deterministic eval transform (resize, centre crop)."""
-
-    def __init__(self, dataset: Dataset, train_aug: Any) -> None:
-        from .augment import AugmentConfig
-        self.dataset = dataset
-        self.transform = AugmentConfig.coerce({**train_aug.to_dict(), "mode": "eval"}).build_transform()
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        image, label = self.dataset[i]
-        if hasattr(image, "convert"):
-            image = image.convert("RGB")
-        return self.transform(image), -1 if label is None else int(label)
 
 
 class Trainer:
@@ -117,7 +96,9 @@ class Trainer:
         self.batch_in_epoch = 0  # micro-batches of `epoch` consumed
         self.history: list[dict[str, float]] = []
         self._pending: list[dict[str, Any]] = []  # steps whose device values `_read_pending` has not read yet
-        self._tb = None
+        self.run_log = RunLog(self.work_dir, self.dist.is_main)
+        self.accepted_changes: list[dict[str, Any]] = []  # changes accepted at resumes, kept in every resume state
+        self.resumed_from: tuple[Path, str] | None = None  # (resume file, accepted changes) of this attempt
         self._train_loader: DataLoader | None = None
         self._val_loader: DataLoader | None = None
 
@@ -243,49 +224,39 @@ class Trainer:
         return "off" if not self.cfg.amp else f"off ({self.cfg.amp_dtype} autocast needs CUDA; bfloat16 runs on cpu)"
 
     # --------------------------------------------------------------------------------------- resume state
-    def state_dict(self) -> dict[str, Any]:
-        """Everything exact resume needs (plain types + tensors)."""
-        self._read_pending()
-        rngs = [rng_state()]
-        if self.dist.world_size > 1:
-            rngs = [None] * self.dist.world_size
-            dist.all_gather_object(rngs, rng_state())
-        return {"format": RESUME_FORMAT, "config_sha256": self.config_sha256,
-                "model": self.model.state_dict(), "objective": self.objective.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-                "ema": self.ema.module.state_dict() if self.ema else None,
-                "rng": rngs, "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                "world_size": self.dist.world_size, "history": self.history}
+    @cached_property
+    def run_identity(self) -> dict[str, Any]:
+        """What this run's result depends on, compared field by field on resume (`distill_pretrain.resume`)."""
+        return trainer_identity(self)
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if state.get("format") != RESUME_FORMAT:
-            raise ValueError(f"not a resume state ({state.get('format')!r} != {RESUME_FORMAT!r})")
-        if state["world_size"] != self.dist.world_size:
-            raise ValueError(f"resume state was written by {state['world_size']} ranks, this run has "
-                             f"{self.dist.world_size}: the data position would not match")
-        self.model.load_state_dict(state["model"])
-        self.objective.load_state_dict(state["objective"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
-        if self.ema is not None and state.get("ema") is not None:
-            self.ema.module.load_state_dict(state["ema"])
-        set_rng_state(state["rng"][self.dist.rank])
-        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        self.history = list(state.get("history", []))
+    def state_dict(self) -> dict[str, Any]:
+        """Everything exact resume needs (plain types + tensors), and the identity of the run it belongs to."""
+        self._read_pending()
+        return trainer_state(self)
+
+    def load_state_dict(self, state: Mapping[str, Any], accept: bool | Iterable[str] = False,
+                        source: str | Path = "resume state") -> str:
+        """Continue from `state` if it belongs to this run (`distill_pretrain.resume.restore_trainer`: another
+        run's raises `ResumeError` naming `source` and every differing field, unless `accept`ed); returns the
+        accepted changes, described."""
+        changes = restore_trainer(self, state, accept, source)
         self._pending = []
+        return describe(changes)
 
     def save_resume(self) -> None:
         state = self.state_dict()  # collective under DDP: every rank calls it
         if self.dist.is_main:
-            atomic_torch_save(state, self.work_dir / "resume.pth")
+            atomic_torch_save(state, self.work_dir / STATE_FILE)
 
-    def resume(self, path: str | Path | None = None) -> bool:
-        """Load `resume.pth` (or `path`) if present; returns whether it did."""
-        path = Path(path) if path else self.work_dir / "resume.pth"
+    def resume(self, path: str | Path | None = None, accept: bool | Iterable[str] = False) -> bool:
+        """Continue from `resume.pth` (or `path`) if the file is there; returns whether it was. The file is read and
+        its run compared before anything in the work dir changes: a bad file or another run's state raises
+        `ResumeError` naming the file and the cause or every differing field (`accept`: see `load_state_dict`)."""
+        path = Path(path) if path else self.work_dir / STATE_FILE
         if not path.is_file():
             return False
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        self.log(f"resumed from {path}: epoch {self.epoch}, batch {self.batch_in_epoch}, step {self.step}")
+        changes = self.load_state_dict(read_resume_state(path), accept, source=path)
+        self.resumed_from = (path, changes)
         return True
 
     # ---------------------------------------------------------------------------------------- checkpoint
@@ -304,6 +275,8 @@ class Trainer:
         meta.update(epoch=int(epoch), step=int(self.step), objective=self.cfg.mode, pretrain=self.pretrain_name,
                     config_sha256=self.config_sha256, git_commit=git_commit(), teacher=self._teacher_identity(),
                     store=self._store_identity())
+        if self.accepted_changes:  # the run was resumed with changes someone accepted (--resume-anyway)
+            meta["accepted_resume_changes"] = self.accepted_changes
         return meta
 
     def _teacher_identity(self) -> dict[str, Any] | None:
@@ -315,12 +288,7 @@ class Trainer:
     def _store_identity(self) -> dict[str, Any] | None:
         if self.store is None:
             return None
-        manifest = self.store.manifest
-        keep = ("format", "num_classes", "topk", "value_format", "index_dtype", "value_dtype", "transform_hash",
-                "base_seed", "seed_policy", "chunk_size", "dataset", "pipeline")
-        ident = {k: manifest[k] for k in keep if k in manifest}
-        ident["path"] = str(self.cfg.store.path)
-        return plain(ident)
+        return {**store_identity(self.store.manifest), "path": str(self.cfg.store.path)}
 
     def save_checkpoints(self, epoch: int, keep: bool = False) -> None:
         """`checkpoint.pth` (the student) and, with EMA, `checkpoint_ema.pth` (its EMA); with `keep`, also the student
@@ -336,24 +304,11 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------- logging
     def log(self, msg: str) -> None:
-        if self.dist.is_main:
-            from mmengine.logging import print_log
-            print_log(msg, logger="current")
+        """A line of `train.log` (main rank); the first one opens the run's logs (`RunLog.open`)."""
+        self.run_log.info(msg)
 
     def _scalars(self, values: Mapping[str, float], step: int) -> None:
-        if not self.dist.is_main:
-            return
-        with open(self.work_dir / "log.jsonl", "a") as f:
-            f.write(json.dumps({"step": step, **values}) + "\n")
-        if self._tb is None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                self._tb = SummaryWriter(str(self.work_dir / "tb"))
-            except ImportError:
-                self._tb = False
-        if self._tb:
-            for k, v in values.items():
-                self._tb.add_scalar(k, v, step)
+        self.run_log.scalars(values, step)
 
     # ------------------------------------------------------------------------------------------ training
     def loader(self) -> DataLoader:
@@ -401,7 +356,7 @@ class Trainer:
         grad_norm = self._optimizer_step()
         if not read:
             return {**{k: v.detach() if torch.is_tensor(v) else v for k, v in out.items()}, "grad_norm": grad_norm}
-        return _read_rows([{**{k: (v, 1) for k, v in out.items()}, "grad_norm": (grad_norm, 1)}])[0]
+        return read_rows([{**{k: (v, 1) for k, v in out.items()}, "grad_norm": (grad_norm, 1)}])[0]
 
     def _backward(self, batch: Mapping[str, Any], accum: int, sync: bool, first: bool = True) -> dict[str, Any]:
         """Forward and (scaled, divided by ``accum``) backward of one micro-batch; DDP reduces only when ``sync``;
@@ -433,7 +388,7 @@ class Trainer:
     def _read_pending(self) -> None:
         """Read the device values of the steps not read yet (one device→host copy) into `history`."""
         if self._pending:
-            self.history += _read_rows(self._pending)
+            self.history += read_rows(self._pending)
             self._pending = []
 
     def _set_train_mode(self) -> None:
@@ -448,82 +403,45 @@ class Trainer:
 
     def train(self) -> list[dict[str, float]]:
         """Train until `epochs` (or `stop_after_steps` more steps); returns the per-step history."""
-        cfg = self.cfg
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        accum = int(cfg.optim.accum_steps)
+        cfg, accum = self.cfg, int(self.cfg.optim.accum_steps)
         total_steps = int(self.schedule["total_steps"])
-        stop_at = total_steps
-        if cfg.stop_after_steps is not None:
-            stop_at = min(total_steps, self.step + int(cfg.stop_after_steps))
-        self.log(f"objective={cfg.mode} student={student_name(self.model, cfg.student)} classes={self.num_classes} "
-                 f"samples={len(self.train_set)} world={self.dist.world_size} batch/rank={cfg.data.batch_size} "
-                 f"accum={accum} total_batch={self.total_batch} lr={self.schedule['base_lr']:.3g} "
-                 f"steps/epoch={self.steps_per_epoch} total_steps={total_steps} device={self.device}"
-                 f"{'' if self.cudnn_benchmark is None else f' cudnn_benchmark={self.cudnn_benchmark}'} "
-                 f"amp={self.amp_description} optim={self.optim_description} compile={cfg.compile or 'off'} "
-                 f"workers={cfg.data.num_workers} pipeline={self.replay.pipeline} pretrain={self.pretrain_name}")
+        stop_at = total_steps if cfg.stop_after_steps is None else min(total_steps,
+                                                                       self.step + int(cfg.stop_after_steps))
+        self.log(self._run_line(total_steps))
+        if self.resumed_from is not None:
+            self.run_log.mark_resume(self.resumed_from[0], self.epoch, self.batch_in_epoch, self.step,
+                                     self.resumed_from[1])
         if cfg.eval_before_train and self.step == 0 and self.val_set is not None:
             self.evaluate(-1)
-        t_window, n_window, t_run, steps_run = time.perf_counter(), 0, time.perf_counter(), 0
-        run_start_step, saved = self.step, False
-        skipped, errors = 0, []  # samples with unreadable images left out (data.on_error='skip'), first messages
-        stats = _Window()
-        t_step = time.perf_counter()
+        progress, stats, saved = Progress(self.step, stop_at), StepStats(), False
         self._set_train_mode()
         for batch in (self.loader() if self.step < stop_at else ()):
             epoch, micro, saved = self.epoch, self.batch_in_epoch % accum, False
             lr = cosine_lr(self.step, **self.schedule)
             set_lr(self.optimizer, lr)
             batch = self.prepare(batch)
-            skipped += batch["skipped"]
-            if batch["skipped"] and len(errors) < 5:
-                errors += batch["errors"][:5 - len(errors)]
+            progress.add_batch(batch, self.dist.world_size)
             if len(batch["index"]):
                 stats.add(self._backward(batch, accum, sync=micro == accum - 1 or self.dist.world_size == 1,
                                          first=micro == 0))
             elif self.dist.world_size > 1:  # the other ranks' gradient all-reduce would wait for this one
                 raise RuntimeError(f"epoch {epoch}: every image of a micro-batch was unreadable: {batch['errors']}")
             self.batch_in_epoch += 1
-            n_window += batch["image"].shape[0] * self.dist.world_size
             if micro == accum - 1:
                 grad_norm = self._optimizer_step()
                 self.step += 1
-                steps_run += 1
-                now = time.perf_counter()
-                self._pending.append({"step": self.step, **stats.row(lr, grad_norm, skipped), "step_s": now - t_step})
-                stats = _Window()
+                self._pending.append({"step": self.step, **stats.row(lr, grad_norm, progress.skipped),
+                                      "step_s": progress.step_done()})
+                stats = StepStats()
                 if self.step % int(cfg.log_interval) == 0 or self.step == stop_at:
-                    self._read_pending()  # waits for the device: the wait is this step's time
-                    waited = time.perf_counter() - now
-                    now += waited
-                    self.history[-1]["step_s"] += waited
-                    record = {k: v for k, v in self.history[-1].items() if k not in ("step", "step_s")}
-                    ips = n_window / max(now - t_window, 1e-9)
-                    eta = (now - t_run) / steps_run * (stop_at - self.step)
-                    extras = " ".join(f"{k} {v:.3f}" for k, v in record.items()
-                                      if k not in ("loss", "lr", "grad_norm", "skipped"))
-                    self.log(f"epoch {epoch} [{self.batch_in_epoch // accum}/{self.steps_per_epoch}] step "
-                             f"{self.step}/{total_steps} loss {record['loss']:.4f} lr {lr:.3e} grad_norm "
-                             f"{record['grad_norm']:.3f} {extras} {ips:.1f} img/s eta {_fmt_eta(eta)}"
-                             + (f" | {skipped} unreadable images skipped" if skipped else ""))
-                    self._scalars({**{f"train/{k}": v for k, v in record.items()}, "train/img_per_s": ips}, self.step)
-                    t_window, n_window = now, 0
-                t_step = now
+                    self._log_step(epoch, lr, total_steps, progress)
                 if cfg.save_interval and self.step % int(cfg.save_interval) == 0:
                     self.save_resume()
                     saved = True
             if self.batch_in_epoch >= self.batches_per_epoch:
-                self.epoch += 1
-                self.batch_in_epoch = 0
-                keep = bool(cfg.keep_interval) and self.epoch % int(cfg.keep_interval) == 0
-                self.save_checkpoints(epoch, keep=keep)
-                if self.val_set is not None and cfg.eval_interval and (self.epoch % int(cfg.eval_interval) == 0
-                                                                        or self.step >= total_steps):
-                    self.evaluate(epoch)
-                self.save_resume()
+                self._end_epoch(epoch, total_steps)
                 saved = True
-                self._set_train_mode()
-                t_step = time.perf_counter()  # checkpoint / eval time is not the next step's
+                progress.restart()
             if self.step >= stop_at:
                 break
         if not saved:
@@ -531,130 +449,78 @@ class Trainer:
         self._read_pending()
         if self.batch_in_epoch:  # stopped inside an epoch: leave a checkpoint of where it is
             self.save_checkpoints(self.epoch)
-        self.log(f"stopped at step {self.step}/{total_steps} after {steps_run} steps "
-                 f"({(time.perf_counter() - t_run) / max(steps_run, 1):.3f} s/step); from step {run_start_step}"
-                 + (f"; skipped {skipped} samples with unreadable images: {'; '.join(errors)}" if skipped else ""))
+        self.log(progress.summary(self.step, total_steps))
+        self.run_log.flush()
         return self.history
 
+    def _run_line(self, total_steps: int) -> str:
+        """The first line of an attempt: what runs, how, where."""
+        cfg = self.cfg
+        return (f"objective={cfg.mode} student={student_name(self.model, cfg.student)} classes={self.num_classes} "
+                f"samples={len(self.train_set)} world={self.dist.world_size} batch/rank={cfg.data.batch_size} "
+                f"accum={cfg.optim.accum_steps} total_batch={self.total_batch} lr={self.schedule['base_lr']:.3g} "
+                f"steps/epoch={self.steps_per_epoch} total_steps={total_steps} device={self.device}"
+                f"{'' if self.cudnn_benchmark is None else f' cudnn_benchmark={self.cudnn_benchmark}'} "
+                f"amp={self.amp_description} optim={self.optim_description} compile={cfg.compile or 'off'} "
+                f"workers={cfg.data.num_workers} pipeline={self.replay.pipeline} pretrain={self.pretrain_name}")
+
+    def _log_step(self, epoch: int, lr: float, total_steps: int, progress: Progress) -> None:
+        """Read the steps since the last line (the wait for the device is the last step's time) and log the last."""
+        waited = -time.perf_counter()
+        self._read_pending()
+        waited += time.perf_counter()
+        self.history[-1]["step_s"] += waited
+        progress.add_wait(waited)
+        record = {k: v for k, v in self.history[-1].items() if k not in ("step", "step_s")}
+        line, ips = progress.line(epoch, self.batch_in_epoch // int(self.cfg.optim.accum_steps),
+                                  self.steps_per_epoch, self.step, total_steps, record, lr)
+        self.log(line)
+        self._scalars({**{f"train/{k}": v for k, v in record.items()}, "train/img_per_s": ips}, self.step)
+
+    def _end_epoch(self, epoch: int, total_steps: int) -> None:
+        """After the last batch of `epoch`: checkpoints (kept every `keep_interval` epochs), evaluation (every
+        `eval_interval` epochs and after the last step), resume state."""
+        cfg = self.cfg
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        keep = bool(cfg.keep_interval) and self.epoch % int(cfg.keep_interval) == 0
+        self.save_checkpoints(epoch, keep=keep)
+        if self.val_set is not None and cfg.eval_interval and (self.epoch % int(cfg.eval_interval) == 0
+                                                                or self.step >= total_steps):
+            self.evaluate(epoch)
+        self.save_resume()
+        self._set_train_mode()
+
     # ---------------------------------------------------------------------------------------- evaluation
-    @torch.no_grad()
     def evaluate(self, epoch: int | None = None, checkpoint: str | Path | None = None) -> dict[str, float]:
-        """top-1/top-5 against labels (when the classes match) and top-1 agreement with the teacher.
+        """top-1/top-5 against labels (when the classes match) and top-1 agreement with the teacher
+        (`distill_pretrain.evaluation.measure`), logged and (main rank, `record`) written as a `distill` record.
 
         Evaluates the EMA when there is one (its record names `checkpoint_ema.pth`), else the student; with
         `checkpoint` (weights loaded by `load_weights`), the student, recorded under that file.
         """
         if self.val_set is None:
             raise ValueError("config: data.val is not set")
+        cfg = self.cfg
         use_ema = self.ema is not None and checkpoint is None
-        model = self.ema.module if use_ema else self.model
-        model.eval()
-        counts = torch.zeros(5, dtype=torch.float64)  # seen, top1, top5, agree top-1, teacher top-1 in top-5
-        teacher_votes = torch.zeros(max(self.num_classes, 1), dtype=torch.float64)
-        for images, labels in self._eval_loader():
-            images = images.to(self.device, non_blocking=True)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-                logits = model(images).float()
-                t_top1 = self.teacher(images).argmax(-1) if self.teacher is not None else None
-            counts[0] += len(labels)
-            labels = labels.to(self.device)
-            top5 = logits.topk(min(5, logits.shape[1]), dim=-1).indices
-            counts[1] += (top5[:, 0] == labels).sum().item()
-            counts[2] += (top5 == labels[:, None]).any(1).sum().item()
-            if t_top1 is not None:
-                counts[3] += (t_top1 == top5[:, 0]).sum().item()
-                counts[4] += (top5 == t_top1[:, None]).any(1).sum().item()
-                votes = torch.bincount(t_top1.cpu(), minlength=len(teacher_votes))
-                teacher_votes += votes[:len(teacher_votes)].double()
-        if self.dist.world_size > 1:
-            dist.all_reduce(counts)
-        seen = max(counts[0].item(), 1)
-        metrics = ({"top1": counts[1].item() / seen, "top5": counts[2].item() / seen}
-                   if self.cfg.labels_index_classes else {})
-        if self.teacher is not None:
-            if self.dist.world_size > 1:
-                dist.all_reduce(teacher_votes)
-            metrics["teacher_agreement_top1"] = counts[3].item() / seen
-            metrics["teacher_top1_in_student_top5"] = counts[4].item() / seen
-            # what a constant student predicting the teacher's most frequent class would score
-            metrics["teacher_majority_baseline"] = teacher_votes.max().item() / seen
+        if self._val_loader is None:
+            self._val_loader = eval_loader(self.val_set, self.dist, int(cfg.data.batch_size),
+                                           int(cfg.data.num_workers), int(cfg.seed))
+        metrics, seen = measure(self.ema.module if use_ema else self.model, self._val_loader, self.device,
+                                teacher=self.teacher, num_classes=self.num_classes,
+                                world_size=self.dist.world_size, amp_dtype=self.amp_dtype, use_amp=self.use_amp,
+                                labels_index_classes=bool(cfg.labels_index_classes))
         self._set_train_mode()
         shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        self.log(f"eval epoch {epoch}{' (EMA)' if use_ema else ''}: {shown} ({int(seen)} images, device={self.device} "
+        self.log(f"eval epoch {epoch}{' (EMA)' if use_ema else ''}: {shown} ({seen} images, device={self.device} "
                  f"amp={self.amp_description})")
         self._scalars({f"val/{k}": v for k, v in metrics.items()}, self.step)
-        if self.dist.is_main and self.cfg.record and metrics:  # nothing measured (no labels, no teacher): no record
-            self._write_record(metrics, epoch, self._evaluated_file(use_ema, checkpoint), use_ema)
+        if self.dist.is_main and cfg.record and metrics:  # nothing measured (no labels, no teacher): no record
+            weights = evaluated_file(self.work_dir, use_ema, checkpoint, self.step, cfg.student.init)
+            write_distill_record(cfg, metrics, weights, student_name(self.model, cfg.student),
+                                 {"epoch": epoch, "step": self.step, "ema": use_ema,
+                                  "img_size": int(self.aug_cfg.img_size), "total_batch": self.total_batch,
+                                  "device": str(self.device), "amp": self.amp_description,
+                                  "pipeline": self.replay.pipeline, "work_dir": str(self.work_dir)},
+                                 self.work_dir / "records")
         return metrics
-
-    def _eval_loader(self) -> DataLoader:
-        if self._val_loader is None:
-            shard = list(range(self.dist.rank, len(self.val_set), self.dist.world_size))
-            workers = int(self.cfg.data.num_workers)
-            # an own generator: evaluating must not draw from the global RNG the training steps use
-            self._val_loader = DataLoader(torch.utils.data.Subset(self.val_set, shard),
-                                          batch_size=int(self.cfg.data.batch_size), num_workers=workers,
-                                          pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
-                                          generator=torch.Generator().manual_seed(int(self.cfg.seed)))
-        return self._val_loader
-
-    def _evaluated_file(self, use_ema: bool, checkpoint: str | Path | None) -> Path | None:
-        """The file holding the weights just evaluated (None: random weights, nothing trained or loaded yet)."""
-        if checkpoint is not None:
-            return Path(checkpoint)
-        path = self.work_dir / ("checkpoint_ema.pth" if use_ema else "checkpoint.pth")
-        if path.is_file() and self.step > 0:
-            return path
-        return Path(self.cfg.student.init) if self.cfg.student.init else None
-
-    def _write_record(self, metrics: Mapping[str, float], epoch: int | None, weights: Path | None,
-                      ema: bool) -> None:
-        from backbones.provenance import describe_checkpoint
-        from contracts.records import make_record, write_record
-        backbone = describe_checkpoint(weights, student_name(self.model, self.cfg.student))
-        rec = make_record("distill", dataset=str(self.cfg.data.val.get("type", "val")), split="val",
-                          metrics=metrics, config=self.cfg.to_dict(), backbone=backbone,
-                          # setting.mode: the objective's name (benchmarks.table groups distill records by it)
-                          setting={"mode": self.cfg.mode, "epoch": epoch, "step": self.step, "ema": ema,
-                                   "img_size": int(self.aug_cfg.img_size), "total_batch": self.total_batch,
-                                   "device": str(self.device), "amp": self.amp_description,
-                                   "pipeline": self.replay.pipeline,
-                                   "work_dir": str(self.work_dir)})
-        write_record(rec, self.work_dir / "records")
-
-
-class _Window:
-    """The objective's outputs over the micro-batches of one optimizer step, summed on the device (not read)."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, Any] = {}
-        self.counts: dict[str, int] = {}
-
-    def add(self, out: Mapping[str, Any]) -> None:
-        for key, value in out.items():
-            value = value.detach().float() if isinstance(value, torch.Tensor) else float(value)
-            self.sums[key] = self.sums[key] + value if key in self.sums else value
-            self.counts[key] = self.counts.get(key, 0) + 1
-
-    def row(self, lr: float, grad_norm: torch.Tensor | float, skipped: int) -> dict[str, Any]:
-        """The step's history row in `_read_rows`' form: means as (sum, count), read later."""
-        rates = {k: (self.sums[k], self.counts[k]) for k in self.sums if k != "loss"}
-        return {"loss": (self.sums.get("loss", 0.0), max(self.counts.get("loss", 0), 1)), "lr": lr,
-                "grad_norm": (grad_norm, 1), **rates, "skipped": skipped}
-
-
-def _read_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows with every (value, count) pair → float(value) / count, all device tensors read in one copy."""
-    tensors = [v[0] for row in rows for v in row.values() if isinstance(v, tuple) and torch.is_tensor(v[0])]
-    read = iter(torch.stack([t.float().reshape(()).to(tensors[0].device) for t in tensors]).tolist()
-                if tensors else [])
-
-    def mean(value: Any, count: int) -> float:
-        return (next(read) if torch.is_tensor(value) else float(value)) / count
-
-    return [{k: mean(*v) if isinstance(v, tuple) else v for k, v in row.items()} for row in rows]
-
-
-def _fmt_eta(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

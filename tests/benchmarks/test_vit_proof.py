@@ -8,6 +8,7 @@ import pytest
 from benchmarks import vit_proof
 from contracts.fileio import file_sha256
 from contracts.records import read_records, validate_record
+from contracts.resume import ResumeError
 
 MODELS = ("random ViT-T", "ViT-T mae", "ViT-T dmae", "ViT-T tinymim", "teacher ViT-S mae")
 
@@ -54,3 +55,7 @@ def test_quick_proof_trains_the_chain_and_tabulates_every_model_along_its_pretra
     # the final checkpoint is the last kept one (same weights), so it is not evaluated twice
     last = work / "student_mae"
     assert vit_proof.checkpoints(last)[-1].path.name == "checkpoint_epoch2.pth"
+    # rerun into the same OUT with another lr: the teacher's resume state names the first run, refused by field
+    with pytest.raises(ResumeError, match=r"teacher_mae/resume.pth: it belongs to another run: optim.lr: saved "
+                                          r"0.0015, requested 0.001;"):
+        vit_proof.main(["--quick", "--out", str(tmp_path), "--lr", "1e-3"])

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from backbones import CHECKPOINT_FORMAT, TinyViT, load_pretrained
+from contracts.resume import ResumeError
 from distill_pretrain import save_logits
 from distill_pretrain.export import export_backbone
 from distill_pretrain.optim import cosine_lr, schedule_from_cfg
@@ -25,48 +26,18 @@ AUG = dict(img_size=32, auto_augment=None, color_jitter=0.4, re_prob=0.25, mixup
            scale=[0.35, 1.0])
 
 
-def _save_store(path: Path, pipeline: str) -> Path:
-    """2 epochs × 32 Fashion-MNIST images, MobileNetV2 top-10, with Mixup/CutMix (partners replayed too)."""
-    save_logits.main([str(REPO / "configs/distill/save_logits_mobilenetv2_fmnist.py"), "--cfg-options",
-                      f"store.path={path}", "dataset.limit=32", "epochs=2", "num_workers=0", "batch_size=32",
-                      "store.chunk_size=16", "augment.img_size=32", "augment.auto_augment=None",
-                      "augment.re_prob=0.25", "augment.scale=(0.35,1.0)", f"pipeline={pipeline}"])
-    return path
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
-    return _save_store(tmp_path_factory.mktemp("store") / "s", "pil")
-
-
-@pytest.fixture(scope="module")
-def tensor_store(tmp_path_factory) -> Path:
-    return _save_store(tmp_path_factory.mktemp("store") / "t", "tensor")
-
-
-def _cfg(store: Path, **over):
-    options = {"store.path": store and str(store), "store.cycle_epochs": False, "epochs": 2, "student.img_size": 32,
-               "student.drop_path_rate": 0.1, "data.train.limit": 32, "data.val": None,
-               "data.batch_size": 4, "optim.accum_steps": 2, "optim.warmup_epochs": 0.5, "ema.decay": 0.9,
-               "eval_teacher_agreement": False, "log_interval": 1, "record": False}
-    options.update(over)
-    cfg = load_config(REPO / "configs/distill/tinyvit_5m_fmnist_tiny_cpu.py", options)
-    cfg.student.arch = SLIM  # a dict does not merge over the base's '5m' string
-    return cfg
-
-
-def _train_and_resume(store: Path, tmp_path: Path) -> Trainer:
+def _train_and_resume(slim_cfg, store: Path, tmp_path: Path) -> Trainer:
     """Stopped mid-epoch and resumed (new Trainer, same work dir) = uninterrupted: same losses, same weights, same
     kept per-epoch checkpoints (keep_interval=1)."""
-    full = Trainer(_cfg(store, keep_interval=1), tmp_path / "full")
+    full = Trainer(slim_cfg(store, keep_interval=1), tmp_path / "full")
     full_hist = full.train()
     assert len(full_hist) == 8  # 2 epochs × 4 optimizer steps (32 samples / batch 4 / accumulation 2)
 
-    first = Trainer(_cfg(store, stop_after_steps=3, keep_interval=1), tmp_path / "split")
+    first = Trainer(slim_cfg(store, stop_after_steps=3, keep_interval=1), tmp_path / "split")
     first.train()
     assert (first.epoch, first.batch_in_epoch, first.step) == (0, 6, 3)
     assert not list((tmp_path / "split").glob("checkpoint_epoch*"))  # a mid-epoch stop keeps nothing
-    second = Trainer(_cfg(store, keep_interval=1), tmp_path / "split")
+    second = Trainer(slim_cfg(store, keep_interval=1), tmp_path / "split")
     assert second.resume()
     second_hist = second.train()
     assert [h["loss"] for h in second_hist] == [h["loss"] for h in full_hist]
@@ -89,8 +60,8 @@ def _train_and_resume(store: Path, tmp_path: Path) -> Trainer:
     return full
 
 
-def test_stored_distillation_resumes_exactly(store: Path, tmp_path: Path) -> None:
-    full = _train_and_resume(store, tmp_path)
+def test_stored_distillation_resumes_exactly(slim_cfg, store: Path, tmp_path: Path) -> None:
+    full = _train_and_resume(slim_cfg, store, tmp_path)
     assert full.replay.pipeline == "pil"  # the store's
 
     # contract 2: plain types, weights_only, meta from the store
@@ -136,15 +107,15 @@ def test_stored_distillation_resumes_exactly(store: Path, tmp_path: Path) -> Non
         "norm3.weight", "norm3.bias"]
 
 
-def test_tensor_store_trains_and_resumes_exactly(tensor_store: Path, tmp_path: Path) -> None:
-    full = _train_and_resume(tensor_store, tmp_path)  # the store's pipeline by default
+def test_tensor_store_trains_and_resumes_exactly(slim_cfg, tensor_store: Path, tmp_path: Path) -> None:
+    full = _train_and_resume(slim_cfg, tensor_store, tmp_path)  # the store's pipeline by default
     assert full.replay.pipeline == "tensor" and full.checkpoint_meta(0)["store"]["pipeline"] == "tensor"
     # persistent workers (collate pickled into them) across the epoch boundary: the same run
-    workers = Trainer(_cfg(tensor_store, **{"data.num_workers": 2, "data.prefetch_factor": 2}), tmp_path / "w2")
+    workers = Trainer(slim_cfg(tensor_store, **{"data.num_workers": 2, "data.prefetch_factor": 2}), tmp_path / "w2")
     assert [h["loss"] for h in workers.train()] == [h["loss"] for h in full.history]
 
 
-def test_unreadable_training_images_stop_or_are_skipped_with_a_count(tmp_path: Path) -> None:
+def test_unreadable_training_images_stop_or_are_skipped_with_a_count(slim_cfg, tmp_path: Path) -> None:
     """data.on_error: 'stop' (default) names the file; 'skip' leaves the sample out of its batch and counts it."""
     import numpy as np
     from PIL import Image
@@ -159,8 +130,8 @@ def test_unreadable_training_images_stop_or_are_skipped_with_a_count(tmp_path: P
             "ema.decay": None, "data.train": dict(type="ImageFolder", root=str(tmp_path / "data")),
             "data.pipeline": "tensor", "data.aug": dict(img_size=32, mixup_alpha=0.0, cutmix_alpha=0.0)}
     with pytest.raises(BadImageError, match=r"garbage\.png: unreadable image"):
-        Trainer(_cfg(None, **over), tmp_path / "stop").train()
-    trainer = Trainer(_cfg(None, **over, **{"data.on_error": "skip"}), tmp_path / "skip")
+        Trainer(slim_cfg(None, **over), tmp_path / "stop").train()
+    trainer = Trainer(slim_cfg(None, **over, **{"data.on_error": "skip"}), tmp_path / "skip")
     logs: list[str] = []
     trainer.log = logs.append
     hist = trainer.train()
@@ -170,12 +141,13 @@ def test_unreadable_training_images_stop_or_are_skipped_with_a_count(tmp_path: P
     assert "1 unreadable images skipped" in logs[-2]
 
 
-def test_save_train_round_trip_student_sees_the_teachers_pixels(tensor_store: Path, tmp_path: Path) -> None:
+def test_save_train_round_trip_student_sees_the_teachers_pixels(slim_cfg, tensor_store: Path,
+                                                                tmp_path: Path) -> None:
     """Tensor pipeline: the images the trainer prepares for (epoch, index) are bit for bit those save_logits fed
     the teacher (its own replay, batch and order), and the teacher re-run on them gives the stored top-K."""
     from distill_pretrain import LogitStore, build_dataset, build_teacher
     from distill_pretrain.replay import build_replay
-    trainer = Trainer(_cfg(tensor_store, **{"optim.accum_steps": 1}), tmp_path)
+    trainer = Trainer(slim_cfg(tensor_store, **{"optim.accum_steps": 1}), tmp_path)
     trainer.epoch = 1  # a data epoch other than 0
     raw = next(iter(trainer.loader()))
     batch = trainer.prepare(raw)
@@ -199,9 +171,9 @@ def test_save_train_round_trip_student_sees_the_teachers_pixels(tensor_store: Pa
     # the pil pipeline over the same store draws the same parameters but not the same pixels: refused, or accepted
     # as approximate replay with a warning
     with pytest.raises(StoreError, match="'tensor' replay pipeline.*replays with 'pil'"):
-        Trainer(_cfg(tensor_store, **{"data.pipeline": "pil"}), tmp_path / "pil")
+        Trainer(slim_cfg(tensor_store, **{"data.pipeline": "pil"}), tmp_path / "pil")
     with pytest.warns(UserWarning, match="approximate replay"):
-        approx = Trainer(_cfg(tensor_store, **{"optim.accum_steps": 1, "data.pipeline": "pil",
+        approx = Trainer(slim_cfg(tensor_store, **{"optim.accum_steps": 1, "data.pipeline": "pil",
                                                "store.approximate_replay": True}), tmp_path / "approx")
     approx.epoch = 1
     other = approx.prepare(next(iter(approx.loader())))
@@ -209,20 +181,20 @@ def test_save_train_round_trip_student_sees_the_teachers_pixels(tensor_store: Pa
     assert not torch.equal(other["image"], batch["image"])
 
 
-def test_pil_store_is_refused_to_a_tensor_trainer(store: Path, tmp_path: Path) -> None:
+def test_pil_store_is_refused_to_a_tensor_trainer(slim_cfg, store: Path, tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="'pil' replay pipeline.*replays with 'tensor'"):
-        Trainer(_cfg(store, **{"data.pipeline": "tensor"}), tmp_path)
+        Trainer(slim_cfg(store, **{"data.pipeline": "tensor"}), tmp_path)
     with pytest.raises(ValueError, match="data.pipeline='dali'"):
-        _cfg(store, **{"data.pipeline": "dali"})
+        slim_cfg(store, **{"data.pipeline": "dali"})
 
 
-def test_resume_refuses_other_world_size(store: Path, tmp_path: Path) -> None:
-    trainer = Trainer(_cfg(store, stop_after_steps=1), tmp_path)
+def test_resume_refuses_other_world_size(slim_cfg, store: Path, tmp_path: Path) -> None:
+    trainer = Trainer(slim_cfg(store, stop_after_steps=1), tmp_path)
     trainer.train()
     state = torch.load(tmp_path / "resume.pth", weights_only=True)
-    state["world_size"] = 2
-    with pytest.raises(ValueError, match="2 ranks"):
-        trainer.load_state_dict(state)
+    state["run"]["identity"]["world_size"] = 2
+    with pytest.raises(ResumeError, match="world_size: saved 2, requested 1; these cannot change within a run"):
+        trainer.load_state_dict(state, accept=True)  # no override carries a data position to another world size
 
 
 def test_soft_cross_entropy_against_recovered_target() -> None:
@@ -277,13 +249,13 @@ def test_sampler_shards_are_disjoint_and_resumable() -> None:
     assert EpochBatchSampler(50, 4, 0, 1, seed=1, multiple_of=4).num_batches == 12
 
 
-def test_bad_config_is_refused(store: Path) -> None:
+def test_bad_config_is_refused(slim_cfg, store: Path) -> None:
     with pytest.raises(KeyError, match="optim"):
-        _cfg(store, **{"optim.learning_rate": 1.0})
+        slim_cfg(store, **{"optim.learning_rate": 1.0})
     with pytest.raises(ValueError, match="'distill' is not registered"):
-        _cfg(store, mode="distill")
+        slim_cfg(store, mode="distill")
     with pytest.raises(KeyError, match="objective"):
-        _cfg(store, **{"loss.temperature": 2.0})
+        slim_cfg(store, **{"loss.temperature": 2.0})
 
 
 def _torchrun_train(store: Path, tmp_path: Path, extra: str = "", options: tuple[str, ...] = ()) -> tuple[Path, Path]:
@@ -349,9 +321,9 @@ def test_torchrun_two_processes_on_a_tensor_store_equal_one_process(tensor_store
     assert len(moved) > 10  # the 4 steps trained
 
 
-def test_online_distillation_and_finetune_modes(store: Path, tmp_path: Path) -> None:
+def test_online_distillation_and_finetune_modes(slim_cfg, store: Path, tmp_path: Path) -> None:
     """online: the real teacher runs every step; finetune (init required) + layer decay + frozen BN."""
-    online = Trainer(_cfg(store, mode="online", stop_after_steps=2, **{"optim.accum_steps": 1, "ema.decay": None},
+    online = Trainer(slim_cfg(store, mode="online", stop_after_steps=2, **{"optim.accum_steps": 1, "ema.decay": None},
                           teacher=dict(type="torchvision", name="mobilenet_v2", weights="asset:mobilenet_v2")),
                      tmp_path / "online")
     hist = online.train()
@@ -360,10 +332,10 @@ def test_online_distillation_and_finetune_modes(store: Path, tmp_path: Path) -> 
     assert torch.load(ckpt, weights_only=True)["meta"]["teacher"]["name"] == "mobilenet_v2"
 
     with pytest.raises(ValueError, match="'finetune' needs student.init"):
-        _cfg(store, mode="finetune", num_classes=10)
+        slim_cfg(store, mode="finetune", num_classes=10)
     with pytest.raises(ValueError, match="use mode='finetune'"):
-        _cfg(store, mode="scratch", num_classes=10, **{"student.init": str(ckpt)})
-    ft_cfg = _cfg(store, mode="finetune", num_classes=10, stop_after_steps=2, freeze_bn_stats=True,
+        slim_cfg(store, mode="scratch", num_classes=10, **{"student.init": str(ckpt)})
+    ft_cfg = slim_cfg(store, mode="finetune", num_classes=10, stop_after_steps=2, freeze_bn_stats=True,
                   labels_index_classes=True, **{"optim.accum_steps": 1, "ema.decay": None, "optim.layer_decay": 0.8,
                                                 "data.aug": dict(img_size=32, mixup_alpha=0.8, cutmix_alpha=0.0),
                                                 "student.init": str(ckpt)})
@@ -392,16 +364,16 @@ def test_online_distillation_and_finetune_modes(store: Path, tmp_path: Path) -> 
     assert not torch.equal(after["head.fc.weight"], start["head.fc.weight"])
 
 
-def test_workers_prefetch_across_epochs_and_ema_records(store: Path, tmp_path: Path) -> None:
+def test_workers_prefetch_across_epochs_and_ema_records(slim_cfg, store: Path, tmp_path: Path) -> None:
     """Persistent workers (one loader iterator over both epochs) replay exactly what the main process does (the
     store's seeds are checked per batch), and evaluating between epochs does not disturb training; the evaluation
     of the EMA is recorded under checkpoint_ema.pth."""
     from contracts.fileio import file_sha256
     from contracts.records import read_records
-    base = Trainer(_cfg(store), tmp_path / "w0").train()
+    base = Trainer(slim_cfg(store), tmp_path / "w0").train()
     over = {"data.num_workers": 2, "data.prefetch_factor": 2, "record": True, "labels_index_classes": True,
             "data.val": dict(type="FashionMNIST", split="test", limit=8)}
-    trainer = Trainer(_cfg(store, **over), tmp_path / "w2")
+    trainer = Trainer(slim_cfg(store, **over), tmp_path / "w2")
     assert [h["loss"] for h in trainer.train()] == [h["loss"] for h in base]
     assert trainer._train_loader.persistent_workers and trainer._train_loader.prefetch_factor == 2
     records = read_records(tmp_path / "w2" / "records")
@@ -418,10 +390,11 @@ def test_workers_prefetch_across_epochs_and_ema_records(store: Path, tmp_path: P
     assert [r["backbone"]["checkpoint_sha256"] for r in evaluated] == [file_sha256(ckpt)]
 
 
-def test_missing_store_epoch_is_refused_at_start(store: Path, tmp_path: Path) -> None:
+def test_missing_store_epoch_is_refused_at_start(slim_cfg, store: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no epoch 2 of the 3"):
-        Trainer(_cfg(store, epochs=3), tmp_path)
-    assert Trainer(_cfg(store, epochs=3, **{"store.cycle_epochs": True}), tmp_path).train_set.data_epochs == [0, 1, 0]
+        Trainer(slim_cfg(store, epochs=3), tmp_path)
+    cycled = Trainer(slim_cfg(store, epochs=3, **{"store.cycle_epochs": True}), tmp_path)
+    assert cycled.train_set.data_epochs == [0, 1, 0]
 
 
 def test_checkpoint_teacher_keeps_its_window_sizes(tmp_path: Path) -> None:

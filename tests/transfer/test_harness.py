@@ -3,6 +3,7 @@ and bad input (unknown model key, missing data path, mismatched checkpoint) name
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -50,10 +51,16 @@ def test_plain_checkpoint_hook_makes_a_checkpoint_weights_only_readable(tmp_path
     with pytest.raises(Exception, match="HistoryBuffer|numpy"):
         torch.load(tmp_path / "stock.pth", weights_only=True)
     plain = checkpoint()
-    PlainCheckpointHook().before_save_checkpoint(None, plain)
+    # the two things the hook reads of the runner (a real Runner saves through it in tests/transfer/detection)
+    runner = SimpleNamespace(cfg=Config(dict(optim_wrapper=dict(lr=0.1), work_dir="w")), world_size=1)
+    PlainCheckpointHook().before_save_checkpoint(runner, plain)
     torch.save(plain, tmp_path / "plain.pth")
     loaded = torch.load(tmp_path / "plain.pth", weights_only=True)
-    assert loaded["meta"] == {"seed": 3, "epoch": 1.0} and type(loaded["meta"]["seed"]) is int
+    rng = loaded["meta"].pop("rng")
+    assert torch.equal(rng["torch"], torch.get_rng_state())  # restored when the run resumes
+    assert loaded["meta"] == {"seed": 3, "epoch": 1.0, "accepted_resume_changes": [],
+                              "run_identity": {"optim_wrapper.lr": 0.1, "world_size": 1}}
+    assert type(loaded["meta"]["seed"]) is int
     assert loaded["message_hub"]["runtime_info"]["iter"] == 7 and torch.equal(loaded["state_dict"]["w"], torch.ones(2))
 
 
@@ -69,8 +76,8 @@ def test_one_set_of_flags_for_both_tasks() -> None:
     def options(task, mode):  # noqa: ANN001, ANN202
         return {o for a in build_parser(task, mode, "x")._actions for o in a.option_strings}
 
-    common = {"--work-dir", "--resume", "--amp", "--cfg-options", "--launcher", "--data", "--pretrained",
-              "--pretrain", "--results-dir", "--no-validate-data", "--sync-bn"}
+    common = {"--work-dir", "--resume", "--resume-anyway", "--amp", "--cfg-options", "--launcher", "--data",
+              "--pretrained", "--pretrain", "--results-dir", "--no-validate-data", "--sync-bn"}
     det, seg = options(DETECTION, "train"), options(SEGMENTATION, "train")
     assert common <= det and common <= seg
     assert det - seg == {"--skip-bad", "--no-test"} and seg - det == {"--mode", "--stride"}

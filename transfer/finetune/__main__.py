@@ -1,8 +1,9 @@
 """python -m transfer.finetune [CONFIG] --backbone SPEC --checkpoint PATH --dataset NAME --data-root ROOT [...]
 
 End-to-end fine-tuning of a pretrained TinyViT / ViT on a torchvision data set (the D-MAE table's protocol) through
-the distillation trainer's `finetune` objective (layer decay, AMP, EMA, exact --resume, progress logs with ETA),
-then top-1 / top-5 on the test split: one result record (task 'finetune') and a Tab. 5-style line.
+the distillation trainer's `finetune` objective (layer decay, AMP, EMA, progress logs with ETA, exact --resume under
+the resume contract of docs/resume.md), then top-1 / top-5 on the test split: one result record (task 'finetune')
+and a Tab. 5-style line.
 
 The CONFIG (configs/finetune/*.py) holds the trainer's recipe keys (`distill_pretrain.config.DEFAULTS`: epochs,
 optim, data.batch_size / aug, student.drop_path_rate, objective.label_smoothing, ema, amp, ...) and the harness keys
@@ -17,6 +18,7 @@ import argparse
 import copy
 from pathlib import Path
 
+from contracts.resume import ANYWAY_HELP, accepted_by
 from contracts.runtime import keep_freed_memory
 
 HARNESS = dict(backbone=None, checkpoint=None, pretrain=None, allow_keys=None, dataset=None, data_root=None,
@@ -45,8 +47,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--max-test", dest="max_test", type=int, help="seeded subset of the test split")
     parser.add_argument("--work-dir", dest="work_dir",
                         help="trainer outputs (default work_dirs/finetune/<dataset>__<backbone>__<sha256[:12]>)")
-    parser.add_argument("--resume", action="store_true", help="continue from WORK_DIR/resume.pth (exact resume)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from WORK_DIR/resume.pth (exact resume; a state of another run is refused)")
+    parser.add_argument("--resume-anyway", dest="resume_anyway", nargs="*", metavar="FIELD", help=ANYWAY_HELP)
     args = parser.parse_args(argv)
+    if args.resume_anyway is not None and not args.resume:
+        parser.error("--resume-anyway goes with --resume")
     keep_freed_memory()  # large CPU tensors reuse the heap (`contracts.runtime`)
     trainer_keys = trainer_defaults()
     cfg = merge_config(args, {**trainer_keys, **HARNESS})
@@ -84,7 +90,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     pretrain_name = f"{block['pretrain']}-ft-{name}" if checkpoint else name  # the fine-tuned checkpoint's meta
     run.update(mode=None, num_classes=data.num_classes, pretrain_name=pretrain_name, record=False, eval_interval=0,
                labels_index_classes=True, work_dir=str(work_dir))
-    trainer, result = run_finetune(run, work_dir, data, resume=args.resume)
+    trainer, result = run_finetune(run, work_dir, data, resume=args.resume, accept=accepted_by(args.resume_anyway))
     if result is None:
         print(f"stopped at step {trainer.step} of {trainer.schedule['total_steps']}: no record until the run "
               f"finishes (rerun with --resume --work-dir {work_dir})")

@@ -116,16 +116,14 @@ def record_pretrain(block: Mapping[str, Any], checkpoint: str | Path | None, exp
 
 
 def run_finetune(trainer_cfg: Mapping[str, Any], work_dir: str | Path, data: FinetuneData, *,
-                 resume: bool = False) -> tuple[Any, dict[str, float] | None]:
-    """Train (or resume) and evaluate on the test split: (trainer, {top1, top5, n_test, loss}); the result is None
-    when the run stopped before its last step (`stop_after_steps`): nothing is measured until it is resumed."""
-    from distill_pretrain.trainer import Trainer, open_run_log
-    work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    open_run_log(work_dir)
+                 resume: bool = False, accept: bool | Sequence[str] = False) -> tuple[Any, dict[str, float] | None]:
+    """Train (or resume: WORK_DIR/resume.pth checked against this run first, `accept` as in `Trainer.resume`) and
+    evaluate on the test split: (trainer, {top1, top5, n_test, loss}); the result is None when the run stopped
+    before its last step (`stop_after_steps`): nothing is measured until it is resumed."""
+    from distill_pretrain.trainer import Trainer
     trainer = Trainer(trainer_cfg, work_dir, datasets={"train": data.train, "val": data.test})
     if resume:
-        trainer.resume()
+        trainer.resume(accept=accept)
     history = trainer.train()
     if trainer.step < int(trainer.schedule["total_steps"]):
         return trainer, None

@@ -1,11 +1,13 @@
 """The train and test entry points of every dense task: one set of flags, one order of checks, one record.
 
-    train: CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--sync-bn] [--data ...] [--pretrained CKPT]
+    train: CONFIG [--work-dir DIR] [--resume [CKPT] [--resume-anyway [FIELD ...]]] [--amp] [--sync-bn] [--data ...]
+           [--pretrained CKPT]
            [--pretrain NAME] [--results-dir DIR] [--no-validate-data] [--cfg-options k=v ...] [--launcher L]
     test:  CONFIG CHECKPOINT [the same, without --resume / --amp / --sync-bn] [--split-name NAME]
 
 Order: config + flags → model keys, data sets and the backbone checkpoint are checked (each names the bad
-key / file) → the runner is built → (test) the checkpoint is checked against the model → run → table + record.
+key / file) → (train --resume) the checkpoint to resume from is checked against this run (`resume`) → the runner is
+built → (test) the checkpoint is checked against the model → run → table + record.
 """
 from __future__ import annotations
 
@@ -15,12 +17,15 @@ from typing import Any
 
 from mmengine.config import Config, ConfigDict, DictAction
 
+from contracts.fileio import remove_orphaned_temps
+from contracts.resume import ANYWAY_HELP, accepted_by
 from contracts.runtime import keep_freed_memory
 
 from .config import (backbone_checkpoint, check_backbone_checkpoint, check_checkpoint_matches, check_model_keys,
                      load_config, use_harness_hooks)
 from .hooks import MetricHistoryHook
 from .records import BACKBONE_KEY, describe_backbone, trained_from, write_dense_record
+from .resume import check_resume_file
 from .task import DenseTask
 
 
@@ -36,7 +41,9 @@ def build_parser(task: DenseTask, mode: str, description: str) -> argparse.Argum
         parser.add_argument("--split-name", default="test", help="split name written into the record")
     else:
         parser.add_argument("--resume", nargs="?", const="auto", default=None,
-                            help="resume from CKPT, or from the latest checkpoint in the work dir without a path")
+                            help="resume from CKPT, or from the latest checkpoint in the work dir without a path; "
+                                 "a checkpoint of another run is refused (docs/resume.md)")
+        parser.add_argument("--resume-anyway", nargs="*", metavar="FIELD", help=ANYWAY_HELP)
         parser.add_argument("--amp", action="store_true", help="mixed precision (AmpOptimWrapper; CUDA only)")
         parser.add_argument("--sync-bn", action="store_true", help="convert BN to SyncBN (multi-GPU runs)")
     parser.add_argument("--work-dir", help="where logs and checkpoints go (default work_dirs/<config name>)")
@@ -60,7 +67,10 @@ def build_parser(task: DenseTask, mode: str, description: str) -> argparse.Argum
 
 
 def _parse(task: DenseTask, mode: str, description: str, argv: list[str] | None) -> argparse.Namespace:
-    args = build_parser(task, mode, description).parse_args(argv)
+    parser = build_parser(task, mode, description)
+    args = parser.parse_args(argv)
+    if getattr(args, "resume_anyway", None) is not None and not args.resume:
+        parser.error("--resume-anyway goes with --resume")
     keep_freed_memory()  # large CPU tensors reuse the heap (`contracts.runtime`)
     os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
     return args
@@ -119,7 +129,15 @@ def train_main(task: DenseTask, argv: list[str] | None, description: str) -> dic
     check_backbone_checkpoint(cfg, task.scope)
     backbone = describe_backbone(cfg, args.pretrain)
     cfg[BACKBONE_KEY] = backbone  # travels in every checkpoint's meta: what the test record names
+    resuming = ""
+    if args.resume:  # checked before the runner touches the work dir
+        resuming = check_resume_file(cfg, accepted_by(args.resume_anyway))
+    if int(os.environ.get("RANK", "0")) == 0:  # temp files of the harness's atomic writes a kill interrupted
+        for folder in ("", "checked_data"):
+            remove_orphaned_temps(os.path.join(cfg.work_dir, folder))
     runner = Runner.from_cfg(cfg)
+    if resuming:
+        runner.logger.info(resuming)
     runner.train()
     history = next(h for h in runner.hooks if isinstance(h, MetricHistoryHook))
     if task.record_split_after_train == "test":

@@ -113,11 +113,17 @@ def test_train_then_test_entry_points_print_the_coco_table_and_write_records(min
     with pytest.raises(ValueError, match=r"cut\.pth does not match the configured CascadeRCNN: missing "
                                          r"\['roi_head.bbox_head.2.fc_cls.weight'\]"):
         det_test.main([MINI, str(tmp_path / "cut.pth"), *data, "--work-dir", str(tmp_path / "wd_cut")])
-    # Last, as it rotates iter_2.pth away: --resume reads the plain checkpoint (weights_only) and goes on.
+    # Last, as it rotates iter_2.pth away: --resume reads the plain checkpoint (weights_only) and goes on; training
+    # one iteration longer is another run, accepted by name (docs/resume.md).
     resume_options = [o.replace("max_iters=2", "max_iters=3") for o in options]
-    assert det_train.main([MINI, *data, "--work-dir", str(tmp_path / "wd"), "--resume", "--no-test",
+    assert det_train.main([MINI, *data, "--work-dir", str(tmp_path / "wd"), "--pretrained", str(backbone_ckpt),
+                           "--pretrain", "in1k", "--resume", "--resume-anyway", "train_cfg.max_iters", "--no-test",
                            *resume_options]) == {}
-    assert "resumed" in out_of(tmp_path / "wd").lower() and (tmp_path / "wd" / "iter_3.pth").is_file()
+    log = out_of(tmp_path / "wd")
+    assert "resumed" in log.lower() and (tmp_path / "wd" / "iter_3.pth").is_file()
+    assert "accepted changes: train_cfg.max_iters: saved 2, requested 3" in log
+    assert torch.load(tmp_path / "wd" / "iter_3.pth", weights_only=True)["meta"]["accepted_resume_changes"] == [
+        {"iter": 2, "file": str(tmp_path / "wd" / "iter_2.pth"), "changes": {"train_cfg.max_iters": [2, 3]}}]
     # The loop validates at its last iteration; the history survives the resume.
     history = json.loads((tmp_path / "wd" / "metric_history.json").read_text())
     assert [h["iter"] for h in history] == [2, 3]

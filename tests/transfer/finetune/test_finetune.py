@@ -100,6 +100,25 @@ def test_resume_continues_exactly(mae_checkpoint, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_of_another_run_is_refused_until_accepted(mae_checkpoint, tmp_path):
+    from contracts.resume import ResumeError
+    common = ["--checkpoint", str(mae_checkpoint), "--max-train", "48", "--max-test", "16", "--batch-size", "16",
+              "--work-dir", str(tmp_path / "cut"), "--results-dir", str(tmp_path / "r")]
+    assert _finetune(*common, "--cfg-options", "stop_after_steps=2") == []
+    log = (tmp_path / "cut/train.log").read_text()
+    with pytest.raises(ResumeError, match=r"cut/resume.pth: it belongs to another run: optim.lr: saved 0.001, "
+                                          r"requested 0.002; .*--resume-anyway optim.lr"):
+        _finetune(*common, "--resume", "--lr", "2e-3")
+    with pytest.raises(ResumeError, match=r"train_data.length: saved 48, requested 32; train_data.sha256"):
+        _finetune(*common[:3], "32", *common[4:], "--resume")  # another subset of the training split
+    assert (tmp_path / "cut/train.log").read_text() == log  # refused before anything was written
+    (record,) = _finetune(*common, "--resume", "--resume-anyway", "optim.lr", "--lr", "2e-3")
+    tuned = torch.load(tmp_path / "cut/checkpoint.pth", weights_only=True)["meta"]
+    assert tuned["accepted_resume_changes"][0]["changes"] == {"optim.lr": [0.001, 0.002]}
+    assert record["setting"]["base_lr"] == 0.002
+    assert "accepted changes: optim.lr: saved 0.001, requested 0.002" in (tmp_path / "cut/train.log").read_text()
+
+
 def test_tinyvit_student_from_random_init_and_from_its_checkpoint(tmp_path):
     args = ["--backbone", "tinyvit-5m", "--max-train", "16", "--max-test", "16", "--batch-size", "8", "--epochs", "1"]
     (scratch,) = _finetune(*args, "--work-dir", str(tmp_path / "scratch"), "--results-dir", str(tmp_path / "rec"))
