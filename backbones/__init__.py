@@ -6,10 +6,9 @@ Public API: `TinyViT` (registered as `type='TinyViT'`), `load_pretrained` (offic
 plain ViTs (`backbones.vit`): `build_vit`, `vit_from_spec`, `attention_taps`, `forward_tokens`, `load_vit_pretrained`,
 `ViTSimpleFPN` (registered).
 """
-from .checkpoint import (CHECKPOINT_FORMAT, LoadReport, build_from_checkpoint, convert_state_dict, file_sha256,
-                         load_pretrained, read_checkpoint)
+from .checkpoint import CHECKPOINT_FORMAT, LoadReport, convert_state_dict, file_sha256, load_pretrained, read_checkpoint
 from .layer_decay import LayerDecayOptimWrapperConstructor
-from .tiny_vit import ARCH_SETTINGS, TinyViT, default_window_sizes, resolve_arch
+from .tiny_vit import ARCH_SETTINGS, TinyViT, build_from_checkpoint, default_window_sizes, resolve_arch
 from .vit import (VIT_NAMES, ViTSimpleFPN, attention_taps, build_vit, enable_taps, forward_tokens, load_vit_pretrained,
                   vit_from_spec)
 

@@ -27,9 +27,8 @@ import torch
 
 from contracts.fileio import atomic_write
 
-from .checkpoint import CHECKPOINT_FORMAT, _strip_prefix, _unwrap, build_from_checkpoint, read_checkpoint
-from .tiny_vit import NUM_STAGES
-from .tiny_vit import TinyViT
+from .checkpoint import CHECKPOINT_FORMAT, read_checkpoint, strip_prefix, unwrap_checkpoint
+from .tiny_vit import NUM_STAGES, TinyViT, build_from_checkpoint
 
 MIN_OPSET = 17  # LayerNormalization
 DENSE_OUTPUTS = ("stride4", "stride8", "stride16", "stride32")
@@ -70,9 +69,9 @@ def load_for_export(checkpoint: str | Path, *, dense: bool = False, allow_pickle
     if not dense and "num_classes" not in overrides and meta.get("num_classes") is not None:
         overrides = {**overrides, "num_classes": meta["num_classes"]}
     if dense:
-        sd = _unwrap(obj)[0]
+        sd = unwrap_checkpoint(obj)[0]
         try:
-            sd = _strip_prefix(sd, prefix) if prefix else sd
+            sd = strip_prefix(sd, prefix) if prefix else sd
         except ValueError as err:
             raise ValueError(f"{checkpoint}: {err}") from None
         normed = tuple(i for i in range(NUM_STAGES) if f"norm{i}.weight" in sd)
