@@ -30,5 +30,5 @@ def test_dry_run_lists_steps_in_priority_order_with_valid_arguments(tmp_path: Pa
     assert [parsed[f"distill_speed_{m}"].compile for m in ("eager", "compile_default", "compile_reduce-overhead")] \
         == [None, "default", "reduce-overhead"]
     tests = [f for f in commands["cuda_tests"] if f.startswith("tests/")]
-    assert len(tests) == 3 and all((REPO / f).is_file() for f in tests)
+    assert len(tests) == 4 and all((REPO / f).is_file() for f in tests)
     assert not (tmp_path / "session.log").exists()  # nothing ran
