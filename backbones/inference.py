@@ -7,10 +7,11 @@
 The model (`backbones.tiny_vit`) has one forward, the same in training and at inference. `optimize` deep-copies it
 and swaps submodules for inference ones that compute the same function with other kernels (`InferenceOptions`):
 - `fuse_bn`: every ConvNorm as one conv with the BatchNorm folded in (timm's `ConvNorm.fuse()`);
-- `attention`: 'windows' is the model's layout (SDPA on windows cut first), here with the residual added in window
-  layout (one copy back per block instead of two); 'map' runs the norm, qkv and output projection on the whole NHWC
-  map and plain matmuls on the windows (the partition + head split is one copy, the reverse + head merge another),
-  the bias added in place;
+- `attention`: 'map' is the model's layout (norm, qkv and output projection on the whole NHWC map, plain matmuls in
+  the windows: 4C channels copied per block), here with the bias gathered once and the residual fused into the
+  projection; 'windows' cuts the map into windows first and runs SDPA there (timm's layout): q, k, v and SDPA's
+  output are views on CUDA, and the residual is added in window layout, so 2C channels are copied per block of a
+  multi-window map and none for a one-window map;
 - `onednn` (CPU, fp32): linear layers and convs with their GELU or residual add as one oneDNN call each (private
   PyTorch ops, isolated below with the version they were checked on and a public fallback);
 - `pointwise_gemm`: BN-folded 1×1 convs as GEMMs over the NHWC rows with the bias in the GEMM's epilogue (cuDNN adds
@@ -36,8 +37,8 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import nn
 
-from .tiny_vit import (Attention, ConvNorm, MBConv, PatchEmbed, PatchMerging, TinyViT, TinyViTBlock, window_partition,
-                       window_reverse)
+from .tiny_vit import (Attention, ConvNorm, MBConv, PatchEmbed, PatchMerging, TinyViT, TinyViTBlock, crop_like,
+                       pad_to_windows, window_attention)
 
 __all__ = ["InferenceOptions", "MEASURED", "AMP_DTYPES", "optimize", "default_options", "device_kind",
            "onednn_available", "ONEDNN_CHECKED_ON"]
@@ -51,7 +52,7 @@ class InferenceOptions:
     """The kernels of an optimized TinyViT (module doc); all off = the model's own ops (BN unfused)."""
 
     fuse_bn: bool = True
-    attention: str = "windows"
+    attention: str = "map"
     onednn: bool = False
     pointwise_gemm: bool = False
     half_norm: bool = False
@@ -68,13 +69,15 @@ class InferenceOptions:
 MEASURED: dict[str, tuple[InferenceOptions, str]] = {
     "cpu:AuthenticAMD": (InferenceOptions(fuse_bn=True, attention="map", onednn=True),
                          "2-core AMD EPYC, 2026-12-06, 1 thread, CPU clock, batch 16, 224², 5M / 21M: fused BN "
-                         "×1.04 / ×1.02, map attention ×1.07 / ×1.07, oneDNN calls ×1.08 / ×1.07"),
+                         "×1.05 / ×1.04, oneDNN calls ×1.08 / ×1.06, map attention ×1.07 / ×1.07 over SDPA on "
+                         "windows"),
     "cuda": (InferenceOptions(fuse_bn=True, attention="windows"),
-             "H200, 2026-11-28: timm tuned (its ConvNorm.fuse(), channels-last) ×1.22-1.26 over stock timm, SDPA "
-             "on windows (the model's layout); 1×1 GEMMs and the half LayerNorm not yet timed on a GPU, so off"),
+             "H200, 2026-11-28: timm tuned (its ConvNorm.fuse(), channels-last, SDPA on windows cut first, its "
+             "faster kernel there) ×1.22-1.26 over stock timm; 1×1 GEMMs and the half LayerNorm not yet timed on "
+             "a GPU, so off"),
 }
-UNMEASURED = (InferenceOptions(fuse_bn=True, attention="windows"),
-              "not measured on this device kind: BN folded (timm's fuse, never slower), the model's attention")
+UNMEASURED = (InferenceOptions(fuse_bn=True, attention="map"),
+              "not measured on this device kind: BN folded (timm's fuse), the model's attention layout, public ops")
 
 
 def device_kind(device: str | torch.device) -> str:
@@ -91,8 +94,8 @@ def device_kind(device: str | torch.device) -> str:
 
 
 def default_options(device: str | torch.device, amp: str | None = None) -> tuple[InferenceOptions, str]:
-    """(options, why) for a device and autocast setting: the device kind's measured pick, less what cannot run
-    there (oneDNN calls without oneDNN or under autocast; the half norm without autocast)."""
+    """(options, why) for a device and autocast setting: the device kind's measured pick, less the oneDNN calls
+    where they cannot run (under autocast, or a PyTorch without them)."""
     kind = device_kind(device)
     options, why = MEASURED.get(kind, UNMEASURED)
     why = f"{kind}: {why}"
@@ -118,11 +121,13 @@ def optimize(model: TinyViT, *, device: str | torch.device | None = None, amp: s
         raise TypeError(f"optimize: unknown options {sorted(unknown)}; use "
                         f"{[f.name for f in dataclasses.fields(InferenceOptions)]}")
     options = dataclasses.replace(options, **overrides)
+    if options.half_norm and amp is None:
+        raise ValueError("half_norm=True needs amp='bf16' or 'fp16' (the dtype the norms run in)")
+    if options.onednn and (device.type != "cpu" or amp is not None):
+        raise ValueError("onednn=True: oneDNN's fused calls run in fp32 on the CPU (device='cpu', amp=None)")
     if options.onednn and not onednn_available():
         options = dataclasses.replace(options, onednn=False)
         why += f"; oneDNN calls asked for but not in torch {torch.__version__}: public ops instead"
-    if options.half_norm and amp is None:
-        raise ValueError("half_norm=True needs amp='bf16' or 'fp16' (the dtype the norms run in)")
     if overrides:
         why += f"; overridden: {overrides}"
     print_log(f"backbones.inference.optimize: {options} ({why})", logger=logger)
@@ -192,6 +197,23 @@ class InferenceMBConv(nn.Module):
         return F.gelu(self.conv3(self.conv2(self.conv1(x)), residual=x))
 
 
+def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
+    """(B, H, W, C) → (B·windows, ws², C): zero-padded to whole windows, then cut (one copy; a view for a
+    one-window map)."""
+    x = pad_to_windows(x, window_size)
+    b, h, w, c = x.shape
+    ws = window_size
+    return x.reshape(b, h // ws, ws, w // ws, ws, c).transpose(2, 3).reshape(-1, ws * ws, c)
+
+
+def window_reverse(windows: torch.Tensor, like: torch.Tensor, window_size: int) -> torch.Tensor:
+    """Inverse of `window_partition` for a map shaped like `like` (B, H, W, ·), padding cropped off (a view)."""
+    b, h, w = like.shape[:3]
+    ws, c = window_size, windows.shape[-1]
+    hp, wp = h + -h % ws, w + -w % ws
+    return crop_like(windows.view(b, hp // ws, wp // ws, ws, ws, c).transpose(2, 3).reshape(b, hp, wp, c), like)
+
+
 class WindowsAttention(nn.Module):
     """x + attention(x) on an NHWC map, windows cut first: SDPA reads q, k, v as views of the qkv output, and the
     residual is added in window layout, so one copy goes back per block (none for a one-window map)."""
@@ -211,29 +233,13 @@ class WindowsAttention(nn.Module):
 
 
 class MapAttention(WindowsAttention):
-    """x + attention(x) on an NHWC map, map first: norm, qkv and projection on the whole (padded) map, plain matmuls
-    inside the windows (one copy in, one out: `map_window_attention`), the bias added in place."""
+    """x + attention(x) on an NHWC map in the model's layout (norm, qkv and projection on the whole padded map,
+    `tiny_vit.window_attention` inside the windows), the bias gathered once."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ws = self.window_size
-        h, w = x.shape[1], x.shape[2]
-        padded = F.pad(x, (0, 0, 0, -w % ws, 0, -h % ws)) if h % ws or w % ws else x
-        qkv = self.qkv(self.norm(padded))
-        return self.proj(map_window_attention(qkv, self.bias, self.num_heads, ws)[:, :h, :w], residual=x)
-
-
-def map_window_attention(qkv: torch.Tensor, bias: torch.Tensor, num_heads: int, window_size: int) -> torch.Tensor:
-    """Attention inside each window of an NHWC qkv map (B, H, W, 3C), H and W whole windows → (B, H, W, C) before
-    the output projection: the window partition and head split are one copy (`reshape` of a permuted view), the
-    reverse and head merge another, instead of one copy each for partition, q, k, v, heads and reverse."""
-    b, h, w, c3 = qkv.shape
-    ws, c = window_size, c3 // 3
-    nh, nw, hd = h // ws, w // ws, c // num_heads
-    q, k, v = qkv.view(b, nh, ws, nw, ws, num_heads, 3, hd).permute(6, 0, 1, 3, 5, 2, 4, 7).reshape(
-        3, b * nh * nw, num_heads, ws * ws, hd).unbind(0)
-    attn = (q * hd ** -0.5) @ k.transpose(-2, -1)
-    x = attn.add_(bias.to(q.dtype)).softmax(dim=-1) @ v  # in place: no second (windows, heads, N, N) buffer
-    return x.view(b, nh, nw, num_heads, ws, ws, hd).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, h, w, c)
+        qkv = self.qkv(self.norm(pad_to_windows(x, ws)))
+        return self.proj(crop_like(window_attention(qkv, self.bias, self.num_heads, ws), x), residual=x)
 
 
 class InferenceBlock(nn.Module):

@@ -6,12 +6,14 @@
   the stage dims, an optional LayerNorm each), as mmdet/mmseg necks expect: `forward_intermediates` of those stages.
 
 The forward is the paper's math, the same in training and at inference, in public PyTorch ops only: channels-last
-convolutions, NHWC attention stages, each map zero-padded to whole windows and cut into them, LayerNorm → qkv → SDPA
-with the learned bias per (head, offset) → projection per window. Every stage is a module with its own `forward`
+convolutions, NHWC attention stages whose LayerNorm, qkv and output projection run on the whole map (zero-padded to
+whole windows), attention as plain matmuls inside each window with the learned bias per (head, relative offset), the
+residuals added in place. On the CPU these are the ops the model shipped before issue 30 trained with, bit for bit
+(forward, gradients, BatchNorm statistics). Every stage is a module with its own `forward`
 (hooks on `stages.i` fire); the classifier scripts with `torch.jit.script`, and a `torch.fx` trace gives the eager
 output bit for bit. Nothing is cached: the attention bias is gathered from the live table on every call, so
-`load_state_dict`, `.to()` or an optimizer step are seen at once. Inference kernels (BatchNorm folded, other attention
-layouts, fused epilogues) are an explicit step, `backbones.inference.optimize`; `ConvNorm.fuse()` is timm's.
+`load_state_dict`, `.to()` or an optimizer step are seen at once. Inference kernels (BatchNorm folded, SDPA on windows,
+fused epilogues) are an explicit step, `backbones.inference.optimize`; `ConvNorm.fuse()` is timm's.
 
 Parameter names equal timm's `tiny_vit_*` names, so timm weights load as they are; `backbones.load_pretrained` maps
 the official and mmpretrain layouts onto them. Registered as `type='TinyViT'` in MMEngine's MODELS and, through
@@ -19,6 +21,7 @@ the official and mmpretrain layouts onto them. Registered as `type='TinyViT'` in
 registry (`timm.create_model`, `features_only=True`; no pretrained weights registered, nothing downloads).
 """
 
+import contextlib
 from functools import partial
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -29,14 +32,14 @@ import torch.utils.checkpoint
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, LayerNorm2d, NormMlpClassifierHead
+from timm.layers import DropPath, LayerNorm2d, NormMlpClassifierHead, calculate_drop_path_rates
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
 
 from .checkpoint import CHECKPOINT_FORMAT, LoadReport, load_pretrained, read_checkpoint
 
 __all__ = ["TinyViT", "ARCH_SETTINGS", "NUM_STAGES", "default_window_sizes", "resolve_arch", "build_from_checkpoint",
-           "resize_attention_biases", "window_partition", "window_reverse"]
+           "resize_attention_biases", "pad_to_windows", "crop_like", "window_attention"]
 
 # Paper Tab. 1 / supp. Tab. 1. Heads = dim / 32 (head dim 32), MBConv ratio 4, MLP ratio 4.
 ARCH_SETTINGS: dict[str, dict[str, Any]] = {
@@ -151,7 +154,7 @@ class MBConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.act2(self.conv2(self.act1(self.conv1(x))))
-        return self.act3(self.drop_path(self.conv3(y)) + x)
+        return self.act3(self.drop_path(self.conv3(y)).add_(x))  # in place into the fresh branch output
 
 
 class PatchMerging(nn.Module):
@@ -170,7 +173,8 @@ class PatchMerging(nn.Module):
 
 
 def attention_bias_index(window_size: int) -> torch.Tensor:
-    """(N, N) index into a (heads, ws²) bias table: offset (|Δrow|, |Δcol|) → |Δrow|·ws + |Δcol| (LeViT's order)."""
+    """(N, N) index into a (heads, ws²) bias table: offset (|Δrow|, |Δcol|) → |Δrow|·ws + |Δcol| (LeViT's
+    order)."""
     coords = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij")).flatten(1)
     delta = (coords[:, :, None] - coords[:, None, :]).abs()
     return delta[0] * window_size + delta[1]
@@ -189,34 +193,44 @@ def resize_attention_biases(table: torch.Tensor, window_size: int) -> torch.Tens
     return grid.reshape(heads, window_size * window_size).to(table.dtype)
 
 
-# Shape arithmetic is Python on ints: `torch.fx.wrap` keeps these two calls whole in a traced graph.
+# Shape arithmetic in Python ints: `torch.fx.wrap` keeps these calls whole in a traced graph.
 @torch.fx.wrap
-def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
-    """(B, H, W, C) → (B·windows, ws², C): zero-padded at the bottom/right to whole windows (unmasked, as the
-    paper's code and timm do), then cut into windows (one copy; a view for a one-window map)."""
+def pad_to_windows(x: torch.Tensor, window_size: int) -> torch.Tensor:
+    """Zero-pad an NHWC map at the bottom/right to whole windows (unmasked, as the paper's code and timm do)."""
     ws = window_size
     pad_b, pad_r = (ws - x.shape[1] % ws) % ws, (ws - x.shape[2] % ws) % ws
-    if pad_b > 0 or pad_r > 0:
-        x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
-    b, h, w, c = x.shape
-    return x.reshape(b, h // ws, ws, w // ws, ws, c).transpose(2, 3).reshape(-1, ws * ws, c)
+    return F.pad(x, (0, 0, 0, pad_r, 0, pad_b)) if pad_b > 0 or pad_r > 0 else x
 
 
 @torch.fx.wrap
-def window_reverse(windows: torch.Tensor, like: torch.Tensor, window_size: int) -> torch.Tensor:
-    """Inverse of `window_partition` for a map shaped like `like` (B, H, W, ·): (B, H, W, C), padding cropped off
-    (a view of the padded map)."""
-    ws = window_size
-    b, h, w = like.shape[0], like.shape[1], like.shape[2]
-    hp, wp = h + (ws - h % ws) % ws, w + (ws - w % ws) % ws
-    x = windows.reshape(b, hp // ws, wp // ws, ws, ws, windows.shape[-1]).transpose(2, 3).reshape(b, hp, wp, -1)
-    return x[:, :h, :w]
+def crop_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """`x[:, :H, :W]` for the H, W of `ref` (a view; no-op without padding)."""
+    return x if x.shape[1:3] == ref.shape[1:3] else x[:, :ref.shape[1], :ref.shape[2]]
+
+
+@torch.fx.wrap
+def window_attention(qkv: torch.Tensor, bias: torch.Tensor, num_heads: int, window_size: int) -> torch.Tensor:
+    """Attention as plain matmuls inside each window of an NHWC qkv map (B, H, W, 3C), H and W whole windows;
+    returns (B, H, W, C) before the output projection.
+
+    The window partition and the split into heads are one copy (`reshape` of a permuted view), the window reverse
+    and the head merge another, instead of one copy each for partition, q, k, v, heads and reverse. The qkv
+    channel order is timm's and the paper's code's: (head, q|k|v, head_dim).
+    """
+    b, h, w, c3 = qkv.shape
+    ws, c = window_size, c3 // 3
+    nh, nw, hd = h // ws, w // ws, c // num_heads
+    q, k, v = qkv.view(b, nh, ws, nw, ws, num_heads, 3, hd).permute(6, 0, 1, 3, 5, 2, 4, 7).reshape(
+        3, b * nh * nw, num_heads, ws * ws, hd).unbind(0)
+    attn = (q * hd ** -0.5) @ k.transpose(-2, -1)
+    x = attn.add_(bias.to(q.dtype)).softmax(dim=-1) @ v  # in place: no second (windows, heads, N, N) buffer
+    return x.view(b, nh, nw, num_heads, ws, ws, hd).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, h, w, c)
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention within windows, (B·windows, N, C) → (B·windows, N, C): LayerNorm, qkv, SDPA with
-    a learned bias per (head, relative offset), output projection. The qkv channel order is timm's and the paper's
-    code's: (head, q|k|v, head_dim)."""
+    """Window multi-head self-attention on an NHWC map (B, H, W, C) → (B, H, W, C), any size: LayerNorm, qkv and
+    the output projection on the whole map (zero-padded to whole windows, then cropped), attention inside each
+    window with a learned bias per (head, relative offset)."""
 
     def __init__(self, dim: int, num_heads: int, window_size: int) -> None:
         super().__init__()
@@ -238,10 +252,9 @@ class Attention(nn.Module):
         return self.attention_biases.index_select(1, self.attention_bias_idxs.view(-1)).view(self.num_heads, n, n)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        qkv = self.qkv(self.norm(x)).unflatten(-1, (self.num_heads, 3, self.head_dim))
-        q, k, v = qkv.permute(3, 0, 2, 1, 4).unbind(0)  # 3 × (B·windows, heads, N, head_dim)
-        x = F.scaled_dot_product_attention(q, k, v, attn_mask=self.attention_bias().to(q.dtype))
-        return self.proj(x.transpose(1, 2).flatten(2))
+        ws = self.window_size
+        qkv = self.qkv(self.norm(pad_to_windows(x, ws)))
+        return self.proj(crop_like(window_attention(qkv, self.attention_bias(), self.num_heads, ws), x))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 - torch's signature
         key = prefix + "attention_biases"
@@ -277,7 +290,6 @@ class TinyViTBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, window_size: int, mlp_ratio: float, drop_path: float,
                  drop: float = 0.0) -> None:
         super().__init__()
-        self.window_size = window_size
         self.attn = Attention(dim, num_heads, window_size)
         self.drop_path1 = _drop_path(drop_path)
         self.local_conv = ConvNorm(dim, dim, 3, 1, 1, groups=dim)
@@ -285,10 +297,9 @@ class TinyViTBlock(nn.Module):
         self.drop_path2 = _drop_path(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ws = self.window_size
-        x = x + self.drop_path1(window_reverse(self.attn(window_partition(x, ws)), x, ws))
+        x = self.drop_path1(self.attn(x)).add_(x)  # residuals in place into the fresh branch outputs
         x = self.local_conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # NHWC is channels-last NCHW: no copy
-        return x + self.drop_path2(self.mlp(x))
+        return self.drop_path2(self.mlp(x)).add_(x)
 
 
 class Stage(nn.Module):
@@ -391,13 +402,14 @@ class TinyViT(BaseModule):
             checkpoints pickle a yacs config).
     """
 
-    __jit_unused_properties__ = ["with_cp", "out_channels", "is_init"]  # not for TorchScript (MMEngine: is_init)
+    __jit_unused_properties__ = ["with_cp", "in_chans", "out_channels", "is_init"]  # not for TorchScript
 
     def __init__(self, arch: str | dict[str, Any] = "5m", img_size: int = 224,
                  window_sizes: Sequence[int] | None = None, in_channels: int = 3, num_classes: int | None = None,
                  global_pool: str = "avg", out_indices: Sequence[int] | None = None, out_norm: bool = True,
                  frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
-                 drop_path_rate: float = 0.0, drop_rate: float = 0.0, init_cfg: dict | list[dict] | None = None) -> None:
+                 drop_path_rate: float = 0.0, drop_rate: float = 0.0,
+                 init_cfg: dict | list[dict] | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         spec = resolve_arch(arch)
         self.arch = arch
@@ -423,7 +435,7 @@ class TinyViT(BaseModule):
         self.feature_info = [dict(num_chs=d, reduction=4 * 2 ** i, module=f"stages.{i}")
                              for i, d in enumerate(self.embed_dims)]
 
-        drop_paths = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
+        drop_paths = calculate_drop_path_rates(drop_path_rate, sum(self.depths))  # on the CPU under any device
         starts = [sum(self.depths[:i]) for i in range(NUM_STAGES)]
         self.patch_embed = PatchEmbed(in_channels, self.embed_dims[0])
         self.stages = nn.Sequential()
@@ -529,6 +541,11 @@ class TinyViT(BaseModule):
             stage.grad_checkpointing = enable
 
     @property
+    def in_chans(self) -> int:
+        """timm's name for `in_channels`."""
+        return self.in_channels
+
+    @property
     def with_cp(self) -> bool:
         return self.grad_checkpointing
 
@@ -576,8 +593,9 @@ class TinyViT(BaseModule):
         `global_pool` '' keeps the map (timm's head then classifies with a 1×1 conv)."""
         self.num_classes = num_classes
         if self.head is None:
-            self.head = _classifier(self.num_features, num_classes, "avg" if global_pool is None else global_pool, 0.0)
-            self.head.apply(self._init_module)
+            weight = next(self.parameters())
+            head = _classifier(self.num_features, num_classes, "avg" if global_pool is None else global_pool, 0.0)
+            self.head = head.apply(self._init_module).to(weight.device, weight.dtype).train(self.training)
         else:
             self.head.reset(num_classes, pool_type=global_pool)
             self.head.fc.apply(self._init_module)
@@ -681,9 +699,13 @@ default_cfgs = generate_default_cfgs({
 })
 
 
-def _from_timm_kwargs(in_chans: int = 3, **kwargs: Any) -> TinyViT:
-    """TinyViT from the keyword arguments timm passes (`in_chans` is our `in_channels`)."""
-    return TinyViT(in_channels=in_chans, **kwargs)
+def _from_timm_kwargs(in_chans: int = 3, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+                      **kwargs: Any) -> TinyViT:
+    """TinyViT from the keyword arguments timm passes: `in_chans` is our `in_channels`; `device` and `dtype` are
+    where and in which dtype its tensors are made (e.g. 'meta': none is allocated)."""
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        model = TinyViT(in_channels=in_chans, **kwargs)
+    return model if dtype is None else model.to(dtype)
 
 
 def _create_for_timm(variant: str, pretrained: bool, drop_path_rate: float, **kwargs: Any) -> TinyViT:

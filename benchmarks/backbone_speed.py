@@ -9,16 +9,17 @@ fastest round (as `timeit` does: load from other processes only ever slows a rou
 swings by 2-3x within minutes, which a median of a few rounds does not absorb):
 - `ours`: our TinyViT after the inference step, `backbones.inference.optimize(model, device=..., amp=...)`, with the
   kernels it picks for this device kind (logged, and kept in the record's setting);
-- `ours plain`: the model itself (one forward, as it trains: channels-last convs, BN unfused, SDPA on windows);
+- `ours plain`: the model itself (one forward, as it trains: channels-last convs, BN unfused, matmul attention);
 - `timm`: stock `tiny_vit_*` (NCHW input, BN unfused, timm's default attention);
 - `timm tuned`: timm with its own `ConvNorm.fuse()` applied to all ConvNorms, channels-last weights and input,
   once with each attention kernel (SDPA / matmuls; `fused_attn`), the faster counting;
 - with `--compile`: `torch.compile` of our plain model and of tuned timm (same attention kernel as ours; on CPU with
   inductor's weight freezing, which gives both oneDNN's fused calls and folded BatchNorm);
 - with `--onnxruntime` (CPU): our model exported by `backbones.export_onnx`, run by onnxruntime's CPU provider;
-- with `--ablation`: `optimize` with every option off, then each switched on in turn (`ablation_steps`: on CPU
-  +fused BN → +map-first attention → +oneDNN calls; on GPU +fused BN → +1×1 GEMMs → +half-precision LayerNorm
-  under autocast), each one's gain = its row over the row before: what `backbones.inference.MEASURED` is set from.
+- with `--ablation`: `optimize` with every option off (the model's own ops), then each switched on in turn
+  (`ablation_steps`: on CPU +fused BN → +oneDNN calls; on GPU +fused BN → +SDPA on windows → +1×1 GEMMs →
+  +half-precision LayerNorm under autocast), each one's gain = its row over the row before: what
+  `backbones.inference.MEASURED` is set from.
 `timm best` is the fastest timm configuration measured; `speedup_vs_timm_best` = our fastest over it.
 Every contender runs in one process with freed memory kept in the heap (`--allocator heap`, the default;
 `contracts.runtime`): with glibc's default each large activation is page-faulted in on every allocation, which on
@@ -167,20 +168,21 @@ def _amp_name(amp_dtype: torch.dtype | None) -> str | None:
 
 
 # `--ablation`: `optimize` with every option off, then switched on one at a time (`ablation_steps`)
-ABLATION_OFF: dict[str, Any] = dict(fuse_bn=False, attention="windows", onednn=False, pointwise_gemm=False,
+ABLATION_OFF: dict[str, Any] = dict(fuse_bn=False, attention="map", onednn=False, pointwise_gemm=False,
                                     half_norm=False)
 
 
 def ablation_steps(gpu: bool) -> list[tuple[str, dict[str, Any], str | None]]:
-    """(row, options switched on, the record's gain key) from every `optimize` option off to all of this device's
-    on (the last row): on CPU map-first attention and oneDNN calls, on GPU 1×1 GEMMs and the half-precision norm."""
+    """(row, options switched on, the record's gain key) from every `optimize` option off (the model's own ops) to
+    all of this device's on (the last row): fused BN, then on CPU the oneDNN calls, on GPU SDPA on windows, 1×1
+    GEMMs and the half-precision norm."""
     steps: list[tuple[str, dict[str, Any], str | None]] = [
         ("ours: none", {}, None), ("ours: +fused BN", dict(fuse_bn=True), "gain_fuse_bn")]
     if gpu:
-        return steps + [("ours: +1x1 GEMMs", dict(pointwise_gemm=True), "gain_pointwise_gemm"),
+        return steps + [("ours: +SDPA windows", dict(attention="windows"), "gain_attention"),
+                        ("ours: +1x1 GEMMs", dict(pointwise_gemm=True), "gain_pointwise_gemm"),
                         ("ours: +half LayerNorm", dict(half_norm=True), "gain_half_norm")]
-    return steps + [("ours: +map attention", dict(attention="map"), "gain_attention"),
-                    ("ours: +oneDNN", dict(onednn=True), "gain_onednn")]
+    return steps + [("ours: +oneDNN", dict(onednn=True), "gain_onednn")]
 
 
 def contenders(ours: TinyViT, img_size: int, device: str, *, compile_mode: str | None, ablation: bool,

@@ -154,7 +154,7 @@ def test_activation_copies_per_attention_layout(device):
     maps = []  # (C·H·W, windows) of each block's input, from a forward hook
     hooks = [m.register_forward_hook(lambda m, args, out: maps.append(
         (args[0][0].numel(), -(-args[0].shape[1] // m.window_size) * -(-args[0].shape[2] // m.window_size))))
-        for m in model.modules() if isinstance(m, backbones.tiny_vit.TinyViTBlock)]
+        for m in model.modules() if isinstance(m, backbones.tiny_vit.Attention)]
     with torch.no_grad():
         model(torch.randn(1, 3, 224, 224, device=device))
     for h in hooks:
@@ -262,6 +262,7 @@ def test_device_kind_reads_the_cpu_vendor():
     (dict(pointwise_gemm=True, fuse_bn=False), ValueError, "pointwise_gemm=True needs fuse_bn=True"),
     (dict(half_norm=True), ValueError, "half_norm=True needs amp='bf16' or 'fp16'"),
     (dict(amp="fp8"), ValueError, r"amp='fp8': choose None or one of \['bf16', 'fp16'\]"),
+    (dict(onednn=True, amp="bf16"), ValueError, "oneDNN's fused calls run in fp32 on the CPU"),
     (dict(channels_last=True), TypeError, r"unknown options \['channels_last'\]"),
 ])
 def test_bad_options(kwargs, error, match):

@@ -1,7 +1,8 @@
 """What timm's own model tests check, for our TinyViT as registered in timm (`tinyvit_bench_5m_224`, built through
 `timm.models.build_model_with_cfg`) and for timm's `tiny_vit_5m_224`: forward, backward, the default config and
-the head's sizes, the `features_only` wrappers, `forward_intermediates`, TorchScript, torch.fx (output equal to
-eager bit for bit) and fx + TorchScript. Written here from what timm's `tests/test_models.py` asserts; small inputs."""
+the head's sizes, construction on a device / in a dtype, the `features_only` wrappers, `forward_intermediates`,
+TorchScript, torch.fx (output equal to eager bit for bit) and fx + TorchScript. Written here from what timm's
+`tests/test_models.py` (1.0.29-1.0.31) asserts; small inputs."""
 from __future__ import annotations
 
 import math
@@ -67,6 +68,29 @@ def test_default_config_and_head_sizes(name):
     state = model.state_dict()
     assert f"{cfg['first_conv']}.weight" in state
     assert f"{cfg['classifier']}.weight" in timm.create_model(name).state_dict()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_device_dtype_and_the_head_keep_placement(name):
+    """`create_model(device=..., dtype=...)` makes every tensor there (the meta device: nothing allocated); after
+    `.to(bfloat16)` the output is bfloat16; a new classifier lands on the model's device and dtype and training flag;
+    unknown keyword arguments raise; a frozen model stays frozen through reset_classifier(0) / (0, '')."""
+    model = timm.create_model(name, device="meta", dtype=torch.float32).eval()
+    assert {t.device.type for t in [*model.parameters(), *model.buffers()]} == {"meta"}
+    assert model.in_chans == model.default_cfg["input_size"][0] == 3
+    x = torch.randn(1, 3, SIZE, SIZE, device="meta")
+    assert model.to(torch.bfloat16)(x.bfloat16()).dtype == torch.bfloat16
+    model.to(dtype=torch.float64)
+    model.reset_classifier(0)
+    model.reset_classifier(2)
+    assert {(p.device.type, p.dtype) for p in model.get_classifier().parameters()} == {("meta", torch.float64)}
+    assert not any(m.training for m in model.modules())
+    with pytest.raises(TypeError):
+        timm.create_model(name, device="meta", not_a_model_arg=1)
+    frozen = timm.create_model(name, device="meta").requires_grad_(False)
+    frozen.reset_classifier(0)
+    frozen.reset_classifier(0, "")
+    assert not any(p.requires_grad for p in frozen.parameters())
 
 
 def _check_levels(model: torch.nn.Module, outputs: list[torch.Tensor], info: timm.models.FeatureInfo) -> None:

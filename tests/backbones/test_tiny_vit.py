@@ -97,7 +97,12 @@ def test_pre_logits_and_classifier_interface():
     with torch.no_grad():
         assert torch.equal(model(x), feats)
     assert isinstance(model.get_classifier(), nn.Identity)
-    assert TinyViT("5m", out_indices=(3,)).head is None  # backbone mode has no unused head parameters
+    backbone = TinyViT("5m", out_indices=(3,)).double().eval()
+    assert backbone.head is None  # backbone mode has no unused head parameters
+    backbone.reset_classifier(10)  # a head on demand, where and how the model is
+    assert backbone.head.fc.weight.dtype == torch.float64 and not backbone.head.training
+    with torch.no_grad():
+        assert backbone.forward_head(backbone.forward_features(x.double())).shape == (2, 10)
 
 
 def test_nothing_cached_goes_stale(randomize):
