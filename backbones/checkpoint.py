@@ -96,8 +96,8 @@ def read_checkpoint(path: str | Path, allow_pickle: bool = False) -> dict[str, A
     return dict(obj)
 
 
-def _unwrap(obj: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(state_dict, meta) from the known wrappers."""
+def unwrap_checkpoint(obj: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(state_dict, meta) from the known wrappers: ours, `model` / `state_dict` / `*_ema` dicts, or bare tensors."""
     if obj.get("format") == CHECKPOINT_FORMAT:
         return dict(obj["state_dict"]), dict(obj.get("meta", {}))
     if isinstance(obj.get("format"), str):
@@ -108,7 +108,8 @@ def _unwrap(obj: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, 
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}, {}
 
 
-def _strip_prefix(sd: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+def strip_prefix(sd: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The keys under `prefix` (e.g. a detector's `backbone.`), without it; raises when none is."""
     out = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
     if not out:
         raise ValueError(f"no checkpoint key starts with prefix {prefix!r} (first keys: {list(sd)[:5]})")
@@ -226,10 +227,10 @@ def load_pretrained(model: nn.Module, checkpoint: str | Path | Mapping[str, Any]
     """
     obj = read_checkpoint(checkpoint, allow_pickle) if isinstance(checkpoint, (str, Path)) else checkpoint
     where = str(checkpoint) if isinstance(checkpoint, (str, Path)) else (label or "state dict")
-    sd, meta = _unwrap(obj)
+    sd, meta = unwrap_checkpoint(obj)
     ours = obj.get("format") == CHECKPOINT_FORMAT
     if prefix:
-        sd = _strip_prefix(sd, prefix)
+        sd = strip_prefix(sd, prefix)
     try:
         sd, fmt = convert_state_dict(sd)
     except ValueError as err:
@@ -256,29 +257,3 @@ def load_pretrained(model: nn.Module, checkpoint: str | Path | Mapping[str, Any]
         from mmengine.logging import print_log
         print_log(f"{where}: {report}", logger="current")
     return report
-
-
-def build_from_checkpoint(checkpoint: str | Path | Mapping[str, Any], *, allow_pickle: bool = False,
-                          strict: bool = True, allow_keys: Sequence[str] = (), prefix: str | None = None,
-                          **overrides: Any) -> tuple[nn.Module, LoadReport]:
-    """A TinyViT built as the checkpoint describes, then loaded: `(model, report)`.
-
-    Our format records arch, img_size and window_sizes in its metadata, so a student trained at 64 px with
-    custom windows comes back exactly as trained; other formats need `arch=` (and optionally img_size /
-    window_sizes) in `overrides`, which also replace metadata values (e.g. `out_indices`, `num_classes`).
-    `strict` / `allow_keys` / `prefix` as in `load_pretrained`.
-    """
-    from .tiny_vit import TinyViT
-    obj = read_checkpoint(checkpoint, allow_pickle) if isinstance(checkpoint, (str, Path)) else checkpoint
-    meta = obj.get("meta", {}) if obj.get("format") == CHECKPOINT_FORMAT else {}
-    kwargs = {k: meta[k] for k in ("arch", "img_size", "window_sizes") if meta.get(k) is not None}
-    kwargs.update(overrides)
-    if "arch" not in kwargs:
-        raise ValueError(f"{checkpoint if isinstance(checkpoint, (str, Path)) else 'state dict'}: no 'arch' in the "
-                         f"checkpoint metadata; pass arch='5m'|'11m'|'21m'")
-    if isinstance(kwargs.get("window_sizes"), list):
-        kwargs["window_sizes"] = tuple(kwargs["window_sizes"])
-    model = TinyViT(**kwargs)
-    label = str(checkpoint) if isinstance(checkpoint, (str, Path)) else None
-    report = load_pretrained(model, obj, prefix=prefix, strict=strict, allow_keys=allow_keys, label=label)
-    return model, report

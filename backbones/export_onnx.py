@@ -7,12 +7,13 @@
 per-output LayerNorms it was trained with (the stages whose `norm{i}` the file holds; without any, all four
 stages unnormalised, as a classification checkpoint gives).
 
-The graph is traced at inference (BatchNorm folded into the convolutions, attention-bias tables gathered and
-folded into constants; input height/width fixed, the batch optionally dynamic), then run with onnxruntime's CPU
-provider on a random batch: the file is written (atomically) only if its outputs match PyTorch's within `--atol`
-(1e-4 by default, fp32). Every check of the input (checkpoint vs arch, image size, opset) runs before anything
-is written. Needs the `onnx` extra (`onnx`, `onnxruntime`); the TorchScript exporter is used (torch's dynamo
-exporter would need `onnxscript` too).
+The graph is traced from the inference step's copy, `backbones.inference.optimize` with public ops only
+(BatchNorm folded into the convolutions, map-first attention with the bias tables gathered into constants; input
+height/width fixed, the batch optionally dynamic), then run with onnxruntime's CPU provider on a random batch: the
+file is written (atomically) only if its outputs match the plain model's within `--atol` (1e-4 by default, fp32).
+Every check of the input (checkpoint vs arch, image size, opset) runs before anything is written. Needs the `onnx`
+extra (`onnx`, `onnxruntime`); the TorchScript exporter is used (torch's dynamo exporter would need `onnxscript`
+too).
 """
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ import torch
 
 from contracts.fileio import atomic_write
 
-from .checkpoint import CHECKPOINT_FORMAT, _strip_prefix, _unwrap, build_from_checkpoint, read_checkpoint
-from .tiny_vit import NUM_STAGES
-from .tiny_vit import TinyViT
+from .checkpoint import CHECKPOINT_FORMAT, read_checkpoint, strip_prefix, unwrap_checkpoint
+from .inference import optimize
+from .tiny_vit import NUM_STAGES, TinyViT, build_from_checkpoint
 
 MIN_OPSET = 17  # LayerNormalization
 DENSE_OUTPUTS = ("stride4", "stride8", "stride16", "stride32")
@@ -70,9 +71,9 @@ def load_for_export(checkpoint: str | Path, *, dense: bool = False, allow_pickle
     if not dense and "num_classes" not in overrides and meta.get("num_classes") is not None:
         overrides = {**overrides, "num_classes": meta["num_classes"]}
     if dense:
-        sd = _unwrap(obj)[0]
+        sd = unwrap_checkpoint(obj)[0]
         try:
-            sd = _strip_prefix(sd, prefix) if prefix else sd
+            sd = strip_prefix(sd, prefix) if prefix else sd
         except ValueError as err:
             raise ValueError(f"{checkpoint}: {err}") from None
         normed = tuple(i for i in range(NUM_STAGES) if f"norm{i}.weight" in sd)
@@ -97,7 +98,8 @@ def load_for_export(checkpoint: str | Path, *, dense: bool = False, allow_pickle
 
 def export_bytes(model: TinyViT, img_size: int, *, dynamic_batch: bool = False, opset: int = MIN_OPSET,
                  batch: int = 1) -> bytes:
-    """The ONNX file of `model` (classifier or pyramid, as built) for img_size² inputs, as bytes."""
+    """The ONNX file of `model` (classifier or pyramid, as built) for img_size² inputs, as bytes: its inference copy
+    in public ops (the private oneDNN calls do not export; onnxruntime fuses its own epilogues)."""
     check_opset(opset)
     check_img_size(img_size)
     dense = model.out_indices is not None
@@ -109,7 +111,8 @@ def export_bytes(model: TinyViT, img_size: int, *, dynamic_batch: bool = False, 
         # shape checks of the traced Python code are constants for a fixed size, which is what we want
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model.eval(), (x,), buf, dynamo=False, opset_version=opset, input_names=["image"],
+        fast = optimize(model, device="cpu", logger="silent", attention="map", onednn=False, pointwise_gemm=False)
+        torch.onnx.export(fast, (x,), buf, dynamo=False, opset_version=opset, input_names=["image"],
                           output_names=outputs, dynamic_axes=axes, do_constant_folding=True)
     return buf.getvalue()
 

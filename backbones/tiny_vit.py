@@ -1,44 +1,45 @@
-"""TinyViT (Wu et al., ECCV 2022) as an MMEngine backbone with timm's interface.
+"""TinyViT (Wu et al., ECCV 2022) as an MMEngine backbone with timm's interface: one model, one forward path.
 
-One module serves every stage of the suite:
+- classification mode (`out_indices=None`): `forward_features` / `forward_head(pre_logits=...)` / `forward`, the
+  names timm uses, for distillation and probes;
 - backbone mode (`out_indices` set): `forward` returns the stage outputs at strides 4/8/16/32 (NCHW, channels =
-  the stage dims, an optional LayerNorm per output), as mmdet/mmseg necks expect; it is `forward_intermediates`;
-- classification mode (`out_indices=None`): `forward_features` / `forward_head(pre_logits=...)` / `forward`,
-  the names timm uses, for distillation and probes.
-timm's whole interface: every stage is a module with its own `forward` (forward hooks on `stages.i` fire; the
-model traces with `torch.fx`, e.g. torchvision's `create_feature_extractor`), `forward_intermediates`,
-`prune_intermediate_layers`, `set_grad_checkpointing` (mmdet/mmseg's `with_cp=True`), `feature_info`,
-`get_classifier` / `reset_classifier`.
+  the stage dims, an optional LayerNorm each), as mmdet/mmseg necks expect: `forward_intermediates` of those stages.
 
-Parameter names equal timm's `tiny_vit_*` names (`patch_embed.conv1.conv.weight`, `stages.1.blocks.0.attn.qkv...`,
-`head.fc.weight`), so timm weights load as they are; `backbones.load_pretrained` maps the official and mmpretrain
-layouts onto them.
+The forward is the paper's math, the same in training and at inference, in public PyTorch ops only: channels-last
+convolutions, NHWC attention stages whose LayerNorm, qkv and output projection run on the whole map (zero-padded to
+whole windows), attention as plain matmuls inside each window with the learned bias per (head, relative offset), the
+residuals added in place. On the CPU these are the ops the model shipped before issue 30 trained with, bit for bit
+(forward, gradients, BatchNorm statistics). Every stage is a module with its own `forward`
+(hooks on `stages.i` fire); the classifier scripts with `torch.jit.script`, and a `torch.fx` trace gives the eager
+output bit for bit. Nothing is cached: the attention bias is gathered from the live table on every call, so
+`load_state_dict`, `.to()` or an optimizer step are seen at once. Inference kernels (BatchNorm folded, SDPA on windows,
+fused epilogues) are an explicit step, `backbones.inference.optimize`; `ConvNorm.fuse()` is timm's.
 
-Inference tricks (each switchable by `set_speed_options` for `benchmarks.backbone_speed --ablation`): the attention
-stages run in NHWC with channels-last convolutions (no layout copies between the depth-wise conv and the MLP);
-at inference (grad disabled) every conv+BN pair runs as one fused conv whose weights are derived from the live
-parameters on each call, so nothing cached can go stale after `load_state_dict`, `.to()` or an optimizer step.
-On CPU (eager fp32 inference) attention runs as plain matmuls with the bias added in place, the norm, qkv and
-output projections on the whole map (the window partition + head split is one copy, the reverse + head merge
-another), and the linear layers and convs as oneDNN calls with their GELU or residual add fused in
-(`onednn_inference`). On GPU attention is SDPA on windows cut first (q, k, v and its output are views: no copy),
-fused 1×1 convs run as GEMMs with the bias in the epilogue, and LayerNorm under autocast stays in half precision
-at inference: each removes element-wise passes or copies seen in the H200 profile (docs/gpu_h200_profiles.md);
-`backbone_speed --ablation` on a GPU measures each.
+Parameter names equal timm's `tiny_vit_*` names, so timm weights load as they are; `backbones.load_pretrained` maps
+the official and mmpretrain layouts onto them. Registered as `type='TinyViT'` in MMEngine's MODELS and, through
+`timm.models.build_model_with_cfg`, as `tinyvit_bench_{5m,11m,21m}_224` / `tinyvit_bench_21m_{384,512}` in timm's
+registry (`timm.create_model`, `features_only=True`; no pretrained weights registered, nothing downloads).
 """
-from __future__ import annotations
 
-from typing import Any, Sequence
+import contextlib
+from functools import partial
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import DropPath, LayerNorm2d, NormMlpClassifierHead, calculate_drop_path_rates
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
-from torch.nn.modules import module as torch_module
 
-__all__ = ["TinyViT", "ARCH_SETTINGS", "default_window_sizes", "resolve_arch"]
+from .checkpoint import CHECKPOINT_FORMAT, LoadReport, load_pretrained, read_checkpoint
+
+__all__ = ["TinyViT", "ARCH_SETTINGS", "NUM_STAGES", "default_window_sizes", "resolve_arch", "build_from_checkpoint",
+           "resize_attention_biases", "pad_to_windows", "crop_like", "window_attention"]
 
 # Paper Tab. 1 / supp. Tab. 1. Heads = dim / 32 (head dim 32), MBConv ratio 4, MLP ratio 4.
 ARCH_SETTINGS: dict[str, dict[str, Any]] = {
@@ -51,9 +52,6 @@ _ARCH_DEFAULTS: dict[str, Any] = dict(head_dim=32, mbconv_ratio=4.0, mlp_ratio=4
 NUM_STAGES = 4
 # init_cfg keys of `type='Pretrained'` (MMEngine's PretrainedInit takes map_location; weights load on CPU anyway)
 _PRETRAINED_KEYS = {"type", "checkpoint", "prefix", "allow_pickle", "map_location"}
-_ATTENTION_KERNELS = {"auto": None, "sdpa": True, "matmul": False}  # → Attention.fused_attn
-_POINTWISE_CONVS = {"auto": None, "gemm": True, "conv": False}  # → ConvNorm.pointwise_gemm
-_AUTOCAST_NORMS = {"auto": None, "half": True, "fp32": False}  # → LayerNorm.half_inference
 
 
 def default_window_sizes(img_size: int) -> tuple[int, int, int, int]:
@@ -96,120 +94,31 @@ def resolve_arch(arch: str | dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def onednn_inference(module: nn.Module) -> bool:
-    """Whether this call may run oneDNN's fused CPU ops (a linear layer or conv with its GELU or residual add as one
-    kernel; oneDNN's GEMM also ran 2.3-2.7x faster than the MKL sgemm `F.linear` calls on this suite's AMD CPU):
-    `module.onednn` set, eval mode, grad off, fp32 CPU weights, eager (not traced, scripted, compiled, autocast or
-    exported to ONNX), and no forward hook on the Linear layers it would bypass (feature extractors, FLOP
-    counters)."""
-    if (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
-            or torch.onnx.is_in_onnx_export() or torch.fx._symbolic_trace.is_fx_symbolic_tracing()):
-        return False  # graphs keep the plain ops (the compiler / exporter does its own fusions)
-    weight = next(module.parameters())
-    return (module.onednn and not module.training and not torch.is_grad_enabled() and weight.device.type == "cpu"
-            and weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-            and torch.backends.mkldnn.enabled and not torch.is_autocast_enabled("cpu") and not _hooked(module))
-
-
-def _device_type(module: nn.Module) -> str:
-    """The device type of a module's weights: read from `parameters()`, which stay tensors under `torch.fx`
-    tracing (attribute access gives proxies there), so layout and kernel choices never branch on a proxy."""
-    return next(module.parameters()).device.type
-
-
-def _hooked(module: nn.Module) -> bool:
-    """Whether a forward hook waits on a layer the oneDNN calls would bypass (the Linear layers of attention and
-    MLP; a ConvNorm's conv and BN already run as one fused conv at inference)."""
-    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
-        return True
-    return any(m._forward_hooks or m._forward_pre_hooks for m in module.children())
-
-
-def onednn_linear(fc: nn.Linear, x: torch.Tensor, gelu: bool = False,
-                  residual: torch.Tensor | None = None) -> torch.Tensor:
-    """`fc(x)`, then GELU or `+ residual`, as one oneDNN call (only where `onednn_inference` holds)."""
-    if residual is not None:
-        return torch.ops.mkldnn._linear_pointwise.binary(x, residual, fc.weight, fc.bias, "add")
-    return torch.ops.mkldnn._linear_pointwise(x, fc.weight, fc.bias, "gelu" if gelu else "none", [],
-                                              "none" if gelu else "")
-
-
 class ConvNorm(nn.Module):
-    """Conv2d (no bias) + BatchNorm2d; one fused conv at inference, recomputed from the live weights each call."""
+    """Conv2d (no bias) + BatchNorm2d. `fuse()` returns the one conv that equals it at inference."""
 
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, padding: int = 0,
                  groups: int = 1, bn_weight_init: float = 1.0) -> None:
         super().__init__()
-        self.fuse_bn = True  # `TinyViT.set_speed_options(fuse_bn=False)` turns it off (benchmark ablation)
-        self.onednn = True  # `TinyViT.set_speed_options(onednn=False)` turns it off (benchmark ablation)
-        self.pointwise_gemm: bool | None = None  # None: off the CPU (`set_speed_options(pointwise_convs=...)`)
         self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(out_chs)
         nn.init.constant_(self.bn.weight, bn_weight_init)
         nn.init.zeros_(self.bn.bias)
 
-    def fused_weight_and_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The conv weight and bias equal to conv followed by BN with its running statistics."""
-        bn = self.bn
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x))
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Conv2d:
+        """A new Conv2d with the BatchNorm's running statistics and affine folded into its weight and bias (timm's
+        `ConvNorm.fuse()`; a copy: later changes to this module's weights do not reach it)."""
+        c, bn = self.conv, self.bn
         scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
-        return self.conv.weight * scale[:, None, None, None], bn.bias - bn.running_mean * scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.fuse_bn or self.training or torch.is_grad_enabled() or self.bn.running_var is None:
-            return self.bn(self.conv(x))
-        weight, bias = self.fused_weight_and_bias()
-        c = self.conv
-        if self._as_gemm(x):
-            # a 1×1 conv over channels-last memory is a GEMM over the NHWC rows, and `F.linear` adds the bias in
-            # the GEMM's epilogue; cuDNN's conv leaves it to a separate broadcast `add_`, which runs in PyTorch's
-            # non-vectorised element-wise kernel (the largest row of the H200 profile, docs/gpu_h200_profiles.md)
-            return F.linear(x.permute(0, 2, 3, 1), weight.flatten(1), bias).permute(0, 3, 1, 2)
-        return F.conv2d(x, weight, bias, c.stride, c.padding, c.dilation, c.groups)
-
-    def _as_gemm(self, x: torch.Tensor) -> bool:
-        """Whether this (fused, inference) conv runs as a GEMM: a 1×1, stride-1 dense conv on channels-last input,
-        off the CPU unless `pointwise_gemm` says otherwise (on CPU the oneDNN conv is the faster call)."""
-        c = self.conv
-        use = self.pointwise_gemm if self.pointwise_gemm is not None else _device_type(self) != "cpu"
-        return (use and c.kernel_size == (1, 1) and c.stride == (1, 1) and c.padding == (0, 0) and c.groups == 1
-                and x.is_contiguous(memory_format=torch.channels_last))
-
-    def forward_act(self, x: torch.Tensor, act: nn.Module | None = None,
-                    residual: torch.Tensor | None = None) -> torch.Tensor:
-        """`act(self(x))` or `self(x) + residual`: one oneDNN call with the BN fused where `onednn_inference` holds
-        (and the BN is fused), else the plain ops (also with nothing to fuse: a lone depth-wise conv ran 2x slower
-        as a oneDNN call than through `F.conv2d`, `benchmarks.backbone_speed --profile`)."""
-        if not ((act is not None or residual is not None) and self.fuse_bn and self.bn.running_var is not None
-                and onednn_inference(self)):
-            y = self(x)
-            return act(y) if act is not None else y.add_(residual) if residual is not None else y
-        weight, bias = self.fused_weight_and_bias()
-        c = self.conv
-        args = (weight, bias, list(c.padding), list(c.stride), list(c.dilation), c.groups)
-        if residual is not None:
-            return torch.ops.mkldnn._convolution_pointwise.binary(x, residual, *args, "add", None, None, [], None)
-        return torch.ops.mkldnn._convolution_pointwise(x, *args, "gelu", [], "none")
-
-
-class LayerNorm(nn.LayerNorm):
-    """`nn.LayerNorm` that, at inference under autocast off the CPU, runs in the autocast dtype (fp32 statistics
-    inside the kernel). CUDA's autocast runs LayerNorm in fp32: a cast copy of the input, a 4-byte write and a cast
-    copy before the next GEMM (21 of each per TinyViT-21M forward), for the half-precision tensor that GEMM reads
-    anyway; only the affine weights are rounded to half first. Training keeps autocast's fp32 norm."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__(dim)
-        self.half_inference: bool | None = None  # None: off the CPU (`set_speed_options(autocast_norm=...)`)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        device = _device_type(self)
-        use = self.half_inference if self.half_inference is not None else device != "cpu"
-        if not (use and not torch.is_grad_enabled() and torch.is_autocast_enabled(device)):
-            return super().forward(x)
-        dtype = torch.get_autocast_dtype(device)
-        with torch.autocast(device, enabled=False):
-            return F.layer_norm(x.to(dtype), self.normalized_shape, self.weight.to(dtype), self.bias.to(dtype),
-                                self.eps)
+        fused = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, c.dilation, c.groups,
+                          bias=True, device=c.weight.device, dtype=c.weight.dtype)
+        fused.weight.copy_(c.weight * scale[:, None, None, None])
+        fused.bias.copy_(bn.bias - bn.running_mean * scale)
+        return fused
 
 
 class PatchEmbed(nn.Module):
@@ -222,7 +131,11 @@ class PatchEmbed(nn.Module):
         self.conv2 = ConvNorm(out_chs // 2, out_chs, 3, 2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv2.forward_act(self.conv1.forward_act(x, self.act))
+        return self.conv2(self.act(self.conv1(x)))
+
+
+def _drop_path(p: float) -> nn.Module:
+    return DropPath(p) if p > 0 else nn.Identity()
 
 
 class MBConv(nn.Module):
@@ -237,13 +150,11 @@ class MBConv(nn.Module):
         self.act2 = nn.GELU()
         self.conv3 = ConvNorm(hidden, dim, bn_weight_init=0.0)
         self.act3 = nn.GELU()
-        self.drop_path = DropPath(drop_path)
+        self.drop_path = _drop_path(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv2.forward_act(self.conv1.forward_act(x, self.act1), self.act2)
-        if self.training and self.drop_path.p:
-            return self.act3(self.drop_path(self.conv3(y)) + x)
-        return self.act3(self.conv3.forward_act(y, residual=x))  # the add is in place / inside the conv
+        y = self.act2(self.conv2(self.act1(self.conv1(x))))
+        return self.act3(self.drop_path(self.conv3(y)).add_(x))  # in place into the fresh branch output
 
 
 class PatchMerging(nn.Module):
@@ -258,29 +169,12 @@ class PatchMerging(nn.Module):
         self.conv3 = ConvNorm(out_dim, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv3.forward_act(self.conv2.forward_act(self.conv1.forward_act(x, self.act1), self.act2))
-
-
-class DropPath(nn.Module):
-    """Stochastic depth per sample (identity at inference or when `p == 0`)."""
-
-    def __init__(self, p: float = 0.0) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return self.conv3(self.act2(self.conv2(self.act1(self.conv1(x)))))
 
 
 def attention_bias_index(window_size: int) -> torch.Tensor:
-    """(N, N) index into a (heads, ws²) bias table: offset (|Δrow|, |Δcol|) → |Δrow|·ws + |Δcol| (LeViT's order)."""
+    """(N, N) index into a (heads, ws²) bias table: offset (|Δrow|, |Δcol|) → |Δrow|·ws + |Δcol| (LeViT's
+    order)."""
     coords = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij")).flatten(1)
     delta = (coords[:, :, None] - coords[:, None, :]).abs()
     return delta[0] * window_size + delta[1]
@@ -299,31 +193,33 @@ def resize_attention_biases(table: torch.Tensor, window_size: int) -> torch.Tens
     return grid.reshape(heads, window_size * window_size).to(table.dtype)
 
 
+# Shape arithmetic in Python ints: `torch.fx.wrap` keeps these calls whole in a traced graph.
 @torch.fx.wrap
-def _pad_to_windows(x: torch.Tensor, window_size: int) -> torch.Tensor:
+def pad_to_windows(x: torch.Tensor, window_size: int) -> torch.Tensor:
     """Zero-pad an NHWC map at the bottom/right to whole windows (unmasked, as the paper's code and timm do)."""
-    pad_b, pad_r = -x.shape[1] % window_size, -x.shape[2] % window_size
-    return F.pad(x, (0, 0, 0, pad_r, 0, pad_b)) if pad_b or pad_r else x
+    ws = window_size
+    pad_b, pad_r = (ws - x.shape[1] % ws) % ws, (ws - x.shape[2] % ws) % ws
+    return F.pad(x, (0, 0, 0, pad_r, 0, pad_b)) if pad_b > 0 or pad_r > 0 else x
 
 
 @torch.fx.wrap
-def _crop_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+def crop_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """`x[:, :H, :W]` for the H, W of `ref` (a view; no-op without padding)."""
     return x if x.shape[1:3] == ref.shape[1:3] else x[:, :ref.shape[1], :ref.shape[2]]
 
 
 @torch.fx.wrap
 def window_attention(qkv: torch.Tensor, bias: torch.Tensor, num_heads: int, window_size: int) -> torch.Tensor:
-    """Attention as plain matmuls inside each window of an NHWC qkv map (B, H, W, 3C), H and W multiples of the
-    window; returns (B, H, W, C) before the output projection.
+    """Attention as plain matmuls inside each window of an NHWC qkv map (B, H, W, 3C), H and W whole windows;
+    returns (B, H, W, C) before the output projection.
 
-    The window partition and the split into heads are one copy (`reshape` of a permuted view) and the window
-    reverse with the head merge another, instead of one copy each for partition, q, k, v, heads and reverse.
+    The window partition and the split into heads are one copy (`reshape` of a permuted view), the window reverse
+    and the head merge another, instead of one copy each for partition, q, k, v, heads and reverse. The qkv
+    channel order is timm's and the paper's code's: (head, q|k|v, head_dim).
     """
     b, h, w, c3 = qkv.shape
     ws, c = window_size, c3 // 3
     nh, nw, hd = h // ws, w // ws, c // num_heads
-    # channel order is (head, q|k|v, head_dim), as timm and the paper's code lay out the qkv projection
     q, k, v = qkv.view(b, nh, ws, nw, ws, num_heads, 3, hd).permute(6, 0, 1, 3, 5, 2, 4, 7).reshape(
         3, b * nh * nw, num_heads, ws * ws, hd).unbind(0)
     attn = (q * hd ** -0.5) @ k.transpose(-2, -1)
@@ -331,43 +227,10 @@ def window_attention(qkv: torch.Tensor, bias: torch.Tensor, num_heads: int, wind
     return x.view(b, nh, nw, num_heads, ws, ws, hd).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, h, w, c)
 
 
-@torch.fx.wrap
-def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
-    """(B, H, W, C) → (B·windows, ws², C), zero-padded to whole windows: one copy (a view for a one-window map)."""
-    x = _pad_to_windows(x, window_size)
-    b, h, w, c = x.shape
-    ws = window_size
-    return x.view(b, h // ws, ws, w // ws, ws, c).transpose(2, 3).reshape(-1, ws * ws, c)
-
-
-@torch.fx.wrap
-def window_reverse(windows: torch.Tensor, like: torch.Tensor, window_size: int) -> torch.Tensor:
-    """Inverse of `window_partition` for a map shaped like `like` (B, H, W, ·), padding cropped off."""
-    b, h, w = like.shape[:3]
-    ws, c = window_size, windows.shape[-1]
-    hp, wp = h + -h % ws, w + -w % ws
-    return _crop_like(windows.view(b, hp // ws, wp // ws, ws, ws, c).transpose(2, 3).reshape(b, hp, wp, c), like)
-
-
-@torch.fx.wrap
-def windows_sdpa(qkv: torch.Tensor, bias: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """SDPA over windows: (B·windows, N, 3C) → (B·windows, N, C). q, k and v are strided views of the qkv GEMM's
-    output and the result a view of SDPA's (the memory-efficient kernel takes strides): no copy."""
-    bw, n, c3 = qkv.shape
-    q, k, v = qkv.view(bw, n, num_heads, 3, c3 // (3 * num_heads)).permute(3, 0, 2, 1, 4).unbind(0)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype)).transpose(1, 2).reshape(
-        bw, n, c3 // 3)
-
-
 class Attention(nn.Module):
-    """Window multi-head self-attention on an NHWC map, with a learned bias per (head, relative offset).
-
-    Two layouts, by kernel. Plain matmuls (CPU default): norm, qkv and output projections run on the whole map and
-    only the attention sees windows (one copy in, one out). SDPA (GPU default): the map is cut into windows first
-    (one copy of C channels, none for a one-window map), so q, k, v reach SDPA as views of the qkv output, the
-    residual is added in window layout and one copy goes back: 2C instead of 4C channels copied per block.
-    Parameter names and the qkv channel layout are timm's.
-    """
+    """Window multi-head self-attention on an NHWC map (B, H, W, C) → (B, H, W, C), any size: LayerNorm, qkv and
+    the output projection on the whole map (zero-padded to whole windows, then cropped), attention inside each
+    window with a learned bias per (head, relative offset)."""
 
     def __init__(self, dim: int, num_heads: int, window_size: int) -> None:
         super().__init__()
@@ -376,9 +239,7 @@ class Attention(nn.Module):
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.window_size = window_size
-        self.fused_attn: bool | None = None  # SDPA (True), matmuls (False); None: SDPA on GPU, matmuls on CPU
-        self.onednn = True  # projections through `onednn_linear` where `onednn_inference` holds
-        self.norm = LayerNorm(dim)
+        self.norm = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.attention_biases = nn.Parameter(torch.zeros(num_heads, window_size * window_size))
@@ -390,22 +251,10 @@ class Attention(nn.Module):
         n = self.window_size * self.window_size
         return self.attention_biases.index_select(1, self.attention_bias_idxs.view(-1)).view(self.num_heads, n, n)
 
-    def forward(self, x: torch.Tensor, add_input: bool = False) -> torch.Tensor:
-        """(B, H, W, C) → (B, H, W, C) (+ x with `add_input`); maps that are not whole windows are zero-padded,
-        then cropped."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         ws = self.window_size
-        if self.fused_attn if self.fused_attn is not None else _device_type(self) == "cuda":
-            windows = window_partition(x, ws)
-            y = self.proj(windows_sdpa(self.qkv(self.norm(windows)), self.attention_bias(), self.num_heads))
-            return window_reverse(y.add_(windows) if add_input else y, x, ws)
-        h = self.norm(_pad_to_windows(x, ws))
-        onednn = onednn_inference(self)
-        qkv = onednn_linear(self.qkv, h) if onednn else self.qkv(h)
-        out = _crop_like(window_attention(qkv, self.attention_bias(), self.num_heads, ws), x)
-        if onednn:
-            return onednn_linear(self.proj, out, residual=x if add_input else None)
-        y = self.proj(out)
-        return y.add_(x) if add_input else y
+        qkv = self.qkv(self.norm(pad_to_windows(x, ws)))
+        return self.proj(crop_like(window_attention(qkv, self.attention_bias(), self.num_heads, ws), x))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 - torch's signature
         key = prefix + "attention_biases"
@@ -424,91 +273,77 @@ class Mlp(nn.Module):
 
     def __init__(self, dim: int, hidden: int, drop: float = 0.0) -> None:
         super().__init__()
-        self.norm = LayerNorm(dim)
+        self.norm = nn.LayerNorm(dim)
         self.fc1 = nn.Linear(dim, hidden)
         self.act = nn.GELU()
         self.drop1 = nn.Dropout(drop)
         self.fc2 = nn.Linear(hidden, dim)
         self.drop2 = nn.Dropout(drop)
-        self.onednn = True  # fc1+GELU and fc2(+residual) through `onednn_linear` where `onednn_inference` holds
 
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.norm(x)
-        if onednn_inference(self):
-            return onednn_linear(self.fc2, onednn_linear(self.fc1, h, gelu=True), residual=residual)
-        y = self.drop2(self.fc2(self.drop1(self.act(self.fc1(h)))))
-        return y if residual is None else y.add_(residual)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(self.norm(x))))))
 
 
 class TinyViTBlock(nn.Module):
-    """Window attention (+residual) → 3×3 depth-wise ConvNorm → MLP (+residual), on NHWC tensors."""
+    """Window attention (+residual) → 3×3 depth-wise ConvNorm → MLP (+residual), on NHWC maps of any size."""
 
     def __init__(self, dim: int, num_heads: int, window_size: int, mlp_ratio: float, drop_path: float,
                  drop: float = 0.0) -> None:
         super().__init__()
-        self.window_size = window_size
         self.attn = Attention(dim, num_heads, window_size)
-        self.drop_path1 = DropPath(drop_path)
+        self.drop_path1 = _drop_path(drop_path)
         self.local_conv = ConvNorm(dim, dim, 3, 1, 1, groups=dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
-        self.drop_path2 = DropPath(drop_path)
+        self.drop_path2 = _drop_path(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and (self.drop_path1.p or self.drop_path2.p):
-            y = self.drop_path1(self.attn(x)) + x
-            x = self.local_conv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-            return self.drop_path2(self.mlp(x)) + x
-        # residuals go in place into the fresh branch outputs, or into the projections' oneDNN calls
-        y = self.attn(x, add_input=True)
-        x = self.local_conv.forward_act(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # NHWC = channels-last: no copy
-        return self.mlp(x, residual=x)
+        x = self.drop_path1(self.attn(x)).add_(x)  # residuals in place into the fresh branch outputs
+        x = self.local_conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # NHWC is channels-last NCHW: no copy
+        return self.drop_path2(self.mlp(x)).add_(x)
 
 
-def _run_blocks(blocks: nn.Sequential, x: torch.Tensor, checkpointing: bool) -> torch.Tensor:
-    """Run the blocks, each under gradient checkpointing when asked and gradients are being recorded."""
-    if not (checkpointing and torch.is_grad_enabled()):
-        return blocks(x)
-    for block in blocks:
-        x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
-    return x
+class Stage(nn.Module):
+    """A stage's `blocks`, each under gradient checkpointing while training if `grad_checkpointing` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.grad_checkpointing = False
+
+    def run_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        if self.grad_checkpointing and self.training:
+            return self.checkpointed_blocks(x)
+        return self.blocks(x)
+
+    @torch.jit.unused
+    def checkpointed_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+        return x
 
 
-class ConvStage(nn.Module):
+class ConvStage(Stage):
     """Stage 0: MBConv blocks at stride 4 (NCHW in and out)."""
 
     def __init__(self, dim: int, depth: int, expand_ratio: float, drop_paths: Sequence[float]) -> None:
         super().__init__()
-        self.grad_checkpointing = False
         self.blocks = nn.Sequential(*[MBConv(dim, expand_ratio, drop_paths[i]) for i in range(depth)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _run_blocks(self.blocks, x, self.grad_checkpointing and self.training)
+        return self.run_blocks(x)
 
 
-class TinyViTStage(nn.Module):
+class TinyViTStage(Stage):
     """Stages 1-3: PatchMerging (stride 2) then TinyViT blocks; NCHW in and out (channels-last memory), NHWC inside."""
 
     def __init__(self, dim: int, out_dim: int, depth: int, num_heads: int, window_size: int, mlp_ratio: float,
                  drop_paths: Sequence[float], drop: float) -> None:
         super().__init__()
-        self.grad_checkpointing = False
         self.downsample = PatchMerging(dim, out_dim)
         self.blocks = nn.Sequential(*[
             TinyViTBlock(out_dim, num_heads, window_size, mlp_ratio, drop_paths[i], drop) for i in range(depth)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.downsample(x).permute(0, 2, 3, 1)
-        return _run_blocks(self.blocks, x, self.grad_checkpointing and self.training).permute(0, 3, 1, 2)
-
-
-class ClassifierHead(nn.Module):
-    """Global average pool → LayerNorm → (dropout) → Linear (Identity when num_classes == 0)."""
-
-    def __init__(self, dim: int, num_classes: int, drop: float = 0.0) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-        self.drop = nn.Dropout(drop)
-        self.fc = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
+        return self.run_blocks(self.downsample(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 def feature_take_indices(num_stages: int, indices: int | Sequence[int] | None) -> tuple[list[int], int]:
@@ -527,9 +362,17 @@ def feature_take_indices(num_stages: int, indices: int | Sequence[int] | None) -
 
 
 @torch.fx.wrap
-def _check_input(x: torch.Tensor, in_channels: int, arch: Any) -> None:
-    if x.ndim != 4 or x.shape[1] != in_channels:
-        raise ValueError(f"TinyViT {arch!r} expects (B, {in_channels}, H, W) input, got shape {tuple(x.shape)}")
+def checked_input(x: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """`x` if it is a (B, in_channels, H, W) batch, else a ValueError naming both shapes."""
+    if x.dim() != 4 or x.shape[1] != in_channels:
+        raise ValueError(f"TinyViT expects (B, {in_channels}, H, W) input, got shape {list(x.shape)}")
+    return x
+
+
+def _classifier(num_features: int, num_classes: int, global_pool: str, drop_rate: float) -> NormMlpClassifierHead:
+    """timm's head for TinyViT: global pool → LayerNorm → (dropout) → Linear (Identity for 0 classes)."""
+    return NormMlpClassifierHead(num_features, num_classes, pool_type=global_pool, drop_rate=drop_rate,
+                                 norm_layer=partial(LayerNorm2d, eps=1e-5))
 
 
 @MODELS.register_module()
@@ -545,6 +388,7 @@ class TinyViT(BaseModule):
         in_channels: image channels.
         num_classes: classifier classes; default 1000 in classification mode, no head in backbone mode.
             0 keeps the pooled, normalised features as the output (timm's convention).
+        global_pool: timm's pooling of the head: 'avg', or '' for none (the head then keeps the map).
         out_indices: stages whose outputs `forward` returns (backbone mode); None = classification mode.
         out_norm: a LayerNorm on each returned stage output.
         frozen_stages: -1 none; 0 the patch embedding; k ≥ 1 also stages 0..k-1 (and their output norms).
@@ -558,11 +402,14 @@ class TinyViT(BaseModule):
             checkpoints pickle a yacs config).
     """
 
+    __jit_unused_properties__ = ["with_cp", "in_chans", "out_channels", "is_init"]  # not for TorchScript
+
     def __init__(self, arch: str | dict[str, Any] = "5m", img_size: int = 224,
                  window_sizes: Sequence[int] | None = None, in_channels: int = 3, num_classes: int | None = None,
-                 out_indices: Sequence[int] | None = None, out_norm: bool = True, frozen_stages: int = -1,
-                 norm_eval: bool = False, with_cp: bool = False, drop_path_rate: float = 0.0,
-                 drop_rate: float = 0.0, init_cfg: dict | list[dict] | None = None) -> None:
+                 global_pool: str = "avg", out_indices: Sequence[int] | None = None, out_norm: bool = True,
+                 frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
+                 drop_path_rate: float = 0.0, drop_rate: float = 0.0,
+                 init_cfg: dict | list[dict] | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         spec = resolve_arch(arch)
         self.arch = arch
@@ -584,12 +431,11 @@ class TinyViT(BaseModule):
             raise ValueError(f"frozen_stages must be in [-1, {NUM_STAGES}], got {frozen_stages}")
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
-        self.channels_last = True  # `set_speed_options(channels_last=False)` turns it off (benchmark ablation)
-        self.num_features = self.embed_dims[-1]
+        self.num_features = self.head_hidden_size = self.embed_dims[-1]
         self.feature_info = [dict(num_chs=d, reduction=4 * 2 ** i, module=f"stages.{i}")
                              for i, d in enumerate(self.embed_dims)]
 
-        drop_paths = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
+        drop_paths = calculate_drop_path_rates(drop_path_rate, sum(self.depths))  # on the CPU under any device
         starts = [sum(self.depths[:i]) for i in range(NUM_STAGES)]
         self.patch_embed = PatchEmbed(in_channels, self.embed_dims[0])
         self.stages = nn.Sequential()
@@ -609,8 +455,7 @@ class TinyViT(BaseModule):
             num_classes = 1000 if out_indices is None else 0
         self.num_classes = num_classes
         has_head = out_indices is None or num_classes > 0
-        self.head = ClassifierHead(self.num_features, num_classes, drop_rate) if has_head else None
-        self._pruned = False
+        self.head = _classifier(self.num_features, num_classes, global_pool, drop_rate) if has_head else None
         self.apply(self._init_module)
         self.set_grad_checkpointing(with_cp)
         self._freeze_stages()
@@ -635,7 +480,6 @@ class TinyViT(BaseModule):
                 raise ValueError(f"TinyViT init_cfg {cfg}: unknown keys {sorted(unknown)}"
                                  f"{'' if 'checkpoint' in cfg else ', missing checkpoint'}; "
                                  f"allowed: {sorted(_PRETRAINED_KEYS)}")
-            from .checkpoint import load_pretrained
             load_pretrained(self, cfg["checkpoint"], prefix=cfg.get("prefix"),
                             allow_pickle=bool(cfg.get("allow_pickle", False)))
             self._is_init = True
@@ -644,23 +488,17 @@ class TinyViT(BaseModule):
 
     # -------------------------------------------------------------------------------------------- forward
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.in_channels, self.arch)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.patch_embed(x)
+        return self.patch_embed(checked_input(x, self.in_channels).contiguous(memory_format=torch.channels_last))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Last stage's feature map, (B, num_features, H/32, W/32)."""
         return self.stages(self._stem(x))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Pool → norm → (pre_logits: return) → classifier; identity after `prune_intermediate_layers`."""
+        """Pool → norm → (pre_logits: return) → classifier."""
         if self.head is None:
-            if self._pruned:
-                return x
             raise RuntimeError("this TinyViT was built as a backbone without a head (out_indices set, num_classes=0)")
-        x = self.head.norm(x.mean(dim=(2, 3)))
-        return x if pre_logits else self.head.fc(self.head.drop(x))
+        return self.head(x, pre_logits=pre_logits)
 
     def forward_intermediates(self, x: torch.Tensor, indices: int | Sequence[int] | None = None,
                               norm: bool = False, stop_early: bool = False, output_fmt: str = "NCHW",
@@ -676,16 +514,18 @@ class TinyViT(BaseModule):
         if output_fmt != "NCHW":
             raise ValueError(f"TinyViT.forward_intermediates: output_fmt must be 'NCHW', got {output_fmt!r}")
         take, max_index = feature_take_indices(len(self.stages), indices)
+        last = max_index if stop_early else len(self.stages) - 1
         x = self._stem(x)
         intermediates = []
-        for i, stage in enumerate(self.stages[:max_index + 1] if stop_early else self.stages):
+        for i, stage in enumerate(self.stages[:last + 1]):
             x = stage(x)
             if i in take:
                 out_norm = getattr(self, f"norm{i}", None) if norm else None
                 intermediates.append(out_norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2) if out_norm else x)
         return intermediates if intermediates_only else (x, intermediates)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    def forward(self, x: torch.Tensor):  # noqa: ANN201 - a Tensor (classifier) or a tuple (backbone): TorchScript
+        # types the classifier's branch only (`out_indices` is None there), so the annotation stays off
         if self.out_indices is None:
             return self.forward_head(self.forward_features(x))
         outs = self.forward_intermediates(x, self.out_indices, norm=self.out_norm, stop_early=True,
@@ -701,6 +541,11 @@ class TinyViT(BaseModule):
             stage.grad_checkpointing = enable
 
     @property
+    def in_chans(self) -> int:
+        """timm's name for `in_channels`."""
+        return self.in_channels
+
+    @property
     def with_cp(self) -> bool:
         return self.grad_checkpointing
 
@@ -708,13 +553,15 @@ class TinyViT(BaseModule):
     def with_cp(self, enable: bool) -> None:
         self.set_grad_checkpointing(enable)
 
+    @torch.jit.ignore
     def prune_intermediate_layers(self, indices: int | Sequence[int] = 1, prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:
         """Drop the stages after the last of `indices` (timm's semantics); returns the absolute indices.
 
-        The head goes when `prune_head` or when stages were cut (then `forward_head` is the identity and
-        `num_features` the last kept stage's channels). Output norms of dropped stages go; with `prune_norm`
-        all of them. In backbone mode `out_indices` keeps the surviving stages.
+        With `prune_head`, or when stages were cut, the head keeps neither pooling, norm nor classifier (timm's
+        `reset_classifier(0, '', reset_other=True)`: `forward_head` returns the map) and `num_features` becomes the
+        last kept stage's channels. Output norms of dropped stages go; with `prune_norm` all of them. In backbone
+        mode `out_indices` keeps the surviving stages.
         """
         take, max_index = feature_take_indices(len(self.stages), indices)
         prune_end = max_index < len(self.stages) - 1
@@ -730,55 +577,29 @@ class TinyViT(BaseModule):
             self.out_indices = kept
             self.out_norm = self.out_norm and not prune_norm
         if prune_end:
-            self.num_features = self.feature_info[max_index]["num_chs"]
-        if prune_head or prune_end:
-            self.head, self.num_classes, self._pruned = None, 0, True
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
+        if (prune_head or prune_end) and self.head is not None:
+            self.head.reset(0, pool_type="", reset_other=True, in_features=self.num_features)
+            self.num_classes = 0
         return take
 
-    def set_speed_options(self, *, channels_last: bool | None = None, fuse_bn: bool | None = None,
-                          attention: str | None = None, onednn: bool | None = None,
-                          pointwise_convs: str | None = None, autocast_norm: str | None = None) -> None:
-        """Inference tricks, each switchable for `benchmarks.backbone_speed --ablation` (all on by default;
-        None keeps a setting). channels_last: feed the convolutions channels-last memory; fuse_bn: conv+BN as one
-        conv at inference; attention: 'sdpa' (windows first), 'matmul' (map first) or 'auto' (SDPA on GPU,
-        matmuls on CPU); onednn: on CPU at inference, linear layers and convs with their GELU / residual add as
-        oneDNN fused calls; pointwise_convs: 'gemm' (fused 1×1 convs as GEMMs with the bias in the epilogue),
-        'conv' or 'auto' (GEMM off the CPU); autocast_norm: 'half' (LayerNorm at inference in the autocast dtype),
-        'fp32' (autocast's own policy) or 'auto' (half off the CPU)."""
-        for name, value, choices in (("attention", attention, _ATTENTION_KERNELS),
-                                     ("pointwise_convs", pointwise_convs, _POINTWISE_CONVS),
-                                     ("autocast_norm", autocast_norm, _AUTOCAST_NORMS)):
-            if value is not None and value not in choices:
-                raise ValueError(f"{name}={value!r}: choose one of {sorted(choices)}")
-        if channels_last is not None:
-            self.channels_last = channels_last
-        for m in self.modules():
-            if isinstance(m, ConvNorm):
-                if fuse_bn is not None:
-                    m.fuse_bn = fuse_bn
-                if pointwise_convs is not None:
-                    m.pointwise_gemm = _POINTWISE_CONVS[pointwise_convs]
-            if attention is not None and isinstance(m, Attention):
-                m.fused_attn = _ATTENTION_KERNELS[attention]
-            if onednn is not None and isinstance(m, (ConvNorm, Attention, Mlp)):
-                m.onednn = onednn
-            if autocast_norm is not None and isinstance(m, LayerNorm):
-                m.half_inference = _AUTOCAST_NORMS[autocast_norm]
-
+    @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
         return self.head.fc if self.head is not None else nn.Identity()
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier (keeps the head norm); 0 → features."""
+    @torch.jit.ignore
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """Replace the classifier, newly initialised (keeps the head norm); 0 → the pooled features;
+        `global_pool` '' keeps the map (timm's head then classifies with a 1×1 conv)."""
         self.num_classes = num_classes
         if self.head is None:
-            if self._pruned:
-                raise RuntimeError("reset_classifier after prune_intermediate_layers: the head was pruned")
-            self.head = ClassifierHead(self.num_features, num_classes)
-            self.head.apply(self._init_module)
-            return
-        self.head.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.head.fc.apply(self._init_module)
+            weight = next(self.parameters())
+            head = _classifier(self.num_features, num_classes, "avg" if global_pool is None else global_pool, 0.0)
+            self.head = head.apply(self._init_module).to(weight.device, weight.dtype).train(self.training)
+        else:
+            self.head.reset(num_classes, pool_type=global_pool)
+            self.head.fc.apply(self._init_module)
+        self.head_hidden_size = self.head.num_features
 
     @torch.jit.ignore
     def no_weight_decay_keywords(self) -> set[str]:
@@ -790,6 +611,7 @@ class TinyViT(BaseModule):
         """Channels of the returned outputs (backbone mode)."""
         return tuple(self.embed_dims[i] for i in (self.out_indices or (NUM_STAGES - 1,)))
 
+    @torch.jit.ignore
     def get_layer_depth(self, param_name: str, prefix: str = "") -> tuple[int, int]:
         """(depth, num_layers) of a parameter for layer-wise LR decay: scale = decay ** (num_layers - 1 - depth).
 
@@ -824,6 +646,7 @@ class TinyViT(BaseModule):
             for p in module.parameters():
                 p.requires_grad = False
 
+    @torch.jit.ignore
     def train(self, mode: bool = True) -> "TinyViT":
         super().train(mode)
         self._freeze_stages()
@@ -832,3 +655,98 @@ class TinyViT(BaseModule):
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
         return self
+
+
+def build_from_checkpoint(checkpoint: str | Path | Mapping[str, Any], *, allow_pickle: bool = False,
+                          strict: bool = True, allow_keys: Sequence[str] = (), prefix: str | None = None,
+                          **overrides: Any) -> tuple[TinyViT, LoadReport]:
+    """A TinyViT built as the checkpoint describes, then loaded: `(model, report)`.
+
+    Our format records arch, img_size and window_sizes in its metadata, so a student trained at 64 px with
+    custom windows comes back exactly as trained; other formats need `arch=` (and optionally img_size /
+    window_sizes) in `overrides`, which also replace metadata values (e.g. `out_indices`, `num_classes`).
+    `strict` / `allow_keys` / `prefix` as in `load_pretrained`.
+    """
+    obj = read_checkpoint(checkpoint, allow_pickle) if isinstance(checkpoint, (str, Path)) else checkpoint
+    meta = obj.get("meta", {}) if obj.get("format") == CHECKPOINT_FORMAT else {}
+    kwargs = {k: meta[k] for k in ("arch", "img_size", "window_sizes") if meta.get(k) is not None}
+    kwargs.update(overrides)
+    if "arch" not in kwargs:
+        raise ValueError(f"{checkpoint if isinstance(checkpoint, (str, Path)) else 'state dict'}: no 'arch' in the "
+                         f"checkpoint metadata; pass arch='5m'|'11m'|'21m'")
+    if isinstance(kwargs.get("window_sizes"), list):
+        kwargs["window_sizes"] = tuple(kwargs["window_sizes"])
+    model = TinyViT(**kwargs)
+    label = str(checkpoint) if isinstance(checkpoint, (str, Path)) else None
+    report = load_pretrained(model, obj, prefix=prefix, strict=strict, allow_keys=allow_keys, label=label)
+    return model, report
+
+
+# ------------------------------------------------------------------ timm's registry (`timm.create_model`)
+def _cfg(**kwargs: Any) -> dict[str, Any]:
+    return {"url": "", "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7), "crop_pct": 0.95,
+            "interpolation": "bicubic", "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
+            "first_conv": "patch_embed.conv1.conv", "classifier": "head.fc", **kwargs}
+
+
+# timm's name for a model file's pretrained configs; these carry no weights (nothing can download)
+default_cfgs = generate_default_cfgs({
+    "tinyvit_bench_5m_224": _cfg(),
+    "tinyvit_bench_11m_224": _cfg(),
+    "tinyvit_bench_21m_224": _cfg(),
+    "tinyvit_bench_21m_384": _cfg(input_size=(3, 384, 384), pool_size=(12, 12), crop_pct=1.0),
+    "tinyvit_bench_21m_512": _cfg(input_size=(3, 512, 512), pool_size=(16, 16), crop_pct=1.0, crop_mode="squash"),
+})
+
+
+def _from_timm_kwargs(in_chans: int = 3, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+                      **kwargs: Any) -> TinyViT:
+    """TinyViT from the keyword arguments timm passes: `in_chans` is our `in_channels`; `device` and `dtype` are
+    where and in which dtype its tensors are made (e.g. 'meta': none is allocated)."""
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        model = TinyViT(in_channels=in_chans, **kwargs)
+    return model if dtype is None else model.to(dtype)
+
+
+def _create_for_timm(variant: str, pretrained: bool, drop_path_rate: float, **kwargs: Any) -> TinyViT:
+    """As timm builds its `tiny_vit_*`: `build_model_with_cfg`, features at the four stages, timm's drop-path
+    defaults; `arch` and the window sizes from the name (`img_size=` picks other windows)."""
+    if pretrained:
+        raise ValueError(f"{variant}: no pretrained weights are registered with timm (nothing downloads); build it "
+                         f"with pretrained=False and load a file with backbones.load_pretrained")
+    _, _, arch, size = variant.split("_")
+    kwargs.setdefault("img_size", int(size))
+    kwargs.setdefault("drop_path_rate", drop_path_rate)
+    out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
+    return build_model_with_cfg(_from_timm_kwargs, variant, pretrained, arch=arch,
+                                feature_cfg=dict(flatten_sequential=True, out_indices=out_indices), **kwargs)
+
+
+@register_model
+def tinyvit_bench_5m_224(pretrained: bool = False, **kwargs: Any) -> TinyViT:
+    """TinyViT-5M, windows 7/7/14/7."""
+    return _create_for_timm("tinyvit_bench_5m_224", pretrained, 0.0, **kwargs)
+
+
+@register_model
+def tinyvit_bench_11m_224(pretrained: bool = False, **kwargs: Any) -> TinyViT:
+    """TinyViT-11M, windows 7/7/14/7."""
+    return _create_for_timm("tinyvit_bench_11m_224", pretrained, 0.1, **kwargs)
+
+
+@register_model
+def tinyvit_bench_21m_224(pretrained: bool = False, **kwargs: Any) -> TinyViT:
+    """TinyViT-21M, windows 7/7/14/7."""
+    return _create_for_timm("tinyvit_bench_21m_224", pretrained, 0.2, **kwargs)
+
+
+@register_model
+def tinyvit_bench_21m_384(pretrained: bool = False, **kwargs: Any) -> TinyViT:
+    """TinyViT-21M at 384, windows 12/12/24/12."""
+    return _create_for_timm("tinyvit_bench_21m_384", pretrained, 0.1, **kwargs)
+
+
+@register_model
+def tinyvit_bench_21m_512(pretrained: bool = False, **kwargs: Any) -> TinyViT:
+    """TinyViT-21M at 512, windows 16/16/32/16."""
+    return _create_for_timm("tinyvit_bench_21m_512", pretrained, 0.1, **kwargs)

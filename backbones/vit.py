@@ -26,8 +26,8 @@ from timm.layers import Attention, resample_abs_pos_embed
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from .checkpoint import (CHECKPOINT_FORMAT, LoadReport, _strip_prefix, _unwrap, load_and_report, read_checkpoint,
-                         skip_classifier_or_refuse)
+from .checkpoint import (CHECKPOINT_FORMAT, LoadReport, load_and_report, read_checkpoint, skip_classifier_or_refuse,
+                         strip_prefix, unwrap_checkpoint)
 
 __all__ = ["VIT_NAMES", "TapAttention", "build_vit", "enable_taps", "attention_taps", "forward_tokens",
            "num_layers", "layer_index", "vit_from_spec", "load_vit_pretrained", "ViTSimpleFPN"]
@@ -214,9 +214,9 @@ def load_vit_pretrained(model: VisionTransformer, checkpoint: str | Path | Mappi
     """
     obj = read_checkpoint(checkpoint, allow_pickle) if isinstance(checkpoint, (str, Path)) else checkpoint
     where = where or (str(checkpoint) if isinstance(checkpoint, (str, Path)) else "state dict")
-    sd, meta = _unwrap(obj)
+    sd, meta = unwrap_checkpoint(obj)
     if prefix:
-        sd = _strip_prefix(sd, prefix)
+        sd = strip_prefix(sd, prefix)
     if "patch_embed.proj.weight" not in sd:
         raise ValueError(f"{where}: not a ViT checkpoint in timm / official-MAE names (no 'patch_embed.proj.weight'; "
                          f"first keys: {sorted(sd)[:6]})")
@@ -321,7 +321,7 @@ def to_mmseg_mae(checkpoint: str | Path | Mapping[str, Any], allow_pickle: bool 
     `init_values=1.0`, which makes the BEiT-style block a plain ViT block.
     """
     obj = read_checkpoint(checkpoint, allow_pickle) if isinstance(checkpoint, (str, Path)) else checkpoint
-    sd, _ = _unwrap(obj)
+    sd, _ = unwrap_checkpoint(obj)
     out, unplaced = {}, []
     for key, value in sd.items():
         if key.startswith(_MAE_ONLY) or key.startswith(_NOT_FOR_MMSEG):

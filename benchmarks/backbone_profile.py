@@ -1,7 +1,9 @@
-"""Where the CPU time of one forward goes, ours vs timm at its best, and the speed-up that bounds
-(`python -m benchmarks.backbone_speed --profile`).
+"""Where the CPU time of one forward goes, ours vs timm at its best, and the speed-up that bounds.
 
-Each contender (ours, tuned timm with each attention kernel; same weights, same batch) is profiled with
+    python -m benchmarks.backbone_profile [--archs 5m 21m] [--img-size 224] [--batch 16] [--rounds 5] [--threads 1]
+
+Each contender (ours after `backbones.inference.optimize`, ours plain, tuned timm with each attention kernel; same
+weights, same batch) is profiled with
 `torch.profiler` for one forward per round, in interleaved rounds. Every top-level aten op (an aten or mkldnn op that no
 other such op called) falls into a category by its name (convolutions also by their weight's shape; our oneDNN
 linear / conv calls count as linear / conv with the GELU or residual add fused in); its inclusive wall time counts
@@ -15,6 +17,7 @@ element-wise ops, and drops only layout copies, the other ops and the time betwe
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from typing import Any, Sequence
@@ -24,8 +27,10 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from backbones import TinyViT
-from benchmarks.backbone_speed import Runner, _channels_last_input, timm_tiny_vit, tune_timm
+from backbones.inference import optimize
+from benchmarks.backbone_speed import Runner, channels_last_input, timm_tiny_vit, tune_timm
 from contracts.records import backbone_block, make_record, write_record
+from contracts.runtime import keep_freed_memory
 
 KERNELS = ("linear", "conv 1x1", "conv depth-wise", "conv dense", "attention matmul+softmax")
 OVERHEAD = ("layout copies", "other ops", "between ops")
@@ -38,14 +43,16 @@ _BY_NAME = {
     "GELU": ("gelu", "gelu_"),
     "element-wise": ("add", "add_", "mul", "mul_", "div", "div_", "sub", "sub_"),
     "layout copies": ("reshape", "contiguous", "permute", "transpose", "view", "pad", "constant_pad_nd", "cat",
-                      "clone", "copy_", "unbind", "split", "split_with_sizes", "flatten", "unsqueeze", "slice",
+                      "clone", "copy_", "unbind", "split", "split_with_sizes", "flatten", "unflatten", "unsqueeze",
+                      "slice",
                       "select", "as_strided", "expand", "t", "narrow", "to", "_to_copy"),
 }
 _CATEGORY_OF = {f"aten::{op}": cat for cat, ops in _BY_NAME.items() for op in ops} | {
     "mkldnn::_linear_pointwise": "linear"}  # ours: oneDNN linear with its GELU / residual add fused in
 _CONVOLUTIONS = ("aten::conv2d", "mkldnn::_convolution_pointwise")
 _PREFIXES = ("aten::", "mkldnn::")
-_CONV_BINARY_ARGS = len(torch.ops.mkldnn._convolution_pointwise.binary._schema.arguments)
+# arguments of the conv + residual form of `backbones.inference.OneDNNConv`'s call (its unary form has 10)
+_CONV_BINARY_ARGS = 13
 
 
 def op_category(name: str, input_shapes: Sequence[Sequence[int]]) -> str:
@@ -114,17 +121,14 @@ def bounds(ours: pd.Series, timm_best: pd.Series) -> dict[str, float]:
 
 
 def profile_arch(arch: str, img_size: int, batch: int, rounds: int) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Category table (seconds; ours, ours without the oneDNN calls, timm tuned per kernel) and the record's
-    metrics for one arch."""
-    ours = TinyViT(arch, img_size=img_size, num_classes=1000).eval()
+    """Category table (seconds; ours = `optimize`d for this CPU, ours plain, timm tuned per kernel) and the
+    record's metrics for one arch."""
     plain = TinyViT(arch, img_size=img_size, num_classes=1000).eval()
-    plain.load_state_dict(ours.state_dict())
-    plain.set_speed_options(onednn=False)
-    runners: dict[str, Runner] = {"ours": ours, "ours w/o oneDNN": plain}
+    runners: dict[str, Runner] = {"ours": optimize(plain, device="cpu"), "ours plain": plain}
     for kernel in ("sdpa", "matmul"):
-        model = timm_tiny_vit(arch, ours.window_sizes, ours.num_classes).eval()
-        model.load_state_dict(ours.state_dict())
-        runners[f"timm tuned {kernel}"] = _channels_last_input(tune_timm(model, kernel))
+        model = timm_tiny_vit(arch, plain.window_sizes, plain.num_classes).eval()
+        model.load_state_dict(plain.state_dict())
+        runners[f"timm tuned {kernel}"] = channels_last_input(tune_timm(model, kernel))
     table = profile_split(runners, torch.randn(batch, 3, img_size, img_size), rounds, f"TinyViT-{arch.upper()}")
     timm_best = min((c for c in table.columns if c.startswith("timm")), key=lambda c: table[c].sum())
     metrics: dict[str, Any] = bounds(table["ours"], table[timm_best])
@@ -148,8 +152,7 @@ def profile_archs(archs: Sequence[str], img_size: int, batch: int, rounds: int, 
         numbers = {k: v for k, v in metrics.items() if not k.endswith("_split")}
         print("  ours: " + ", ".join(f"{k} {v:.3g}" for k, v in numbers.items()))
         timm_best = table[next(c for c in table.columns if c.endswith("(best)"))]
-        print("  ours w/o oneDNN: " + ", ".join(f"{k} {v:.3g}" for k, v in
-                                                bounds(table["ours w/o oneDNN"], timm_best).items()))
+        print("  ours plain: " + ", ".join(f"{k} {v:.3g}" for k, v in bounds(table["ours plain"], timm_best).items()))
         rows.append({"model": f"TinyViT-{arch.upper()}", **numbers})
         if write:
             setting = {"img_size": img_size, "batch": batch, "threads": torch.get_num_threads(), "device": "cpu",
@@ -158,3 +161,24 @@ def profile_archs(archs: Sequence[str], img_size: int, batch: int, rounds: int, 
                                      backbone=backbone_block(f"tinyvit-{arch}", "random"), metrics=metrics),
                          records_dir)
     return pd.DataFrame(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.backbone_profile", description=__doc__.splitlines()[0])
+    parser.add_argument("--archs", nargs="+", default=["5m", "21m"], choices=["5m", "11m", "21m"])
+    parser.add_argument("--img-size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--records", default=None, help="records folder (default results/records)")
+    parser.add_argument("--no-record", action="store_true", help="print only, write no result records")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as backbone_speed measures (`--allocator heap`)
+    return profile_archs(args.archs, args.img_size, args.batch, args.rounds, write=not args.no_record,
+                         records_dir=args.records)
+
+
+if __name__ == "__main__":
+    main()

@@ -3,23 +3,23 @@
     python -m benchmarks.backbone_speed [--archs 5m 11m 21m] [--img-size 224] [--batch 16] [--threads 2]
                                         [--compile] [--ablation] [--onnxruntime] [--device cuda --amp bf16] [--quick]
                                         [--clock cpu --threads 1]
-    python -m benchmarks.backbone_speed --profile [--archs 5m 21m] [--rounds 5]   # CPU time per op category
 
 Contenders, all holding the same weights, fed the same batch, measured in interleaved rounds, each scored by its
 fastest round (as `timeit` does: load from other processes only ever slows a round, and on a shared machine it
 swings by 2-3x within minutes, which a median of a few rounds does not absorb):
-- `ours`: our TinyViT as shipped (channels-last convolutions, conv+BN fused at inference; on CPU matmul attention
-  and its linear layers and convs with their GELU / residual add as oneDNN fused calls; on GPU SDPA on windows
-  cut first, fused 1×1 convs as GEMMs and LayerNorm kept in half precision under autocast);
+- `ours`: our TinyViT after the inference step, `backbones.inference.optimize(model, device=..., amp=...)`, with the
+  kernels it picks for this device kind (logged, and kept in the record's setting);
+- `ours plain`: the model itself (one forward, as it trains: channels-last convs, BN unfused, matmul attention);
 - `timm`: stock `tiny_vit_*` (NCHW input, BN unfused, timm's default attention);
 - `timm tuned`: timm with its own `ConvNorm.fuse()` applied to all ConvNorms, channels-last weights and input,
   once with each attention kernel (SDPA / matmuls; `fused_attn`), the faster counting;
-- with `--compile`: `torch.compile` of ours and of tuned timm (same attention kernel as ours; on CPU with
-  inductor's weight freezing, which gives timm oneDNN's fused calls too);
+- with `--compile`: `torch.compile` of our plain model and of tuned timm (same attention kernel as ours; on CPU with
+  inductor's weight freezing, which gives both oneDNN's fused calls and folded BatchNorm);
 - with `--onnxruntime` (CPU): our model exported by `backbones.export_onnx`, run by onnxruntime's CPU provider;
-- with `--ablation`: ours with its tricks switched on one at a time (none → +channels-last → +fused BN →
-  +attention kernel → on CPU +oneDNN fused calls = ours, on GPU +1×1 convs as GEMMs → +half-precision LayerNorm
-  under autocast = ours → +compile), each one's gain = its row over the row before.
+- with `--ablation`: `optimize` with every option off (the model's own ops), then each switched on in turn
+  (`ablation_steps`: on CPU +fused BN → +oneDNN calls; on GPU +fused BN → +SDPA on windows → +1×1 GEMMs →
+  +half-precision LayerNorm under autocast), each one's gain = its row over the row before: what
+  `backbones.inference.MEASURED` is set from.
 `timm best` is the fastest timm configuration measured; `speedup_vs_timm_best` = our fastest over it.
 Every contender runs in one process with freed memory kept in the heap (`--allocator heap`, the default;
 `contracts.runtime`): with glibc's default each large activation is page-faulted in on every allocation, which on
@@ -29,13 +29,13 @@ On a GPU (`--device cuda`) it follows paper Tab. 4's protocol (one GPU, AMP fp16
 cuDNN autotuning on for every contender as timm's own `benchmark.py` runs (`--no-cudnn-benchmark`: off).
 `--clock cpu` times rounds by the process's CPU time: with `--threads 1` that is compute time, robust where other
 jobs share the cores (wall time there swings by more than the differences measured).
-`--profile` (CPU) instead splits one forward of ours and of timm's best by op category and prints the speed-up
-that removing all of our non-kernel time could give (`benchmarks.backbone_profile`).
+Where the CPU time goes, per op category: `python -m benchmarks.backbone_profile`.
 MACs come from `mmengine.analysis` (fvcore-style counter) with a handle for SDPA, which it does not count itself.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import time
@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from backbones import TinyViT
+from backbones.inference import AMP_DTYPES as INFERENCE_AMP, optimize
 from contracts.records import backbone_block, make_record, write_record
 from contracts.runtime import allocator_description, cudnn_autotune, keep_freed_memory
 
@@ -133,7 +134,8 @@ def tune_timm(model: nn.Module, attention: str) -> nn.Module:
     return model.to(memory_format=torch.channels_last)
 
 
-def _channels_last_input(model: nn.Module) -> Runner:
+def channels_last_input(model: nn.Module) -> Runner:
+    """`model` fed channels-last memory (tuned timm's input)."""
     return lambda x: model(x.contiguous(memory_format=torch.channels_last))
 
 
@@ -161,56 +163,59 @@ def _ort_runner(model: TinyViT, img_size: int, notes: list[str]) -> Runner | Non
     return lambda x: session.run(None, {"image": x.numpy()})
 
 
-# `--ablation`: every trick off, then switched on one at a time (`ablation_steps`)
-_ABLATION_OFF: dict[str, Any] = dict(channels_last=False, fuse_bn=False, onednn=False, pointwise_convs="conv",
-                                     autocast_norm="fp32")
+def _amp_name(amp_dtype: torch.dtype | None) -> str | None:
+    return next((name for name, dtype in INFERENCE_AMP.items() if dtype == amp_dtype), None)
+
+
+# `--ablation`: `optimize` with every option off, then switched on one at a time (`ablation_steps`)
+ABLATION_OFF: dict[str, Any] = dict(fuse_bn=False, attention="map", onednn=False, pointwise_gemm=False,
+                                    half_norm=False)
 
 
 def ablation_steps(gpu: bool) -> list[tuple[str, dict[str, Any], str | None]]:
-    """(row, options switched on, the record's gain key) from every trick off to ours as shipped (the last row).
-    The base row runs the attention kernel ours does not pick on this device; the device's own tricks come last:
-    oneDNN calls on CPU, 1×1 GEMMs and the half-precision norm on GPU."""
+    """(row, options switched on, the record's gain key) from every `optimize` option off (the model's own ops) to
+    all of this device's on (the last row): fused BN, then on CPU the oneDNN calls, on GPU SDPA on windows, 1×1
+    GEMMs and the half-precision norm."""
     steps: list[tuple[str, dict[str, Any], str | None]] = [
-        ("ours: none", dict(attention="matmul" if gpu else "sdpa"), None),
-        ("ours: +channels-last", dict(channels_last=True), "gain_channels_last"),
-        ("ours: +fused BN", dict(fuse_bn=True), "gain_fuse_bn"),
-        ("ours: +attention kernel", dict(attention="auto"), "gain_attention")]
+        ("ours: none", {}, None), ("ours: +fused BN", dict(fuse_bn=True), "gain_fuse_bn")]
     if gpu:
-        return steps + [("ours: +1x1 GEMMs", dict(pointwise_convs="auto"), "gain_pointwise_gemm"),
-                        ("ours", dict(autocast_norm="auto"), "gain_half_norm")]
-    return steps + [("ours", dict(onednn=True), "gain_onednn")]
+        return steps + [("ours: +SDPA windows", dict(attention="windows"), "gain_attention"),
+                        ("ours: +1x1 GEMMs", dict(pointwise_gemm=True), "gain_pointwise_gemm"),
+                        ("ours: +half LayerNorm", dict(half_norm=True), "gain_half_norm")]
+    return steps + [("ours: +oneDNN", dict(onednn=True), "gain_onednn")]
 
 
 def contenders(ours: TinyViT, img_size: int, device: str, *, compile_mode: str | None, ablation: bool,
-               onnxruntime: bool, notes: list[str]) -> dict[str, Runner]:
-    """Every runner for `ours`'s arch, each holding `ours`'s weights (`ours` is moved to `device`)."""
+               onnxruntime: bool, notes: list[str], amp_dtype: torch.dtype | None = None) -> dict[str, Runner]:
+    """Every runner for `ours`'s arch, each holding `ours`'s weights (`ours` is moved to `device`): `ours` is
+    `optimize(ours)` for the device and autocast dtype, its pick noted in `notes`."""
     gpu = device.startswith("cuda")
     arch = ours.arch
-    ours.eval()
+    ours.eval().to(device)
     state = ours.state_dict()
+    amp = _amp_name(amp_dtype)
+    fast = optimize(ours, device=device, amp=amp, logger="silent")
+    notes.append(f"ours = optimize({fast.inference_options})")
     timm_stock = timm_tiny_vit(arch, ours.window_sizes, ours.num_classes).eval()
     timm_stock.load_state_dict(state)
-    runners: dict[str, Runner] = {"ours": ours.to(device), "timm": timm_stock.to(device)}
+    runners: dict[str, Runner] = {"ours": fast, "ours plain": ours, "timm": timm_stock.to(device)}
     tuned: dict[str, nn.Module] = {}
     for kernel in ("sdpa", "matmul"):
         model = timm_tiny_vit(arch, ours.window_sizes, ours.num_classes).eval()
         model.load_state_dict(state)
         tuned[kernel] = tune_timm(model, kernel).to(device)
-        runners[f"timm tuned {kernel}"] = _channels_last_input(tuned[kernel])
+        runners[f"timm tuned {kernel}"] = channels_last_input(tuned[kernel])
     if ablation:
-        options: dict[str, Any] = dict(_ABLATION_OFF)
-        for name, step, _ in ablation_steps(gpu)[:-1]:  # the last step is ours as shipped
+        options: dict[str, Any] = dict(ABLATION_OFF)
+        for name, step, _ in ablation_steps(gpu):
             options.update(step)
-            model = TinyViT(arch, window_sizes=ours.window_sizes, num_classes=ours.num_classes).eval()
-            model.load_state_dict(state)
-            model.set_speed_options(**options)
-            runners[name] = model.to(device)
+            runners[name] = optimize(ours, device=device, amp=amp, logger="silent", **options)
     if compile_mode:
         compiled = _compiled(ours, compile_mode, device, notes)
         timm_compiled = _compiled(tuned["sdpa" if gpu else "matmul"], compile_mode, device, notes)
         if compiled is not None and timm_compiled is not None:
             runners["ours compiled"] = compiled
-            runners["timm tuned compiled"] = _channels_last_input(timm_compiled)
+            runners["timm tuned compiled"] = channels_last_input(timm_compiled)
     if onnxruntime:
         if gpu:
             notes.append("onnxruntime row is CPU-only; skipped on cuda")
@@ -226,7 +231,8 @@ def summarize(speed: dict[str, float]) -> dict[str, float]:
     timm_rows = {k: v for k, v in speed.items() if k.startswith("timm")}
     tuned = max(v for k, v in speed.items() if k.startswith("timm tuned") and "compiled" not in k)
     ours_best = max(v for k, v in speed.items() if k in ("ours", "ours compiled"))
-    m = {"ours_img_s": speed["ours"], "timm_img_s": speed["timm"], "speedup_vs_timm": speed["ours"] / speed["timm"],
+    m = {"ours_img_s": speed["ours"], "ours_plain_img_s": speed["ours plain"], "timm_img_s": speed["timm"],
+         "speedup_vs_timm": speed["ours"] / speed["timm"], "gain_optimize": speed["ours"] / speed["ours plain"],
          "timm_tuned_sdpa_img_s": speed["timm tuned sdpa"], "timm_tuned_matmul_img_s": speed["timm tuned matmul"],
          "timm_tuned_img_s": tuned, "speedup_vs_timm_tuned": speed["ours"] / tuned,
          "timm_best_img_s": max(timm_rows.values()), "speedup_vs_timm_best": ours_best / max(timm_rows.values())}
@@ -241,7 +247,7 @@ def summarize(speed: dict[str, float]) -> dict[str, float]:
         for (before, _, _), (name, _, gain) in zip(steps, steps[1:]):
             m[gain] = speed[name] / speed[before]
         if "ours compiled" in speed:
-            m["gain_compile"] = speed["ours compiled"] / speed["ours"]
+            m["gain_compile"] = speed["ours compiled"] / speed["ours plain"]
     return m
 
 
@@ -256,7 +262,7 @@ def benchmark(archs: Sequence[str], img_size: int, batch: int, rounds: int, iter
         ours = TinyViT(arch, img_size=img_size, num_classes=1000)
         params, macs = count_params(ours), count_macs(ours, img_size)
         runners = contenders(ours, img_size, device, compile_mode=compile_mode, ablation=ablation,
-                             onnxruntime=onnxruntime, notes=notes)
+                             onnxruntime=onnxruntime, notes=notes, amp_dtype=AMP_DTYPES[amp])
         x = torch.randn(batch, 3, img_size, img_size, device=device)
         t0 = time.perf_counter()
         speed = paired_throughput(runners, x, rounds, iters, AMP_DTYPES[amp], label=f"TinyViT-{arch.upper()}",
@@ -274,6 +280,7 @@ def benchmark(archs: Sequence[str], img_size: int, batch: int, rounds: int, iter
             setting = {"img_size": img_size, "batch": batch, "threads": torch.get_num_threads(), "device": device,
                        "amp": amp, "rounds": rounds, "iters": iters, "compile": compile_mode, "ablation": ablation,
                        "clock": clock, "allocator": allocator_description(), "notes": notes,
+                       "inference_options": dataclasses.asdict(runners["ours"].inference_options),
                        "torch": torch.__version__}
             if device.startswith("cuda"):
                 setting["cudnn_benchmark"] = torch.backends.cudnn.benchmark
@@ -298,10 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
                         help="also torch.compile ours and tuned timm (MODE: default, reduce-overhead, max-autotune...)")
-    parser.add_argument("--ablation", action="store_true", help="switch our tricks on one at a time")
+    parser.add_argument("--ablation", action="store_true", help="switch the inference step's options on one at a time")
     parser.add_argument("--onnxruntime", action="store_true", help="also onnxruntime (CPU) on our exported model")
-    parser.add_argument("--profile", action="store_true", help="CPU: time per op category, ours vs timm's best, "
-                        "and the speed-up bound (instead of throughput)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="cpu: time the rounds by this "
                         "process's CPU time (CPU only; with --threads 1 it is compute time, which other jobs on a "
                         "shared machine do not inflate as they do wall time)")
@@ -330,11 +335,6 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     archs, rounds = args.archs, args.rounds
     if args.quick:
         archs, batch, rounds = ["5m"], min(batch, 8), 3
-    if args.profile:
-        if gpu:
-            parser.error("--profile runs on CPU only (pass --device cpu)")
-        from benchmarks.backbone_profile import profile_archs
-        return profile_archs(archs, args.img_size, batch, rounds, write=not args.no_record, records_dir=args.records)
     if args.clock == "cpu" and gpu:
         parser.error("--clock cpu times CPU work only (pass --device cpu)")
     table = benchmark(archs, args.img_size, batch, rounds, args.iters, args.device, amp, compile_mode=args.compile,

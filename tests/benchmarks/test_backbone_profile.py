@@ -1,5 +1,4 @@
-"""benchmarks.backbone_profile (`backbone_speed --profile`): the category split adds up, the bounds follow from it,
-the records validate."""
+"""benchmarks.backbone_profile: the category split adds up, the bounds follow from it, the records validate."""
 from __future__ import annotations
 
 import pandas as pd
@@ -7,8 +6,8 @@ import pytest
 import torch
 
 from backbones import TinyViT
-from benchmarks.backbone_profile import CATEGORIES, KERNELS, bounds, category_seconds, op_category
-from benchmarks.backbone_speed import main
+from backbones.inference import optimize
+from benchmarks.backbone_profile import CATEGORIES, KERNELS, bounds, category_seconds, main, op_category
 from contracts.records import read_records
 
 
@@ -26,8 +25,7 @@ def test_convolutions_split_by_weight_shape():
 
 @pytest.mark.parametrize("onednn", [False, True])
 def test_split_of_a_real_forward_covers_every_kernel(onednn):
-    model = TinyViT("5m", img_size=64).eval()
-    model.set_speed_options(onednn=onednn)  # False: plain aten ops, as timm runs
+    model = optimize(TinyViT("5m", img_size=64), device="cpu", logger="silent", attention="map", onednn=onednn)
     with torch.inference_mode():
         model(torch.randn(1, 3, 64, 64))
         seconds = category_seconds(model, torch.randn(1, 3, 64, 64))
@@ -45,7 +43,7 @@ def test_bounds_from_the_split():
 def test_cli_profile_writes_valid_records(tmp_path, capsys):
     threads = torch.get_num_threads()
     try:
-        main(["--profile", "--archs", "5m", "--img-size", "64", "--batch", "1", "--rounds", "1", "--threads", "1",
+        main(["--archs", "5m", "--img-size", "64", "--batch", "1", "--rounds", "1", "--threads", "1",
               "--records", str(tmp_path)])
     finally:
         torch.set_num_threads(threads)

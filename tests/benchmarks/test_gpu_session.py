@@ -35,5 +35,5 @@ def test_dry_run_lists_steps_in_priority_order_with_valid_arguments(tmp_path: Pa
     assert set(benchmarks) <= set(parsed)  # every benchmark step's command line was parsed
     assert all(parsed[name].records == str(tmp_path / "records") for name in benchmarks)  # one flag for all
     tests = [f for f in commands["cuda_tests"] if f.startswith("tests/")]
-    assert len(tests) == 3 and all((REPO / f).is_file() for f in tests)
+    assert len(tests) == 4 and all((REPO / f).is_file() for f in tests)
     assert not (tmp_path / "session.log").exists()  # nothing ran
