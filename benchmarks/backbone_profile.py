@@ -18,7 +18,6 @@ element-wise ops, and drops only layout copies, the other ops and the time betwe
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from typing import Any, Sequence
 
@@ -29,8 +28,8 @@ from torch.profiler import ProfilerActivity, profile
 from backbones import TinyViT
 from backbones.inference import optimize
 from benchmarks.backbone_speed import Runner, channels_last_input, timm_tiny_vit, tune_timm
+from benchmarks.common import add_common_flags, interleave, runtime_setting, start_run
 from contracts.records import backbone_block, make_record, write_record
-from contracts.runtime import keep_freed_memory
 
 KERNELS = ("linear", "conv 1x1", "conv depth-wise", "conv dense", "attention matmul+softmax")
 OVERHEAD = ("layout copies", "other ops", "between ops")
@@ -93,20 +92,14 @@ def category_seconds(run: Runner, x: torch.Tensor) -> dict[str, float]:
 
 
 def profile_split(runners: dict[str, Runner], x: torch.Tensor, rounds: int, label: str = "") -> pd.DataFrame:
-    """(category × runner) seconds: a warm-up call each, then interleaved profiled rounds; per category the
-    fastest round counts."""
-    best: dict[str, dict[str, float]] = {}
-    start = time.perf_counter()
+    """(category × runner) seconds: a warm-up call each, then interleaved profiled rounds
+    (`benchmarks.common.interleave`); per category the fastest round counts."""
     with torch.inference_mode():
         for run in runners.values():
             run(x)
-        for r in range(rounds):
-            for name, run in runners.items():
-                seconds = category_seconds(run, x)
-                best[name] = {k: min(v, best.get(name, seconds)[k]) for k, v in seconds.items()}
-            elapsed = time.perf_counter() - start
-            print(f"  {label} profile round {r + 1}/{rounds}: {elapsed:.0f} s, ETA "
-                  f"{elapsed / (r + 1) * (rounds - r - 1):.0f} s", file=sys.stderr, flush=True)
+        splits = interleave({n: (lambda _r, run=run: category_seconds(run, x)) for n, run in runners.items()},
+                            rounds, label=f"{label} profile")
+    best = {n: {c: min(s[c] for s in r) for c in CATEGORIES} for n, r in splits.items()}
     return pd.DataFrame(best).loc[list(CATEGORIES)]
 
 
@@ -155,8 +148,7 @@ def profile_archs(archs: Sequence[str], img_size: int, batch: int, rounds: int, 
         print("  ours plain: " + ", ".join(f"{k} {v:.3g}" for k, v in bounds(table["ours plain"], timm_best).items()))
         rows.append({"model": f"TinyViT-{arch.upper()}", **numbers})
         if write:
-            setting = {"img_size": img_size, "batch": batch, "threads": torch.get_num_threads(), "device": "cpu",
-                       "rounds": rounds, "torch": torch.__version__}
+            setting = {"img_size": img_size, "batch": batch, **runtime_setting("cpu"), "rounds": rounds}
             write_record(make_record("inference_profile", dataset="synthetic", split="none", setting=setting,
                                      backbone=backbone_block(f"tinyvit-{arch}", "random"), metrics=metrics),
                          records_dir)
@@ -168,17 +160,11 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--archs", nargs="+", default=["5m", "21m"], choices=["5m", "11m", "21m"])
     parser.add_argument("--img-size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--records", default=None, help="records folder (default results/records)")
-    parser.add_argument("--no-record", action="store_true", help="print only, write no result records")
+    add_common_flags(parser, quick="5M only, batch 4, 2 rounds", rounds=5)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    keep_freed_memory()  # as backbone_speed measures (`--allocator heap`)
-    return profile_archs(args.archs, args.img_size, args.batch, args.rounds, write=not args.no_record,
-                         records_dir=args.records)
-
+    start_run(args)
+    archs, batch, rounds = (["5m"], min(args.batch, 4), 2) if args.quick else (args.archs, args.batch, args.rounds)
+    return profile_archs(archs, args.img_size, batch, rounds, write=not args.no_record, records_dir=args.records)
 
 if __name__ == "__main__":
     main()

@@ -36,9 +36,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
-import sys
 import time
+from functools import partial
 from typing import Any, Callable, Sequence
 
 import pandas as pd
@@ -47,8 +46,9 @@ from torch import nn
 
 from backbones import TinyViT
 from backbones.inference import AMP_DTYPES as INFERENCE_AMP, optimize
+from benchmarks.common import add_common_flags, count_macs, count_params, runtime_setting, start_run, timed_rounds
 from contracts.records import backbone_block, make_record, write_record
-from contracts.runtime import allocator_description, cudnn_autotune, keep_freed_memory
+from contracts.runtime import allocator_description, cudnn_autotune
 
 # Paper Tab. 4 (V100 GPU, throughput measured with LeViT's code): params (M), MACs (G), images/s.
 PAPER_TAB4 = {
@@ -59,61 +59,15 @@ AMP_DTYPES = {"none": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 Runner = Callable[[torch.Tensor], Any]
 
 
-def _sdpa_macs(inputs: list, outputs: list) -> int:
-    from mmengine.analysis.jit_handles import get_shape
-    q, k, v = (get_shape(i) for i in inputs[:3])
-    return math.prod(q[:-1]) * k[-2] * (q[-1] + v[-1])  # q·kᵀ and attn·v
-
-
-def count_macs(model: nn.Module, img_size: int, in_channels: int = 3) -> int:
-    """Multiply-accumulates of one forward pass at img_size² (conv, linear, norms, attention matmuls)."""
-    from mmengine.analysis import FlopAnalyzer
-    was_training = model.training
-    model.eval()
-    analyzer = FlopAnalyzer(model, (torch.randn(1, in_channels, img_size, img_size),))
-    analyzer.set_op_handle("aten::scaled_dot_product_attention", _sdpa_macs)
-    analyzer.unsupported_ops_warnings(False)
-    analyzer.uncalled_modules_warnings(False)
-    total = analyzer.total()
-    model.train(was_training)
-    return total
-
-
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-
-
 def paired_throughput(runners: dict[str, Runner], x: torch.Tensor, rounds: int, iters: int,
-                      amp_dtype: torch.dtype | None = None, label: str = "",
-                      clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
-    """Images/s per runner: a warm-up call each (compiles what is compiled), then interleaved rounds of `iters`
-    calls timed by `clock`; the fastest round counts."""
-    times: dict[str, list[float]] = {name: [] for name in runners}
+                      amp_dtype: torch.dtype | None = None, label: str = "", clock: str = "wall") -> dict[str, float]:
+    """Images/s per runner (`benchmarks.common.timed_rounds`): a warm-up call each (compiles what is compiled),
+    then interleaved rounds of `iters` calls timed by `clock`; the fastest round counts."""
     autocast = torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
-    start = time.perf_counter()
     with torch.inference_mode(), autocast:
-        for run in runners.values():
-            run(x)
-        for r in range(rounds):
-            for name, run in runners.items():
-                _sync(x.device)
-                t0 = clock()
-                for _ in range(iters):
-                    run(x)
-                _sync(x.device)
-                times[name].append(clock() - t0)
-            elapsed = time.perf_counter() - start
-            eta = elapsed / (r + 1) * (rounds - r - 1)
-            print(f"  {label} round {r + 1}/{rounds}: {elapsed:.0f} s, ETA {eta:.0f} s", file=sys.stderr, flush=True)
-    return {name: iters * x.shape[0] / min(t) for name, t in times.items()}
+        timings = timed_rounds({n: partial(run, x) for n, run in runners.items()}, rounds, warmup=1, calls=iters,
+                               device=x.device, clock=clock, label=label)
+    return {n: x.shape[0] / s for n, s in timings.best().items()}
 
 
 def timm_tiny_vit(arch: str, window_sizes: Sequence[int], num_classes: int = 1000) -> nn.Module:
@@ -266,7 +220,7 @@ def benchmark(archs: Sequence[str], img_size: int, batch: int, rounds: int, iter
         x = torch.randn(batch, 3, img_size, img_size, device=device)
         t0 = time.perf_counter()
         speed = paired_throughput(runners, x, rounds, iters, AMP_DTYPES[amp], label=f"TinyViT-{arch.upper()}",
-                                  clock=CLOCKS[clock])
+                                  clock=clock)
         paper = PAPER_TAB4.get((arch, img_size), (None, None, None))
         row = {"model": f"TinyViT-{arch.upper()}", "img_size": img_size, "params_m": params / 1e6,
                "macs_g": macs / 1e9, **summarize(speed), "paper_params_m": paper[0], "paper_macs_g": paper[1],
@@ -277,13 +231,10 @@ def benchmark(archs: Sequence[str], img_size: int, batch: int, rounds: int, iter
         for note in notes:
             print(f"  note: {note}")
         if write:
-            setting = {"img_size": img_size, "batch": batch, "threads": torch.get_num_threads(), "device": device,
-                       "amp": amp, "rounds": rounds, "iters": iters, "compile": compile_mode, "ablation": ablation,
-                       "clock": clock, "allocator": allocator_description(), "notes": notes,
-                       "inference_options": dataclasses.asdict(runners["ours"].inference_options),
-                       "torch": torch.__version__}
-            if device.startswith("cuda"):
-                setting["cudnn_benchmark"] = torch.backends.cudnn.benchmark
+            setting = {"img_size": img_size, "batch": batch, **runtime_setting(device), "amp": amp,
+                       "rounds": rounds, "iters": iters, "compile": compile_mode, "ablation": ablation,
+                       "clock": clock, "notes": notes,
+                       "inference_options": dataclasses.asdict(runners["ours"].inference_options)}
             metrics = {k: row[k] for k in ("params_m", "macs_g")} | summarize(speed)
             write_record(make_record("throughput", dataset="synthetic", split="none", setting=setting,
                                      backbone=backbone_block(f"tinyvit-{arch}", "random"), metrics=metrics),
@@ -297,37 +248,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--archs", nargs="+", default=["5m", "11m", "21m"], choices=["5m", "11m", "21m"])
     parser.add_argument("--img-size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=None, help="default: 16 on CPU, 256 on GPU")
-    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iters", type=int, default=2, help="forwards per timed round")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--amp", choices=sorted(AMP_DTYPES), default=None, help="autocast dtype (default: fp16 on "
                         "cuda, none on CPU)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
                         help="also torch.compile ours and tuned timm (MODE: default, reduce-overhead, max-autotune...)")
     parser.add_argument("--ablation", action="store_true", help="switch the inference step's options on one at a time")
     parser.add_argument("--onnxruntime", action="store_true", help="also onnxruntime (CPU) on our exported model")
-    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="cpu: time the rounds by this "
-                        "process's CPU time (CPU only; with --threads 1 it is compute time, which other jobs on a "
-                        "shared machine do not inflate as they do wall time)")
-    parser.add_argument("--allocator", choices=["heap", "default"], default="heap", help="heap: freed memory kept "
-                        "in the heap for every contender (`contracts.runtime.keep_freed_memory`; without it a large "
-                        "tensor is page-faulted in on every allocation); default: glibc as it comes")
     parser.add_argument("--cudnn-benchmark", action=argparse.BooleanOptionalAction, default=True,
                         help="CUDA: cuDNN autotuning for every contender, as timm's benchmark.py runs (default on)")
-    parser.add_argument("--quick", action="store_true", help="5M only, batch 8, 3 rounds")
-    parser.add_argument("--records", default=None, help="records folder (default results/records)")
-    parser.add_argument("--no-record", action="store_true", help="print only, write no result records")
+    add_common_flags(parser, quick="5M only, batch 8, 3 rounds", device=True, rounds=5, clock=True)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.allocator == "heap":
-        keep_freed_memory()
+    start_run(args)
     gpu = args.device.startswith("cuda")
     autotune = cudnn_autotune(args.device, args.cudnn_benchmark)  # None on the CPU
     amp = args.amp or ("fp16" if gpu else "none")
@@ -335,8 +272,6 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     archs, rounds = args.archs, args.rounds
     if args.quick:
         archs, batch, rounds = ["5m"], min(batch, 8), 3
-    if args.clock == "cpu" and gpu:
-        parser.error("--clock cpu times CPU work only (pass --device cpu)")
     table = benchmark(archs, args.img_size, batch, rounds, args.iters, args.device, amp, compile_mode=args.compile,
                       ablation=args.ablation, onnxruntime=args.onnxruntime, clock=args.clock,
                       write=not args.no_record, records_dir=args.records)

@@ -7,8 +7,8 @@ import torch
 
 from backbones import TinyViT
 from backbones.tiny_vit import Attention
-from benchmarks.backbone_speed import (ABLATION_OFF, ablation_steps, contenders, count_macs, count_params, main,
-                                       summarize, timm_tiny_vit, tune_timm)
+from benchmarks.backbone_speed import ABLATION_OFF, ablation_steps, contenders, main, summarize, timm_tiny_vit, tune_timm
+from benchmarks.common import count_macs, count_params
 from contracts.records import read_records
 
 # Paper Tab. 4 / supp. Tab. 1: params (M, 1000-class head) and MACs (G) at 224².

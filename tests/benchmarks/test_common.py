@@ -134,18 +134,6 @@ def test_save_record_writes_a_valid_record_unless_told_not_to(tmp_path, capsys) 
     assert capsys.readouterr().out.splitlines() == ["record: not written (--no-record)", f"record: {path}"]
 
 
-def test_macs_and_params_of_tinyvit_equal_backbone_speeds() -> None:
-    """The shared count gives what `benchmarks.backbone_speed` counted (its own copy until it moves onto
-    `benchmarks.common`)."""
-    from backbones import TinyViT
-    from benchmarks import backbone_speed
-    model = TinyViT("5m", img_size=64, num_classes=1000)
-    assert common.count_macs(model, 64) == backbone_speed.count_macs(model, 64) > 0
-    assert common.count_params(model) == backbone_speed.count_params(model) == sum(
-        p.numel() for p in model.parameters())
-    assert model.training  # the count leaves the mode as it found it
-
-
 class _Attention(nn.Module):
     def __init__(self) -> None:
         super().__init__()
