@@ -111,11 +111,12 @@ class ConvNorm(nn.Module):
     @torch.no_grad()
     def fuse(self) -> nn.Conv2d:
         """A new Conv2d with the BatchNorm's running statistics and affine folded into its weight and bias (timm's
-        `ConvNorm.fuse()`; a copy: later changes to this module's weights do not reach it)."""
+        `ConvNorm.fuse()`; a copy: later changes to this module's weights do not reach it). Draws nothing from the
+        global RNG (`skip_init`), so fusing during a run, e.g. for an evaluation, leaves its random stream as it was."""
         c, bn = self.conv, self.bn
         scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
-        fused = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, c.dilation, c.groups,
-                          bias=True, device=c.weight.device, dtype=c.weight.dtype)
+        fused = torch.nn.utils.skip_init(nn.Conv2d, c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding,
+                                         c.dilation, c.groups, bias=True, device=c.weight.device, dtype=c.weight.dtype)
         fused.weight.copy_(c.weight * scale[:, None, None, None])
         fused.bias.copy_(bn.bias - bn.running_mean * scale)
         return fused

@@ -14,7 +14,11 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from backbones import TinyViT, optimize
+
 from .dist import DistInfo
+
+AMP_NAMES = {torch.float16: "fp16", torch.bfloat16: "bf16"}  # autocast dtype → `optimize`'s amp
 
 
 class EvalDataset(Dataset):
@@ -50,8 +54,10 @@ def measure(model: nn.Module, loader: DataLoader, device: torch.device, *, teach
             ) -> tuple[dict[str, float], int]:
     """(metrics, images seen): top1/top5 against labels (when they index the classes), and with a teacher its
     top-1 agreement, its top-1 within the student's top-5 and the score of always predicting its most frequent
-    class. `model` is put in eval mode."""
+    class. `model` is put in eval mode; a TinyViT runs as its inference copy (`backbones.optimize`)."""
     model.eval()
+    if isinstance(model, TinyViT):
+        model = optimize(model, device=device, amp=AMP_NAMES[amp_dtype] if use_amp else None)
     counts = torch.zeros(5, dtype=torch.float64)  # seen, top1, top5, agree top-1, teacher top-1 in top-5
     teacher_votes = torch.zeros(max(num_classes, 1), dtype=torch.float64)
     for images, labels in loader:

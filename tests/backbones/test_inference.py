@@ -222,7 +222,9 @@ def test_onednn_calls_only_where_picked(randomize, monkeypatch, capsys):
 def test_the_copy_is_a_snapshot_and_the_model_stays(randomize):
     model = randomize(TinyViT("5m", num_classes=10), 3).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
     fast = _quiet(model.eval(), device="cpu")
+    assert torch.equal(torch.get_rng_state(), rng)  # building the copy draws nothing: a mid-run eval leaves training's stream
     assert model.stages[1].blocks[0].attn.qkv.weight.requires_grad
     assert not any(p.requires_grad for p in fast.parameters())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

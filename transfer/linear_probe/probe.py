@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..features import (Backbone, eval_transform, extract_features, load_backbone, train_transform,
-                        with_transform)
+from ..features import (Backbone, eval_transform, extract_features, load_backbone, pooled_features,
+                        prepare_for_inference, train_transform, with_transform)
 
 DEFAULT_C_GRID = tuple(10.0 ** k for k in range(-3, 3))
 DEFAULT_LR_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
@@ -165,18 +165,18 @@ def run_fast_probe(model_or_spec: str | Mapping[str, Any] | nn.Module | Backbone
 
 
 class _ProbeModel(nn.Module):
-    """Frozen backbone (always eval) + trainable linear head."""
+    """Frozen backbone (its inference module, `prepare_for_inference`) + trainable linear head."""
 
-    def __init__(self, backbone: Backbone, feature_dim: int, num_classes: int) -> None:
+    def __init__(self, features: nn.Module, feature_dim: int, num_classes: int) -> None:
         super().__init__()
-        self.backbone = backbone
+        self.features = features
         self.head = nn.Linear(feature_dim, num_classes)
         nn.init.normal_(self.head.weight, std=0.01)
         nn.init.zeros_(self.head.bias)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            feats = self.backbone.features(images.contiguous(memory_format=torch.channels_last))
+            feats = pooled_features(self.features, images.contiguous(memory_format=torch.channels_last))
         return self.head(feats)
 
 
@@ -192,15 +192,16 @@ def run_moco_probe(model_or_spec: str | Mapping[str, Any] | nn.Module | Backbone
     with_transform(train_ds, train_transform(resolution, backbone.mean, backbone.std))
     loader = DataLoader(train_ds, batch_size=batch_size, shuffle=True, num_workers=num_workers, drop_last=False,
                         generator=torch.Generator().manual_seed(seed))
+    features = prepare_for_inference(backbone.model, "cpu")
     with torch.no_grad():
         probe_in = torch.zeros(2, 3, resolution, resolution)
-        feature_dim = backbone.features(probe_in).shape[1]
-    model = _ProbeModel(backbone, feature_dim, num_classes)
+        feature_dim = pooled_features(features, probe_in).shape[1]
+    model = _ProbeModel(features, feature_dim, num_classes)
     lr = base_lr * batch_size / 256
     opt = torch.optim.SGD(model.head.parameters(), lr=lr, momentum=0.9, weight_decay=0.0)
     total = epochs * len(loader) if max_steps is None else min(max_steps, epochs * len(loader))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total))
-    backbone.model.eval()
+    features.eval()
     step = 0
     with tqdm(total=total, desc=f"moco-v3 probe [{backbone.name}]", unit="step", leave=False) as bar:
         for _ in range(epochs):
