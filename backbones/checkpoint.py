@@ -1,8 +1,9 @@
 """Checkpoint interop: load any TinyViT checkpoint layout into `backbones.TinyViT`, mapped by name.
 
 Formats (detected from the keys, never by position):
-- ours: `{"format": "tinyvit-bench/checkpoint/v1", "state_dict": ..., "meta": ...}` (contract 2, written by
-  `distill_pretrain`); its names are timm's;
+- ours: `{"format": "tinyvit-bench/checkpoint/v1", "state_dict": ..., "meta": ...}` (contract 2,
+  `contracts.checkpoint`, written by `distill_pretrain`; `load_checkpoint` reads this format only); its names are
+  timm's;
 - timm: `tiny_vit_*` state dicts (`.pth`/`.bin`/`.safetensors`), `patch_embed.conv1.conv.weight`, `stages.N...`;
 - official (microsoft/Cream): `{"model": ...}`, `patch_embed.seq.0.c.weight`, `layers.N...`, `norm_head`, `head`;
 - mmpretrain: `{"state_dict": ...}`, `backbone.patch_embed.seq.0.conv2d.weight`, `backbone.stages.N...`,
@@ -21,9 +22,9 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from contracts.checkpoint import CHECKPOINT_FORMAT
 from contracts.fileio import file_sha256  # noqa: F401 - re-exported as backbones.file_sha256
 
-CHECKPOINT_FORMAT = "tinyvit-bench/checkpoint/v1"
 _PROBE = {
     "timm": "patch_embed.conv1.conv.weight",
     "official": "patch_embed.seq.0.c.weight",
@@ -94,6 +95,14 @@ def read_checkpoint(path: str | Path, allow_pickle: bool = False) -> dict[str, A
     if not isinstance(obj, Mapping):
         raise ValueError(f"{path}: not a TinyViT checkpoint (a {type(obj).__name__}, not a dict of weights)")
     return dict(obj)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a contract-2 checkpoint (`read_checkpoint`: bad files named); refuses other formats with the file's name."""
+    obj = read_checkpoint(path)
+    if obj.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint (format={obj.get('format')!r})")
+    return obj
 
 
 def unwrap_checkpoint(obj: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

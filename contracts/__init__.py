@@ -1,5 +1,6 @@
 """Floor 0 — the contracts every stage shares; imports nothing of this project.
 
+- `contracts.checkpoint`: the checkpoint file a student run leaves (contract 2): its format and atomic writer.
 - `contracts.records`: the result-record schema (contract 3), validated at write time.
 - `contracts.fileio`: atomic writes and file hashing (one copy each), the temp-file policy.
 - `contracts.resume`: the resume contract: a run's identity, compared field by field on resume.

@@ -11,7 +11,7 @@ __all__ = ["LogitStore", "SparseTargets", "StoreError", "recover_dense", "Replay
 # evaluation, resume). Loaded lazily so `python -m distill_pretrain.train` does not import itself twice.
 _TRAINER_EXPORTS = {"Trainer": "trainer", "load_config": "config", "build_student": "student",
                     "soft_cross_entropy": "objectives", "OBJECTIVES": "objectives", "Objective": "objectives",
-                    "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "export_backbone": "export"}
+                    "export_backbone": "export"}
 __all__ += list(_TRAINER_EXPORTS)
 
 

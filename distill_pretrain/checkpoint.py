@@ -1,81 +1,12 @@
-"""Contract 2 — the checkpoint a student run leaves, and the resume state kept beside it.
-
-Checkpoint (one `torch.save` file of plain types; `torch.load(weights_only=True)` reads it)::
-
-    {"format": "tinyvit-bench/checkpoint/v1",
-     "state_dict": {<TinyViT / timm parameter names>: tensor},
-     "meta": {"arch": "5m", "img_size": 224, "window_sizes": [7, 7, 14, 7], "num_classes": 21841,
-              "objective": "stored", "pretrain": "in21k-distill", "teacher": {...},
-              "store": {"topk": 100, "transform_hash": "...", "base_seed": 0, ...}, "config_sha256": "...",
-              "epoch": 89, "step": 123, "git_commit": "..."}}
-
-`objective` (the registered objective that trained it) and `pretrain` (config `pretrain_name`) are what
-`backbones.provenance.describe_checkpoint` turns into a record's `backbone.source` / `backbone.pretrain`;
-`checkpoint_ema.pth` carries the same meta plus `"ema": true`.
-
-`backbones.load_pretrained` and `init_cfg=dict(type='Pretrained', checkpoint=...)` read it unchanged.
-
-The resume state beside it (`resume.pth`) is `distill_pretrain.resume`'s. Every file is written to a temp file,
-fsynced and renamed (atomic).
-"""
+"""What a student run keeps beside its weights: the store identity its checkpoint meta names, and the RNG state
+its resume state carries. The checkpoint file itself (contract 2) is `contracts.checkpoint`'s."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
-from backbones import CHECKPOINT_FORMAT
-from contracts.fileio import atomic_write
-
-_PLAIN = (str, int, float, bool, type(None))
-
-
-def plain(obj: Any, where: str = "meta") -> Any:
-    """`obj` with tuples turned into lists and numpy scalars into Python numbers; anything else non-plain raises."""
-    if isinstance(obj, Mapping):
-        return {str(k): plain(v, f"{where}.{k}") for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, _PLAIN):
-        return obj
-    item = getattr(obj, "item", None)  # numpy scalars
-    if callable(item):
-        return item()
-    raise TypeError(f"{where}: {type(obj).__name__} is not a plain type (str/int/float/bool/None/list/dict/tensor)")
-
-
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """`torch.save` via temp file + fsync + rename: a crash leaves the old file or the new one, never half."""
-    return atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def build_checkpoint(state_dict: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> dict[str, Any]:
-    """The contract-2 dict (tensors moved to CPU, metadata checked to be plain)."""
-    required = ("arch", "img_size", "window_sizes", "num_classes", "epoch")
-    missing = [k for k in required if k not in meta]
-    if missing:
-        raise ValueError(f"checkpoint meta lacks {missing}")
-    return {"format": CHECKPOINT_FORMAT,
-            "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
-            "meta": plain(dict(meta))}
-
-
-def save_checkpoint(path: str | Path, state_dict: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Path:
-    """Write a contract-2 checkpoint atomically; returns its path."""
-    return atomic_torch_save(build_checkpoint(state_dict, meta), path)
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a contract-2 checkpoint with `weights_only=True`; refuses other formats with the file's name."""
-    obj = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
-        found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
-        raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint (format={found!r})")
-    return obj
-
+from contracts.checkpoint import plain
 
 STORE_META = ("format", "num_classes", "topk", "value_format", "index_dtype", "value_dtype", "transform_hash",
               "base_seed", "seed_policy", "chunk_size", "dataset", "pipeline")

@@ -14,7 +14,8 @@ from typing import Sequence
 
 from contracts.fileio import file_sha256
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from backbones import load_checkpoint
+from contracts.checkpoint import save_checkpoint
 
 
 def export_backbone(src: str | Path, dst: str | Path, keep_head_norm: bool = False) -> Path:

@@ -22,7 +22,9 @@ import torch.distributed as dist
 
 from contracts.resume import Change, ResumeError, changes_record, check_resume, flatten, identity_sha256, run_identity
 
-from .checkpoint import plain, rng_state, set_rng_state, store_identity
+from contracts.checkpoint import plain
+
+from .checkpoint import rng_state, set_rng_state, store_identity
 
 RESUME_FORMAT = "tinyvit-bench/resume/v3"
 STATE_FILE = "resume.pth"

@@ -5,7 +5,7 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from .checkpoint import plain
+from contracts.checkpoint import plain
 
 
 def build_student(student_cfg: Mapping[str, Any], num_classes: int) -> nn.Module:

@@ -21,7 +21,7 @@ The parts: `config` (keys, defaults, validation), `dist` (device + torchrun set-
 is the GPU when there is one (`device='auto'`), else the CPU; `amp_dtype='bfloat16'` needs no GradScaler and also
 runs on the CPU.
 
-Outputs in the work dir: `checkpoint.pth` (contract 2, see `distill_pretrain.checkpoint`; meta `objective` and
+Outputs in the work dir: `checkpoint.pth` (contract 2, see `contracts.checkpoint`; meta `objective` and
 `pretrain`), `checkpoint_ema.pth` with EMA, `checkpoint_epoch{N}.pth` (the student after N epochs) every
 `keep_interval` epochs, `resume.pth`, `config.py`, `log.jsonl`, `train.log` (both appended to across resumes),
 `tb/` (TensorBoard scalars), and a validated `distill` result record per evaluation under `records/`.

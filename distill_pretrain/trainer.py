@@ -34,10 +34,11 @@ from mmengine.config import Config
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from contracts.checkpoint import atomic_torch_save, plain, save_checkpoint
 from contracts.resume import describe
 from contracts.runtime import cudnn_autotune
 
-from .checkpoint import atomic_torch_save, plain, save_checkpoint, store_identity
+from .checkpoint import store_identity
 from .config import default_pretrain_name, resolve_config
 from .dist import DistInfo, select_device, to_device
 from .evaluation import EvalDataset, eval_loader, evaluated_file, measure, write_distill_record
@@ -266,7 +267,7 @@ class Trainer:
         if hasattr(self.model, "get_layer_depth"):
             load_pretrained(self.model, path, strict=True)
         else:
-            from .checkpoint import load_checkpoint
+            from backbones import load_checkpoint
             self.model.load_state_dict(load_checkpoint(path)["state_dict"])
 
     def checkpoint_meta(self, epoch: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import onnx  # noqa: E402
 
 from backbones import TinyViT  # noqa: E402
 from backbones.export_onnx import export_onnx, main, max_abs_diff, ort_session  # noqa: E402
-from distill_pretrain.checkpoint import save_checkpoint  # noqa: E402
+from contracts.checkpoint import save_checkpoint  # noqa: E402
 
 
 @pytest.fixture(scope="module")

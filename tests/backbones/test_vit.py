@@ -7,7 +7,7 @@ import torch
 
 from backbones.vit import (TapAttention, ViTSimpleFPN, attention_taps, build_vit, enable_taps, forward_tokens,
                            load_vit_pretrained, vit_from_spec)
-from distill_pretrain.checkpoint import save_checkpoint
+from contracts.checkpoint import save_checkpoint
 
 
 def tiny(depth: int = 3, **kw):

@@ -1,6 +1,6 @@
 """Result records written by the real writers at tiny size, once per session (no hand-made record shapes).
 
-- a TinyViT-21M checkpoint written by `distill_pretrain.checkpoint.save_checkpoint` whose meta names its
+- a TinyViT-21M checkpoint written by `contracts.checkpoint.save_checkpoint` whose meta names its
   pretraining (`mode='stored'`, `pretrain='in21k-distill'`); its weights are random: the numbers are not the
   paper's, the join is what is tested;
 - `python -m transfer.linear_probe` on CIFAR-100 (torchvision's real class over files in the exact on-disk format)
@@ -49,7 +49,7 @@ def write_student(path: Path, arch: str = "21m", **meta) -> Path:
     import torch
 
     from backbones import TinyViT
-    from distill_pretrain.checkpoint import save_checkpoint
+    from contracts.checkpoint import save_checkpoint
     torch.manual_seed(0)
     model = TinyViT(arch, num_classes=10)
     return save_checkpoint(path, model.state_dict(), {"arch": arch, "img_size": 224, "window_sizes": [7, 7, 14, 7],

@@ -37,7 +37,7 @@ def test_student_num_classes_zero_is_a_feature_extractor():
 
 def test_meta_records_the_vit_shape_and_rebuilds_it(tmp_path):
     from backbones.vit import vit_from_spec
-    from distill_pretrain.checkpoint import save_checkpoint
+    from contracts.checkpoint import save_checkpoint
     torch.manual_seed(0)
     model = build_student(vit_cfg(), num_classes=10)
     meta = student_meta(model, vit_cfg())
@@ -114,7 +114,7 @@ def test_finetune_recipe_runs_from_a_trainer_written_mae_checkpoint(tmp_path):
     checkpoint, both through `distill_pretrain.train`, on real Fashion-MNIST images (2 steps each)."""
     from contracts.assets import fashion_mnist_root
     from distill_pretrain import train
-    from distill_pretrain.checkpoint import load_checkpoint
+    from backbones import load_checkpoint
     shape = [f"{p}.{k}={v}" for p in ("student", "objective.student") for k, v in SLIM.items()]
     common = ["epochs=1", "data.train.limit=8", "data.batch_size=4", "data.num_workers=0", "record=False"]
     train.main([str(REPO / "configs/distill/vit_tiny_mae_fmnist_tiny_cpu.py"), "--work-dir", str(tmp_path / "mae"),

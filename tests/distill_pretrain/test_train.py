@@ -348,7 +348,8 @@ def test_online_distillation_and_finetune_modes(slim_cfg, store: Path, tmp_path:
     hist = finetune.train()
     assert len(hist) == 2 and "acc" in hist[0]
     # init: a backbone-only export leaves the classifier fresh; any other missing key is refused with the file
-    from distill_pretrain.checkpoint import load_checkpoint, save_checkpoint
+    from backbones import load_checkpoint
+    from contracts.checkpoint import save_checkpoint
     from distill_pretrain.student import build_student
     exported = export_backbone(ckpt, tmp_path / "backbone.pth")
     model = build_student({**ft_cfg.student, "init": str(exported)}, 10)
@@ -399,7 +400,7 @@ def test_missing_store_epoch_is_refused_at_start(slim_cfg, store: Path, tmp_path
 
 def test_checkpoint_teacher_keeps_its_window_sizes(tmp_path: Path) -> None:
     """A student trained at 64 px with global-attention windows comes back as that model when used as a teacher."""
-    from distill_pretrain.checkpoint import save_checkpoint
+    from contracts.checkpoint import save_checkpoint
     from distill_pretrain.student import student_meta
     from distill_pretrain.teachers import build_teacher
     student = TinyViT(arch=SLIM, img_size=64, window_sizes=(8, 8, 4, 2), num_classes=10).eval()

@@ -10,7 +10,7 @@ from transfer.features import extract_features, load_backbone, module_sha256
 
 
 def _student(path, num_classes=10, **meta):
-    from distill_pretrain.checkpoint import save_checkpoint
+    from contracts.checkpoint import save_checkpoint
     torch.manual_seed(1)
     src = TinyViT("5m", num_classes=num_classes)
     save_checkpoint(path, src.state_dict(), {"arch": "5m", "img_size": 224, "window_sizes": [7, 7, 14, 7],
@@ -45,7 +45,7 @@ def test_tinyvit_distill_checkpoint_and_random(tmp_path):
 
 
 def test_partial_tinyvit_checkpoint_is_an_error_unless_allowed(tmp_path):
-    from distill_pretrain.checkpoint import save_checkpoint
+    from contracts.checkpoint import save_checkpoint
     state = TinyViT("5m", num_classes=0).state_dict()
     dropped = [k for k in state if k.startswith("stages.3.blocks.1.")]  # 18 weights + 1 index buffer
     path = tmp_path / "partial.pth"
@@ -192,7 +192,7 @@ def test_vit_official_mae_and_timm_files(tmp_path):
 
 
 def test_our_vit_checkpoint_builds_from_its_meta(tmp_path):
-    from distill_pretrain.checkpoint import save_checkpoint
+    from contracts.checkpoint import save_checkpoint
     from distill_pretrain.student import student_meta
     src = _tiny_vit(seed=3, num_classes=10)
     meta = student_meta(src, {"type": "timm", "arch": "vit_tiny_patch16_224", "img_size": 32})

@@ -13,7 +13,7 @@ from mmengine.registry import init_default_scope
 
 from backbones.vit import build_vit, forward_tokens
 from backbones.vit_to_mmseg import main as vit_to_mmseg
-from distill_pretrain.checkpoint import save_checkpoint
+from contracts.checkpoint import save_checkpoint
 
 SEG_MINI = "configs/segmentation/upernet_vit-t_mini_voc.py"
 DET_MINI = "configs/detection/cascade-mask-rcnn_vit-t_simple-fpn_mini.py"

@@ -137,7 +137,7 @@ def test_tinyvit_student_from_random_init_and_from_its_checkpoint(tmp_path):
 
 def test_bad_input_is_named(mae_checkpoint, tmp_path):
     from backbones import read_checkpoint
-    from distill_pretrain.checkpoint import save_checkpoint
+    from contracts.checkpoint import save_checkpoint
     from distill_pretrain.data import build_dataset
     from distill_pretrain.trainer import Trainer
     from transfer.cli_common import run_cli
