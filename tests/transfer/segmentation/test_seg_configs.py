@@ -46,7 +46,7 @@ def test_tinyvit_upernet_config(arch: str) -> None:
 def test_tinymim_setting_config() -> None:
     cfg = Config.fromfile(CONFIGS / "upernet_tinyvit-5m_512x512_160k_ade20k_tinymim-setting.py")
     model = _build(cfg)
-    assert max(m.p for m in model.backbone.modules() if type(m).__name__ == "DropPath") == pytest.approx(0.1)
+    assert max(m.drop_prob for m in model.backbone.modules() if type(m).__name__ == "DropPath") == pytest.approx(0.1)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     opt = wrapper.optimizer
     assert isinstance(opt, torch.optim.AdamW) and opt.defaults["betas"] == (0.9, 0.999)
