@@ -8,6 +8,7 @@ at a cell: its command, its log, and the move of its records into place.
                                     product.json (a stage's product: path, size, sha256)
     OUT/work/<cell id>/             the cell's own work folder (trainer checkpoints and resume files, stores)
     OUT/work/features/, episodes/   what the cells share: the feature cache, the few-shot episodes
+    OUT/tables_<spec name>.md       the spec's tables (benchmarks.suite.report)
 
 A cell is done when its records folder holds records that carry its task, data set name (where the CLI's naming is
 known), backbone checkpoint sha256 (random weights: source 'random') and seed — records of another checkpoint or

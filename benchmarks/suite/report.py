@@ -83,8 +83,8 @@ def count(states: Sequence[CellState] | object) -> dict[str, int]:
 
 def final_report(suite: Suite, dirs: SuiteDirs, states: Mapping[str, CellState],
                  stream: TextIO = sys.stdout) -> str:
-    """The spec's tables over its done cells' records (also written to OUT/tables.md) and the cells that did not
-    finish, failed ones with their logs. Returns the tables' text."""
+    """The spec's tables over its done cells' records (also written to OUT/tables_<spec name>.md) and the cells
+    that did not finish, failed ones with their logs. Returns the tables' text."""
     from contracts.records import read_records
 
     from benchmarks.table import build_tables, render
@@ -93,8 +93,9 @@ def final_report(suite: Suite, dirs: SuiteDirs, states: Mapping[str, CellState],
     if suite.tables and done:
         records = [rec for cell in done for rec in read_records(dirs.records(cell))]
         text = render(build_tables(records, suite.tables))
-        atomic_write_text(dirs.out / "tables.md", text)
-        stream.write(text + f"\n(tables written to {dirs.out / 'tables.md'})\n")
+        path = dirs.out / f"tables_{suite.name}.md"
+        atomic_write_text(path, text)
+        stream.write(text + f"\n(tables written to {path})\n")
     unfinished = [cell for cell in suite.cells if states[cell.id].state != "done"]
     counts = count(states.values())
     stream.write(f"\n[suite] {suite.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) +
