@@ -52,6 +52,10 @@ def build_parser(task: DenseTask, mode: str, description: str) -> argparse.Argum
     parser.add_argument("--no-validate-data", action="store_true",
                         help="skip the up-front check of every image and annotation")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config keys: key=value")
+    parser.add_argument("--seed", type=int, help="random seed (MMEngine's randomness.seed; default: the config's, "
+                                                 "else one MMEngine draws); recorded")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="randomness.deterministic=True (cuDNN's deterministic algorithms)")
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
                         help="job launcher (torchrun → pytorch)")
     parser.add_argument("--local-rank", "--local_rank", type=int, default=0, help=argparse.SUPPRESS)
@@ -72,6 +76,13 @@ def prepare_config(task: DenseTask, args: argparse.Namespace, splits: tuple[str,
 
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     cfg.launcher = args.launcher
+    randomness = dict(cfg.get("randomness") or {})
+    if args.seed is not None:
+        randomness["seed"] = args.seed
+    if args.deterministic:
+        randomness["deterministic"] = True
+    if randomness:
+        cfg.randomness = ConfigDict(randomness)
     if args.pretrained:
         cfg.model.backbone.init_cfg = ConfigDict(type="Pretrained", checkpoint=args.pretrained)
     if args.data:
@@ -104,6 +115,7 @@ def _print_and_record(task: DenseTask, runner: Any, cfg: Config, metrics: dict[s
                       curve: list | None = None) -> None:
     if runner.rank != 0:
         return
+    cfg.randomness = ConfigDict({**(cfg.get("randomness") or {}), "seed": runner.seed})  # drawn or given: recorded
     print(task.format_metrics(metrics), flush=True)
     path = write_dense_record(task, cfg, metrics, split=split, backbone=backbone, checkpoint=checkpoint,
                               results_dir=results_dir, curve=curve)

@@ -66,6 +66,7 @@ def _setting(task: DenseTask, cfg: Config, checkpoint: str | None) -> dict[str, 
         f"{task.model_word}_checkpoint": Path(checkpoint).name if checkpoint else None,
         f"{task.model_word}_checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None,
         "launcher": cfg.get("launcher"),
+        "seed": (cfg.get("randomness") or {}).get("seed"),
     }
     return {**setting, **task.setting(cfg)}
 
