@@ -8,7 +8,7 @@ import numpy as np
 from torch.utils.data import Dataset, Subset
 
 SUBSET_ORDERS = ("seeded", "first")
-FEATURE_DEFAULTS = dict(classes=None, subset="seeded", record_dataset=None, window_sizes=None)
+FEATURE_DEFAULTS = dict(classes=None, subset="seeded", record_dataset=None, window_sizes=None, allow_pickle=False)
 
 
 def merge_config(args: argparse.Namespace, defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def _set_option(cfg: dict[str, Any], key: str, value: Any) -> None:
 
 def cli_backbone(cfg: Mapping[str, Any]) -> Any:
     """The `transfer.features.Backbone` a probe / few-shot command line asked for (spec, checkpoint, pretrain,
-    allow-list; random weights from the run's seed). A checkpoint may be named as `contracts.weights` resolves
+    allow-list, pickles; random weights from the run's seed). A checkpoint may be named as `contracts.weights` resolves
     (an official release name, a timm hub id, a URL): the cached file is loaded and the name's pretraining is the
     default `pretrain`. `window_sizes` (a random TinyViT's windows per stage) builds that random student."""
     from contracts.weights import kind_of, resolve_weights
@@ -65,7 +65,8 @@ def cli_backbone(cfg: Mapping[str, Any]) -> Any:
     if cfg.get("window_sizes"):
         return _random_tinyvit(cfg["backbone"], cfg["window_sizes"], cfg["resolution"], cfg["seed"], checkpoint)
     return load_backbone(cfg["backbone"], checkpoint, img_size=cfg["resolution"], pretrain=pretrain,
-                         allow_keys=tuple(cfg["allow_keys"] or ()), seed=cfg["seed"])
+                         allow_keys=tuple(cfg["allow_keys"] or ()), seed=cfg["seed"],
+                         allow_pickle=bool(cfg.get("allow_pickle")))
 
 
 def _random_tinyvit(spec: Any, window_sizes: Sequence[int], resolution: int, seed: int, checkpoint: Any) -> Any:
@@ -157,6 +158,9 @@ def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
                              "fashion_mnist_novel for a class subset)")
     parser.add_argument("--window-sizes", dest="window_sizes", type=int, nargs=4, metavar="W",
                         help="a random TinyViT's windows per stage (a checkpoint records its own)")
+    parser.add_argument("--allow-pickle", dest="allow_pickle", action="store_true", default=None,
+                        help="read a trusted checkpoint that pickles more than tensors (official TinyViT files "
+                             "that store their training config)")
 
 
 def write_and_print_records(records: list[dict[str, Any]], results_dir: str | None) -> list[dict[str, Any]]:

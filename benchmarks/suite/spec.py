@@ -1,7 +1,7 @@
 """A suite spec (an MMEngine Python config under configs/suites/) → its cells, every input checked up front.
 
     backbones = dict(LABEL=dict(spec='tinyvit-21m', checkpoint=NAME, pretrain=None, sha256=None,
-                                window_sizes=None, allow_keys=None))
+                                window_sizes=None, allow_keys=None, allow_pickle=False))
     datasets = dict(LABEL=dict(type='cifar100', root='/data/cifar', classes=None, subset=None, record_name=None))
     tasks = dict(LABEL=dict(type='linear_probe', datasets=[...], backbones=[...], modes=['fast'], config=None,
                             options=dict(...), **flags of the type))      # benchmarks.suite.tasks.TASK_TYPES
@@ -36,7 +36,7 @@ from contracts.fileio import file_sha256
 from .tasks import TASK_TYPES, TaskType
 
 TOP_KEYS = {"backbones", "datasets", "tasks", "seeds", "tables", "env", "slurm"}
-BACKBONE_KEYS = {"spec", "checkpoint", "pretrain", "sha256", "window_sizes", "allow_keys"}
+BACKBONE_KEYS = {"spec", "checkpoint", "pretrain", "sha256", "window_sizes", "allow_keys", "allow_pickle"}
 DATASET_KEYS = {"type", "root", "classes", "subset", "record_name", "ann_file", "img_dir"}
 DATA_ASSETS = ("fashion_mnist",)  # `root='asset:<name>'`
 
@@ -357,6 +357,8 @@ def _identity(kind: TaskType, settings: Mapping[str, Any], config_sha: str | Non
     model = None
     if backbone is not None:
         model = {k: backbone.get(k) for k in ("spec", "sha256", "pretrain", "window_sizes", "allow_keys")}
+        if backbone.get("named") and not backbone.get("sha256"):  # not resolved (a dry run): told apart by name
+            model["sha256"] = f"unresolved:{backbone['named']}"
         if not kind.backbone_flags.get("spec"):  # dense tasks: the config builds the model, the file is the backbone
             model.pop("spec")
     return {"type": kind.name, "settings": dict(settings), "config_sha256": config_sha, "variant": variant,

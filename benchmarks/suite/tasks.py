@@ -24,7 +24,8 @@ from typing import Any, Mapping
 PROBE_DATASET_FLAGS = {"type": "--dataset", "root": "--data-root", "classes": "--classes", "subset": "--subset",
                        "record_name": "--record-dataset"}
 PROBE_BACKBONE_FLAGS = {"spec": "--backbone", "checkpoint": "--checkpoint", "pretrain": "--pretrain",
-                        "window_sizes": "--window-sizes", "allow_keys": "--allow-keys"}
+                        "window_sizes": "--window-sizes", "allow_keys": "--allow-keys",
+                        "allow_pickle": "--allow-pickle"}
 DENSE_BACKBONE_FLAGS = {"checkpoint": "--pretrained", "pretrain": "--pretrain"}
 
 
@@ -77,7 +78,7 @@ TASK_TYPES: dict[str, TaskType] = {t.name: t for t in (
               "batch_size": "--batch-size", "num_workers": "--num-workers", "max_train": "--max-train",
               "max_test": "--max-test"},
              {"type": "--dataset", "root": "--data-root", "classes": "--classes"},
-             {k: v for k, v in PROBE_BACKBONE_FLAGS.items() if k != "window_sizes"}),
+             {k: v for k, v in PROBE_BACKBONE_FLAGS.items() if k not in ("window_sizes", "allow_pickle")}),
     TaskType("detection", "transfer.detection.train", "detection", {},
              {"ann_file": "--data", "img_dir": ""},  # --data ANN IMG_DIR: the folder follows the json
              DENSE_BACKBONE_FLAGS, config_required=True),

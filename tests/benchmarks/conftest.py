@@ -98,3 +98,69 @@ def records_dir(tmp_path_factory, student) -> Path:
                    "methods=[logreg]"])
     probe_speed.main(["--quick", "--backbones", "tinyvit-5m", "--results-dir", str(records)])
     return records
+
+
+# ------------------------------------------------------------------------------------------------ the suite runner
+TINY_GRID = '''"""A tiny grid: random TinyViT-5M and the ImageNet MobileNetV2 × fast probe + 5-shot on Fashion-MNIST at 32 px.
+
+    python -m benchmarks.suite {path}
+"""
+backbones = dict(
+    random=dict(spec='tinyvit-5m'),
+    teacher=dict(spec='torchvision:mobilenet_v2', checkpoint='asset:mobilenet_v2'),
+)
+datasets = dict(fmnist=dict(type='fashion_mnist', root='asset:fashion_mnist'))
+tasks = dict(
+    probe=dict(type='linear_probe', datasets=['fmnist'], modes=['fast'], resolution=32, max_train=100, max_test=50,
+               options=dict(methods=['logreg'], c_grid=[1.0])),
+    shots=dict(type='few_shot', datasets=['fmnist'], shots=[5], resolution=32, max_images=100, n_query=5,
+               n_episodes=5, options=dict(methods=['logreg'])),
+)
+seeds = {seeds}
+tables = ['tab5']
+env = dict(OMP_NUM_THREADS='1')
+slurm = dict(poll_s=0.5, max_retries=1, default=dict(time=10, cpus=1, mem='2G'))
+'''
+
+
+def write_tiny_grid(path: Path, seeds: tuple[int, ...] = (0,), extra: str = "") -> Path:
+    """A spec of 4 cells (2 backbones × probe + 5-shot) that runs in seconds per cell; `extra` lines appended."""
+    path.write_text(TINY_GRID.format(path=path, seeds=list(seeds)) + extra)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_grid():
+    return write_tiny_grid
+
+
+def _free_port_pair() -> int:
+    import socket
+    for _ in range(50):
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            try:
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A one-node SLURM cluster (tools/slurm_local.sh) for the session, on free ports; SLURM_CONF points at it.
+    Not a skip when SLURM is missing: these tests must run (tools/setup_env.sh installs the Debian packages)."""
+    import os
+    import subprocess
+    folder = tmp_path_factory.mktemp("slurm")
+    script = Path(__file__).resolve().parents[2] / "tools" / "slurm_local.sh"
+    env = {**os.environ, "SLURM_LOCAL_DIR": str(folder), "SLURM_LOCAL_PORT": str(_free_port_pair())}
+    started = subprocess.run(["bash", str(script), "start"], env=env, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, f"tools/slurm_local.sh start failed:\n{started.stdout}\n{started.stderr}"
+    conf = started.stdout.strip().splitlines()[-1].removeprefix("export SLURM_CONF=")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SLURM_CONF", conf)
+        yield conf
+    subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True, timeout=60)
