@@ -13,14 +13,16 @@ at a cell: its command, its log, and the move of its records into place.
 A cell is done when its records folder holds records that carry its task, data set name (where the CLI's naming is
 known), backbone checkpoint sha256 (random weights: source 'random') and seed — records of another checkpoint or
 setting never count — or, for a stage, when its product file is the one product.json names. It is failed when
-its last attempt left status.json, otherwise pending. A killed attempt leaves at most a staging folder, which the
-next attempt removes: nothing half-written is ever read as a result.
+its last attempt left status.json, otherwise pending (never run, or its attempt was killed or interrupted). A
+killed attempt leaves at most a staging folder, which the next attempt removes: nothing half-written is ever read
+as a result.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 import uuid
@@ -184,10 +186,11 @@ class Attempt:
 
 
 def start_attempt(cell: Cell, dirs: SuiteDirs) -> Attempt:
-    """Clear what a killed attempt left, number this one, write cell.json; the caller runs `attempt.command`."""
+    """Clear what an earlier attempt left, number this one, write cell.json; the caller runs `attempt.command`."""
     folder = dirs.cell(cell)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(dirs.staging(cell), ignore_errors=True)
+    (folder / "status.json").unlink(missing_ok=True)  # it says how the last finished attempt failed
     numbers = [int(p.stem.split("-")[1]) for p in folder.glob("attempt-*.log") if p.stem.split("-")[1].isdigit()]
     number = max(numbers, default=0) + 1
     attempt = Attempt(number, command(cell, dirs), folder / f"attempt-{number}.log")
@@ -199,9 +202,18 @@ def start_attempt(cell: Cell, dirs: SuiteDirs) -> Attempt:
 
 
 def finish_attempt(cell: Cell, dirs: SuiteDirs, attempt: Attempt, returncode: int) -> CellState:
-    """After the command exited: move the records (or mark the product) into place, or record the failure."""
-    why = f"exit code {returncode}" if returncode else _collect(cell, dirs)
+    """After the command exited: move the records (or mark the product) into place, or record the failure. A
+    command killed by a signal (a scancel, a preemption, a kill) was interrupted, not failed: its cell stays
+    pending."""
     status = dirs.cell(cell) / "status.json"
+    if returncode < 0:
+        shutil.rmtree(dirs.staging(cell), ignore_errors=True)
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return CellState("pending", f"attempt {attempt.number} interrupted by {name}", attempt.log)
+    why = f"exit code {returncode}" if returncode else _collect(cell, dirs)
     if why is None:
         status.unlink(missing_ok=True)
         return cell_state(cell, dirs)

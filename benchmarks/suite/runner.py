@@ -90,9 +90,20 @@ def run_suite(spec: str | Path, out: str | Path | None = None, *, launcher: str 
             finally:
                 progress.show(count(shown.values()), finished_here=progress.finished_here, force=True)
                 progress.close()
-        states = {cell.id: cell_state(cell, dirs) for cell in suite.cells}
+        states = _final_states(suite, dirs, shown if todo else {})
         tables = final_report(suite, dirs, states, stream)
     return SuiteResult(suite, dirs, states, tables)
+
+
+def _final_states(suite: Suite, dirs: SuiteDirs, told: Mapping[str, CellState]) -> dict[str, CellState]:
+    """Each cell's state as its files say; where they say pending, the launcher's reason when it gave one (a
+    cancelled job, an interrupted attempt)."""
+    states = {}
+    for cell in suite.cells:
+        state, said = cell_state(cell, dirs), told.get(cell.id)
+        states[cell.id] = said if state.state == "pending" and said and said.state == "pending" and said.detail \
+            else state
+    return states
 
 
 @contextmanager

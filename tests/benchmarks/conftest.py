@@ -134,6 +134,19 @@ def tiny_grid():
     return write_tiny_grid
 
 
+def suite_metrics(out: Path) -> dict[str, list[dict]]:
+    """Cell id → the metrics of the records a suite run left under `out` (timings left out)."""
+    import json
+    return {folder.name: [{k: v for k, v in json.loads(p.read_text())["metrics"].items() if k != "fit_s"}
+                          for p in sorted(folder.glob("*.json"))]
+            for folder in sorted((out / "records").iterdir())}
+
+
+@pytest.fixture(scope="session")
+def metrics_of():
+    return suite_metrics
+
+
 def _free_port_pair() -> int:
     import socket
     for _ in range(50):

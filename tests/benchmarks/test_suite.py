@@ -24,15 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 TAB5 = REPO / "configs/suites/tinyvit_21m_tab5.py"
 
 
-def metrics_by_cell(out: Path) -> dict[str, list[dict]]:
-    """Cell id → its records' metrics (timings left out)."""
-    found = {}
-    for folder in sorted((out / "records").iterdir()):
-        found[folder.name] = [{k: v for k, v in json.loads(p.read_text())["metrics"].items() if k != "fit_s"}
-                              for p in sorted(folder.glob("*.json"))]
-    return found
-
-
 @pytest.fixture(scope="module")
 def grid_run(tmp_path_factory, tiny_grid):
     """The tiny grid run once, uninterrupted: (spec, out, printed output, result)."""
@@ -82,7 +73,7 @@ def test_dry_run_prints_state_records_and_exact_command(grid_run):
     assert "--cfg-options 'methods=[logreg]' 'c_grid=[1.0]'" in text and "4 cells: 4 done" in text
 
 
-def test_a_record_of_another_checkpoint_never_counts(grid_run, tmp_path):
+def test_a_record_of_another_checkpoint_never_counts(grid_run, tmp_path, metrics_of):
     spec, out, _, result = grid_run
     work = tmp_path / "out"
     shutil.copytree(out, work)
@@ -97,7 +88,7 @@ def test_a_record_of_another_checkpoint_never_counts(grid_run, tmp_path):
     stream = io.StringIO()
     rerun = run_suite(spec, work, stream=stream)
     assert rerun.complete and "3 done, 1 to run" in stream.getvalue()
-    assert metrics_by_cell(work) == metrics_by_cell(out)
+    assert metrics_of(work) == metrics_of(out)
     assert len(list((work / "cells" / random_cell.id).glob("replaced-*"))) == 1  # set aside, not in records/
 
 
@@ -121,7 +112,7 @@ def test_a_failing_cell_is_reported_with_its_log_then_rerun(tiny_grid, tmp_path)
     assert again.states[cell_id].state == "failed" and (log.parent / "attempt-2.log").is_file()
 
 
-def test_killed_runner_then_rerun_gives_the_uninterrupted_records(grid_run, tmp_path):
+def test_killed_runner_then_rerun_gives_the_uninterrupted_records(grid_run, tmp_path, metrics_of):
     """SIGKILL the runner while a cell runs: its child dies with it (no orphan), the rerun completes the grid and
     every record equals the uninterrupted run's."""
     spec, out, _, _ = grid_run
@@ -146,7 +137,7 @@ def test_killed_runner_then_rerun_gives_the_uninterrupted_records(grid_run, tmp_
     stream = io.StringIO()
     result = run_suite(spec, work, stream=stream)
     assert result.complete and f"{done_before} done, {4 - done_before} to run" in stream.getvalue()
-    assert metrics_by_cell(work) == metrics_by_cell(out)
+    assert metrics_of(work) == metrics_of(out)
 
 
 def _alive(pid: str) -> bool:
