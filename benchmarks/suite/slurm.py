@@ -113,7 +113,8 @@ def run_on_node(cell: Cell, out: str, env: Mapping[str, str]) -> int:
 
 
 class _Jobs:
-    """OUT/slurm/jobs.json: cell id → {job, submissions, slurm_log}; written atomically after each submission."""
+    """OUT/slurm/jobs.json: cell id → {job, submissions, submitted (epoch s), slurm_log}; written atomically
+    after each submission."""
 
     def __init__(self, dirs: SuiteDirs) -> None:
         self.path = dirs.out / "slurm" / "jobs.json"
@@ -203,6 +204,7 @@ def _submit(suite: Suite, cells: Sequence[Cell], plans: Mapping[str, Mapping[str
             **({"mem": str(plan["mem"])} if plan["mem"] else {}),
             array_parallelism=len(group), stderr_to_stdout=True,
             setup=[f"export PYTHONPATH={REPO_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}"])
+        submitted = time.time()
         try:
             with executor.batch():
                 handles = [executor.submit(run_on_node, cell, str(dirs.out), suite.env) for cell in group]
@@ -213,5 +215,5 @@ def _submit(suite: Suite, cells: Sequence[Cell], plans: Mapping[str, Mapping[str
         for cell, handle in zip(group, handles):
             entry = jobs.entries.get(cell.id, {})
             jobs.entries[cell.id] = {"job": handle.job_id, "submissions": entry.get("submissions", 0) + 1,
-                                     "slurm_log": str(handle.paths.stdout).replace("%t", "0")}
+                                     "submitted": submitted, "slurm_log": str(handle.paths.stdout).replace("%t", "0")}
         jobs.save()

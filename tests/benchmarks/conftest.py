@@ -101,31 +101,14 @@ def records_dir(tmp_path_factory, student) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ the suite runner
-TINY_GRID = '''"""A tiny grid: random TinyViT-5M and the ImageNet MobileNetV2 × fast probe + 5-shot on Fashion-MNIST at 32 px.
-
-    python -m benchmarks.suite {path}
-"""
-backbones = dict(
-    random=dict(spec='tinyvit-5m'),
-    teacher=dict(spec='torchvision:mobilenet_v2', checkpoint='asset:mobilenet_v2'),
-)
-datasets = dict(fmnist=dict(type='fashion_mnist', root='asset:fashion_mnist'))
-tasks = dict(
-    probe=dict(type='linear_probe', datasets=['fmnist'], modes=['fast'], resolution=32, max_train=100, max_test=50,
-               options=dict(methods=['logreg'], c_grid=[1.0])),
-    shots=dict(type='few_shot', datasets=['fmnist'], shots=[5], resolution=32, max_images=100, n_query=5,
-               n_episodes=5, options=dict(methods=['logreg'])),
-)
-seeds = {seeds}
-tables = ['tab5']
-env = dict(OMP_NUM_THREADS='1')
-slurm = dict(poll_s=0.5, max_retries=1, default=dict(time=10, cpus=1, mem='2G'))
-'''
+TINY_GRID = Path(__file__).resolve().parents[2] / "configs" / "suites" / "fmnist_tiny.py"
 
 
 def write_tiny_grid(path: Path, seeds: tuple[int, ...] = (0,), extra: str = "") -> Path:
-    """A spec of 4 cells (2 backbones × probe + 5-shot) that runs in seconds per cell; `extra` lines appended."""
-    path.write_text(TINY_GRID.format(path=path, seeds=list(seeds)) + extra)
+    """A spec inheriting configs/suites/fmnist_tiny.py (4 cells that run in seconds each), with `seeds` and the
+    `extra` lines (MMEngine's merge: dicts merge, lists and values replace; `_delete_=True` replaces a dict)."""
+    path.write_text(f'"""python -m benchmarks.suite {path}"""\n_base_ = [{str(TINY_GRID)!r}]\nseeds = {list(seeds)}\n'
+                    + extra)
     return path
 
 

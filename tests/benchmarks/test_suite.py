@@ -96,8 +96,8 @@ def test_a_failing_cell_is_reported_with_its_log_then_rerun(tiny_grid, tmp_path)
     empty = tmp_path / "empty_root"
     empty.mkdir()
     spec = tiny_grid(tmp_path / "broken.py", extra=f"datasets = dict(fmnist=dict(type='fashion_mnist', "
-                                                   f"root='{empty}'))\ntasks = dict(probe=dict(type='linear_probe', "
-                                                   f"datasets=['fmnist'], modes=['fast'], resolution=32))\n")
+                                                   f"root='{empty}'))\ntasks = dict(_delete_=True, probe=dict("
+                                                   f"type='linear_probe', datasets=['fmnist'], modes=['fast']))\n")
     stream = io.StringIO()
     result = run_suite(spec, tmp_path / "out", max_parallel=2, stream=stream)
     assert not result.complete and {s.state for s in result.states.values()} == {"failed"}
@@ -174,7 +174,7 @@ def test_bad_specs_are_named_before_anything_runs(tmp_path, tiny_grid):
 
 def test_shipped_specs_have_their_run_command_and_expand(tmp_path, monkeypatch):
     specs = sorted((REPO / "configs/suites").glob("*.py"))
-    assert {p.stem for p in specs} >= {"tinyvit_21m_tab5", "demo_fmnist"}
+    assert {p.stem for p in specs} >= {"tinyvit_21m_tab5", "demo_fmnist", "fmnist_tiny"}
     for path in specs:
         assert "python -m benchmarks.suite" in ast.get_docstring(ast.parse(path.read_text())), path
     # the paper's Tab. 5 grid, offline: roots, our checkpoints and a prepared release cache stand in
