@@ -17,11 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(prog="python -m benchmarks.suite", description=__doc__.splitlines()[0])
     parser.add_argument("spec", help="suite spec (configs/suites/*.py)")
-    parser.add_argument("--out", help="output root: records/, cells/, work/, tables.md (default "
+    parser.add_argument("--out", help="output root: records/, cells/, work/, tables_<spec name>.md (default "
                                       "results/suite/<spec name>)")
     parser.add_argument("--dry-run", action="store_true", help="print every cell's state, records folder and exact "
                                                                "command; run nothing, download nothing")
-    parser.add_argument("--launcher", choices=["local", "slurm"], default="local")
+    parser.add_argument("--launcher", choices=["local", "slurm"], default="local",
+                        help="local: subprocesses here; slurm: job arrays through submitit (the spec's slurm)")
     parser.add_argument("--max-parallel", type=int, default=1, help="local launcher: cells at once (default 1)")
     parser.add_argument("--cells", nargs="+", metavar="PATTERN", help="only the cells whose id matches one of "
                                                                       "these fnmatch patterns")
