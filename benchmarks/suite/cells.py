@@ -67,7 +67,8 @@ class SuiteDirs:
 
 @dataclass(frozen=True)
 class CellState:
-    """done | failed | pending | running | blocked, a one-line detail, the records folder, the last log."""
+    """done | failed | pending | running | blocked, a one-line detail (where a done cell's result is, why another
+    is not done), and the log of its last attempt."""
 
     state: str
     detail: str = ""

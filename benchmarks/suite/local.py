@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from .cells import Attempt, CellState, SuiteDirs, cell_env, cell_state, finish_attempt, start_attempt
 from .spec import Cell
@@ -81,9 +81,9 @@ def _raise_interrupted(signum: int, frame: object) -> None:
     raise Interrupted(signal.Signals(signum).name)
 
 
-def _stop(running: Sequence[tuple[Cell, Attempt, subprocess.Popen]] | object, grace: float = 5.0) -> None:
+def _stop(running: Iterable[tuple[Cell, Attempt, subprocess.Popen]], grace: float = 5.0) -> None:
     """SIGTERM every running cell's process group, SIGKILL what is left after `grace` seconds."""
-    procs = [proc for _, _, proc in running]  # type: ignore[union-attr]
+    procs = [proc for _, _, proc in running]
     for proc in procs:
         try:
             os.killpg(proc.pid, signal.SIGTERM)

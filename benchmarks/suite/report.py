@@ -10,12 +10,12 @@ from __future__ import annotations
 import shlex
 import sys
 import time
-from typing import Mapping, Sequence, TextIO
+from typing import Iterable, Mapping, TextIO
 
 from contracts.fileio import atomic_write_text
 
 from .cells import CellState, SuiteDirs, command
-from .spec import Cell, Suite
+from .spec import Suite
 
 
 class Progress:
@@ -60,7 +60,8 @@ def _duration(seconds: float) -> str:
         f"{seconds / 3600:.1f} h"
 
 
-def dry_run(suite: Suite, dirs: SuiteDirs, states: Mapping[str, CellState], stream: TextIO = sys.stdout) -> None:
+def print_dry_run(suite: Suite, dirs: SuiteDirs, states: Mapping[str, CellState],
+                  stream: TextIO = sys.stdout) -> None:
     """Every cell: its state and where its records are (or why not), then its exact command."""
     for cell in suite.cells:
         state = states[cell.id]
@@ -74,9 +75,10 @@ def dry_run(suite: Suite, dirs: SuiteDirs, states: Mapping[str, CellState], stre
     stream.write(f"{len(suite.cells)} cells: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + "\n")
 
 
-def count(states: Sequence[CellState] | object) -> dict[str, int]:
+def count(states: Iterable[CellState]) -> dict[str, int]:
+    """State → number of cells."""
     out: dict[str, int] = {}
-    for state in states:  # type: ignore[union-attr]
+    for state in states:
         out[state.state] = out.get(state.state, 0) + 1
     return out
 

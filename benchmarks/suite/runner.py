@@ -19,7 +19,7 @@ from contracts.provenance import REPO_ROOT
 
 from .cells import CellState, SuiteDirs, cell_state
 from .local import run_local
-from .report import Progress, count, dry_run as print_dry_run, final_report
+from .report import Progress, count, final_report, print_dry_run
 from .spec import SpecError, Suite, check_suite, load_suite
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,8 +115,8 @@ def load_suite(path: str | Path, cfg_options: Mapping[str, Any] | None = None, *
         problems += task_problems
     if not cells and not problems:
         problems.append("tasks: no cell to run (no task, or tasks with empty data set / backbone lists)")
-    problems += [p for b in backbones.values() for p in b.problems] + [p for d in datasets.values() for p in
-                                                                         d.problems]
+    problems += [p for backbone in backbones.values() for p in backbone.problems]
+    problems += [p for dataset in datasets.values() for p in dataset.problems]
     problems += _duplicates(cells)
     if problems and strict:
         raise SpecError(path, problems)
@@ -200,7 +201,7 @@ def _resolve_checkpoint(name: str, pinned: str | None, fetch: bool) -> tuple[str
         return name, digest, None  # the CLIs resolve assets (and know their pretraining) themselves
     from contracts.weights import resolve_weights
     weights = resolve_weights(name, sha256=pinned, fetch=fetch)
-    return str(weights.path), weights.sha256, weights.pretrain
+    return os.path.abspath(weights.path), weights.sha256, weights.pretrain  # links kept (hub snapshots)
 
 
 def _check_backbone_spec(spec: Any) -> str | None:
@@ -256,9 +257,9 @@ def _data_path(value: str) -> str:
             raise FileNotFoundError(f"unknown data asset {value!r}; known: {['asset:' + n for n in DATA_ASSETS]}")
         from contracts.assets import fashion_mnist_root
         return str(fashion_mnist_root())
-    path = Path(value).expanduser()
+    path = Path(os.path.abspath(Path(value).expanduser()))  # commands carry absolute paths: they run anywhere
     if not path.exists():
-        raise FileNotFoundError(f"{value}: no such file or folder ({path.resolve()})")
+        raise FileNotFoundError(f"{value}: no such file or folder ({path})")
     return str(path)
 
 
@@ -284,13 +285,13 @@ def _expand(label: str, task: Any, seeds: Sequence[int], backbones: Mapping[str,
     kind = TASK_TYPES[task["type"]]
     problems = [f"{where}: unknown key(s) {sorted(set(task) - kind.keys)} for type {kind.name!r}; known: "
                 f"{sorted(kind.keys)}"] if set(task) - kind.keys else []
-    config = task.get("config")
+    config = os.path.abspath(Path(task["config"]).expanduser()) if task.get("config") else None
     config_sha = None
     if config:
         if Path(config).is_file():
             config_sha = file_sha256(config)
         else:
-            problems.append(f"{where}.config: {config}: no such file ({Path(config).resolve()})")
+            problems.append(f"{where}.config: {task['config']}: no such file ({config})")
     elif kind.config_required:
         problems.append(f"{where}.config: a {kind.name} task needs its config file")
     variants: list[Any] = [None]
