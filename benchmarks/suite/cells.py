@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from contracts.fileio import atomic_write_text, file_sha256
+from contracts.fileio import atomic_write_text, file_sha256, fsync_dir
 from contracts.provenance import REPO_ROOT
 from contracts.records import RecordError, validate_record
 
@@ -246,9 +246,5 @@ def _collect(cell: Cell, dirs: SuiteDirs) -> str | None:
     if target.exists():  # someone else's records under this cell's name: set aside, outside the records tree
         os.rename(target, dirs.cell(cell) / f"replaced-{uuid.uuid4().hex[:8]}")
     os.rename(staging, target)
-    fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(target.parent)
     return None
