@@ -1,6 +1,6 @@
 """The suite runner on a real one-node SLURM cluster (tools/slurm_local.sh, started once per session): the tiny grid
 gives the local launcher's metrics; a job array scancel-ed mid-run leaves its cells pending and the rerun completes
-only those; a 2-task job runs the distillation trainer as 2 processes (gloo) with the weights of the 2-process
+only those; a failing cell is resubmitted, then reported; a 2-task job runs the distillation trainer as 2 processes (gloo) with the weights of the 2-process
 torchrun run; an unreachable controller or a refused submission stops the runner with the command and SLURM's
 message, and nothing written. These tests run in CI: they fail, never skip, where SLURM is missing."""
 from __future__ import annotations
@@ -66,6 +66,22 @@ def test_scancel_mid_run_then_rerun_completes_only_the_missing_cells(slurm_clust
     second = run_suite(spec, out, launcher="slurm", stream=stream)
     assert second.complete and f"4 cells, {len(done)} done, {4 - len(done)} to run" in stream.getvalue()
     assert {cell_id: sorted((out / "cells" / cell_id).glob("attempt-*.log")) for cell_id in done} == logs
+
+
+def test_a_failing_cell_is_resubmitted_then_reported(slurm_cluster, tiny_grid, tmp_path):
+    """max_retries=1: the cell's job runs twice, then the cell is failed with its log."""
+    empty = tmp_path / "empty_root"
+    empty.mkdir()
+    spec = tiny_grid(tmp_path / "broken.py", extra=f"datasets = dict(fmnist=dict(root='{empty}'))\n"
+                                                   "tasks = dict(_delete_=True, probe=dict(type='linear_probe', "
+                                                   "datasets=['fmnist'], backbones=['random'], modes=['fast']))\n")
+    stream = io.StringIO()
+    result = run_suite(spec, tmp_path / "out", launcher="slurm", stream=stream)
+    ((cell_id, state),) = result.states.items()
+    assert state.state == "failed" and "resubmitting (1/1)" in stream.getvalue()
+    assert _jobs(tmp_path / "out")[cell_id]["submissions"] == 2
+    assert state.log == tmp_path / "out" / "cells" / cell_id / "attempt-2.log"
+    assert "Fashion-MNIST (train) not found or incomplete" in state.log.read_text()
 
 
 def _train_helpers():
