@@ -65,8 +65,9 @@ def test_segmentation_cell_repeats_with_its_seed(tmp_path, monkeypatch):
     assert r1["setting"]["seed"] == 3 and r3["setting"]["seed"] == 4
 
 
-def test_an_unseeded_run_records_the_seed_mmengine_drew(tmp_path):
-    """Without --seed MMEngine draws one; the record says which, so the run can be repeated."""
+def test_seed_flags_set_mmengines_randomness():
+    """--seed / --deterministic become `randomness`; without them the config's stays (MMEngine draws a seed, which
+    the train record, and the test record from the checkpoint's meta, then carry)."""
     from transfer.openmmlab.cli import build_parser, prepare_config
     from transfer.detection.harness import DETECTION as TASK
     parser = build_parser(TASK, "train", det_train.__doc__)

@@ -111,14 +111,13 @@ def _unwrapped(model: Any) -> Any:
 
 
 def _print_and_record(task: DenseTask, runner: Any, cfg: Config, metrics: dict[str, Any], *, split: str,
-                      backbone: dict[str, Any], checkpoint: str | None, results_dir: str | None,
+                      backbone: dict[str, Any], checkpoint: str | None, results_dir: str | None, seed: int | None,
                       curve: list | None = None) -> None:
     if runner.rank != 0:
         return
-    cfg.randomness = ConfigDict({**(cfg.get("randomness") or {}), "seed": runner.seed})  # drawn or given: recorded
     print(task.format_metrics(metrics), flush=True)
     path = write_dense_record(task, cfg, metrics, split=split, backbone=backbone, checkpoint=checkpoint,
-                              results_dir=results_dir, curve=curve)
+                              results_dir=results_dir, seed=seed, curve=curve)
     print(f"[{task.name}] record: {path}", flush=True)
 
 
@@ -145,7 +144,7 @@ def train_main(task: DenseTask, argv: list[str] | None, description: str) -> dic
     last = os.path.join(runner.work_dir, "last_checkpoint")
     checkpoint = open(last).read().strip() if os.path.exists(last) else None
     _print_and_record(task, runner, cfg, metrics, split=split, backbone=backbone, checkpoint=checkpoint,
-                      results_dir=args.results_dir, curve=history.history)
+                      results_dir=args.results_dir, seed=runner.seed, curve=history.history)
     return metrics
 
 
@@ -178,5 +177,5 @@ def test_main(task: DenseTask, argv: list[str] | None, description: str) -> dict
         backbone = describe_backbone(cfg, args.pretrain)
     metrics = task.record_metrics(runner.test())
     _print_and_record(task, runner, cfg, metrics, split=args.split_name, backbone=backbone,
-                      checkpoint=args.checkpoint, results_dir=args.results_dir)
+                      checkpoint=args.checkpoint, results_dir=args.results_dir, seed=meta.get("seed"))
     return metrics
