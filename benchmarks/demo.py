@@ -45,6 +45,7 @@ STUDENT_CONFIG = REPO_ROOT / "configs/demo/student_fmnist_seen.py"
 DETECTION_CONFIG = REPO_ROOT / "configs/detection/cascade-mask-rcnn_tinyvit-5m_fpn_mini.py"
 SEGMENTATION_CONFIG = REPO_ROOT / "configs/segmentation/upernet_tinyvit-5m_mini_voc.py"
 TRANSFER_SUITE = REPO_ROOT / "configs/suites/demo_fmnist.py"  # the transfer grid, run by the suite runner
+TRANSFER_PARALLEL = 2  # cells at once: one cell's process start-up (imports) overlaps another's compute
 
 
 NOVEL_CLASSES = (5, 6, 7, 8, 9)  # Sandal, Shirt, Sneaker, Bag, Ankle boot: never seen in pretraining
@@ -134,7 +135,7 @@ def stage_transfer(ctx: Context) -> str:
     from contracts.records import read_records
     from .suite import run_suite
     size = ctx.size
-    result = run_suite(TRANSFER_SUITE, ctx.out, cfg_options={
+    result = run_suite(TRANSFER_SUITE, ctx.out, max_parallel=TRANSFER_PARALLEL, cfg_options={
         "datasets.fashion_mnist_novel.classes": list(NOVEL_CLASSES),
         "datasets.fashion_mnist_novel.record_name": TRANSFER_DATASET,
         "backbones.distill.checkpoint": str(ctx.checkpoint("stored")),
