@@ -3,11 +3,12 @@
 Runs every cell of a suite spec (configs/suites/*.py) through the existing CLIs, skips the done ones, reruns the
 failed and the interrupted ones, then prints the spec's tables and the cells that did not finish with their logs.
 Exit status: 0 when every cell is done (a dry run: when the spec has no problem), 1 when some are not, 2 when
-the spec (or SLURM) refused to start.
+the spec (or SLURM) refused to start, 128 + N when signal N (SIGINT, SIGTERM) stopped it.
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from .runner import SuiteFailure, run_suite
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.dry_run:
         return 2 if result.suite.problems else 0
+    if result.interrupted:
+        return 128 + int(getattr(signal.Signals, result.interrupted))
     return 0 if result.complete else 1
 
 

@@ -13,7 +13,7 @@ import subprocess
 import time
 from typing import Callable, Iterable, Mapping, Sequence
 
-from .cells import Attempt, CellState, SuiteDirs, cell_env, cell_state, finish_attempt, start_attempt
+from .cells import Attempt, CellState, SuiteDirs, cell_env, finish_attempt, start_attempt
 from .spec import Cell
 
 POLL_S = 0.05
@@ -66,10 +66,11 @@ def run_local(cells: Sequence[Cell], dirs: SuiteDirs, env: Mapping[str, str], ma
                 on_change(states, finished)
                 last_tick = now
             time.sleep(POLL_S)
-    except Interrupted:
+    except Interrupted as err:
         _stop(running.values())
-        for cell_id, (cell, _, _) in running.items():
-            states[cell_id] = cell_state(cell, dirs)
+        for cell_id, (_, attempt, _) in running.items():
+            states[cell_id] = CellState("pending", f"attempt {attempt.number} stopped ({err})", attempt.log)
+        on_change(states, finished)
         raise
     finally:
         for sig, handler in previous.items():

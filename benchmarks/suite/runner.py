@@ -18,7 +18,7 @@ from typing import Any, Iterator, Mapping, Sequence, TextIO
 from contracts.provenance import REPO_ROOT
 
 from .cells import CellState, SuiteDirs, cell_state
-from .local import run_local
+from .local import Interrupted, run_local
 from .report import Progress, count, final_report, print_dry_run
 from .spec import SpecError, Suite, check_suite, load_suite
 
@@ -33,6 +33,7 @@ class SuiteResult:
     dirs: SuiteDirs
     states: dict[str, CellState]
     tables: str = ""
+    interrupted: str | None = None  # the signal that stopped the local launcher
 
     @property
     def complete(self) -> bool:
@@ -68,6 +69,7 @@ def run_suite(spec: str | Path, out: str | Path | None = None, *, launcher: str 
         stream.write(f"[suite] {suite.name}: {len(suite.cells)} cells, {len(suite.cells) - len(todo)} done, "
                      f"{len(todo)} to run ({launcher}) → {dirs.out}\n")
         stream.flush()
+        interrupted = None
         if todo:
             shown = {**states, **{cell.id: CellState("pending") for cell in todo}}
             progress = Progress(len(suite.cells), stream)
@@ -78,7 +80,10 @@ def run_suite(spec: str | Path, out: str | Path | None = None, *, launcher: str 
 
             try:
                 if launcher == "local":
-                    run_local(todo, dirs, suite.env, max_parallel, on_change)
+                    try:
+                        run_local(todo, dirs, suite.env, max_parallel, on_change)
+                    except Interrupted as err:  # the running cells were stopped: pending on the next run
+                        interrupted = str(err)
                 elif launcher == "slurm":
                     from .slurm import SlurmError, run_slurm
                     try:
@@ -92,7 +97,9 @@ def run_suite(spec: str | Path, out: str | Path | None = None, *, launcher: str 
                 progress.close()
         states = _final_states(suite, dirs, shown if todo else {})
         tables = final_report(suite, dirs, states, stream)
-    return SuiteResult(suite, dirs, states, tables)
+        if interrupted:
+            stream.write(f"[suite] interrupted by {interrupted}: the cells it stopped are pending on the next run\n")
+    return SuiteResult(suite, dirs, states, tables, interrupted)
 
 
 def _final_states(suite: Suite, dirs: SuiteDirs, told: Mapping[str, CellState]) -> dict[str, CellState]:

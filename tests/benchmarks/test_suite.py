@@ -197,3 +197,32 @@ def test_shipped_specs_have_their_run_command_and_expand(tmp_path, monkeypatch):
     assert kinds.count("linear_probe") == 4 * 5 * 2 and kinds.count("few_shot") == 4 * 4 * 3  # 4 backbones
     assert {c.backbone["pretrain"] for c in result.suite.cells} == {"in1k", "in1k-distill", "in21k", "in21k-distill"}
     assert "88 cells: 88 pending" in stream.getvalue()
+
+
+def test_one_runner_per_output_root(tiny_grid, tmp_path):
+    import fcntl
+    spec = tiny_grid(tmp_path / "grid.py")
+    (tmp_path / "out").mkdir()
+    with open(tmp_path / "out" / ".runner.lock", "w") as held:
+        held.write("4242")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(SuiteFailure, match=r"another runner \(pid 4242\) is working on"):
+            run_suite(spec, tmp_path / "out", stream=io.StringIO())
+    assert not (tmp_path / "out" / "cells").exists()
+
+
+def test_sigterm_stops_the_running_cells_and_leaves_them_pending(tiny_grid, tmp_path):
+    spec = tiny_grid(tmp_path / "grid.py")
+    runner = subprocess.Popen([sys.executable, "-m", "benchmarks.suite", str(spec), "--out", str(tmp_path / "out")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline, children = time.monotonic() + 120, []
+    while time.monotonic() < deadline and not children:
+        time.sleep(0.1)
+        children = subprocess.run(["pgrep", "-P", str(runner.pid)], capture_output=True, text=True).stdout.split()
+    runner.send_signal(signal.SIGTERM)
+    out, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 128 + signal.SIGTERM and not any(_alive(pid) for pid in children)
+    assert "attempt 1 stopped (SIGTERM)" in out and "interrupted by SIGTERM" in out
+    assert not list((tmp_path / "out" / "cells").glob("*/status.json"))  # stopped, not failed
