@@ -136,6 +136,8 @@ def cell_arguments(kind: TaskType, *, config: str | None, settings: Mapping[str,
     for key, flag in kind.flags.items():
         args += _values(flag, settings.get(key))
     options = dict(settings.get("options") or {})
+    if kind.backbone_flags is DENSE_BACKBONE_FLAGS and backbone is not None and not backbone.get("checkpoint"):
+        options["model.backbone.init_cfg"] = None  # random weights, not the config's pretrained file
     if kind.record_task is None:  # a stage: seed and outputs through its config keys
         options[kind.seed_option] = seed
         if kind.name == "save_logits":

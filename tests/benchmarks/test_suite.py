@@ -226,3 +226,27 @@ def test_sigterm_stops_the_running_cells_and_leaves_them_pending(tiny_grid, tmp_
     assert runner.returncode == 128 + signal.SIGTERM and not any(_alive(pid) for pid in children)
     assert "attempt 1 stopped (SIGTERM)" in out and "interrupted by SIGTERM" in out
     assert not list((tmp_path / "out" / "cells").glob("*/status.json"))  # stopped, not failed
+
+
+def test_a_detection_cell_runs_through_the_dense_cli(tmp_path):
+    """A random-init backbone: the config's pretrained file is switched off (init_cfg=None); the record carries the
+    cell's seed and random weights, so it counts as the cell's."""
+    from transfer.detection import build_mini_coco
+    ann_file, img_dir, _ = build_mini_coco(tmp_path / "mini_coco")
+    spec = tmp_path / "dense.py"
+    spec.write_text(f'''"""python -m benchmarks.suite {spec}"""
+backbones = dict(random=dict(spec='tinyvit-5m'))
+datasets = dict(mini=dict(ann_file='{ann_file}', img_dir='{img_dir}'))
+tasks = dict(det=dict(type='detection', datasets=['mini'],
+                      config='{REPO / "configs/detection/cascade-mask-rcnn_tinyvit-5m_fpn_mini.py"}',
+                      options=dict(train_cfg=dict(max_iters=1, val_interval=1))))
+seeds = [5]
+env = dict(OMP_NUM_THREADS='1')
+''')
+    result = run_suite(spec, tmp_path / "out", stream=io.StringIO())
+    assert result.complete
+    (cell,) = result.suite.cells
+    (record,) = [json.loads(p.read_text()) for p in result.dirs.records(cell).glob("*.json")]
+    assert record["task"] == "detection" and record["setting"]["seed"] == 5
+    assert record["backbone"]["source"] == "random"
+    assert "model.backbone.init_cfg=None" in json.loads((result.dirs.cell(cell) / "cell.json").read_text())["command"]
