@@ -1,14 +1,16 @@
 """The suite runner on a real one-node SLURM cluster (tools/slurm_local.sh, started once per session): the tiny grid
 gives the local launcher's metrics; a job array scancel-ed mid-run leaves its cells pending and the rerun completes
-only those; a failing cell is resubmitted, then reported; a 2-task job runs the distillation trainer as 2 processes (gloo) with the weights of the 2-process
-torchrun run; an unreachable controller or a refused submission stops the runner with the command and SLURM's
-message, and nothing written. These tests run in CI: they fail, never skip, where SLURM is missing."""
+only those; a failing cell is resubmitted, then reported; a 2-task job runs the distillation trainer as 2 processes
+(gloo) with the weights of the 2-process torchrun run; an unreachable controller or a refused submission stops the
+runner with the command and SLURM's message, and nothing written. These tests run in CI: they fail, never skip,
+where SLURM is missing."""
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
+import os
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -84,22 +86,40 @@ def test_a_failing_cell_is_resubmitted_then_reported(slurm_cluster, tiny_grid, t
     assert "Fashion-MNIST (train) not found or incomplete" in state.log.read_text()
 
 
-def _train_helpers():
-    """tests/distill_pretrain/test_train.py's store writer and 2-process torchrun run (its tiny DDP config)."""
-    path = REPO / "tests" / "distill_pretrain" / "test_train.py"
-    spec = importlib.util.spec_from_file_location("_distill_train_tests", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SLIM = dict(embed_dims=[16, 32, 32, 64], depths=[1, 1, 1, 1], head_dim=16)
+
+
+def _store_and_config(tmp_path: Path) -> Path:
+    """The distillation tests' tiny recipe (tests/distill_pretrain): a real store (MobileNetV2 over 32 Fashion-MNIST
+    images, 2 epochs) and a config training the slim 32 px TinyViT on it for one epoch, batch 4 per process."""
+    from distill_pretrain import save_logits
+    store = tmp_path / "store"
+    save_logits.main([str(REPO / "configs/distill/save_logits_mobilenetv2_fmnist.py"), "--cfg-options",
+                      f"store.path={store}", "dataset.limit=32", "epochs=2", "num_workers=0", "batch_size=32",
+                      "store.chunk_size=16", "augment.img_size=32", "augment.auto_augment=None",
+                      "augment.re_prob=0.25", "augment.scale=(0.35,1.0)", "pipeline=pil"])
+    config = tmp_path / "ddp_cfg.py"
+    config.write_text(
+        f"_base_ = ['{REPO / 'configs/distill/tinyvit_5m_fmnist_tiny_cpu.py'}']\n"
+        f"student = dict(_delete_=True, type='TinyViT', arch={SLIM!r}, img_size=32, drop_path_rate=0.1)\n"
+        f"store = dict(path='{store}', cycle_epochs=False)\n"
+        "data = dict(train=dict(limit=32), val=dict(limit=8), batch_size=4)\n"
+        "epochs = 1\neval_teacher_agreement = False\nlog_interval = 1\nrecord = False\n"
+        "labels_index_classes = True\neval_interval = 0\n")
+    return config
 
 
 def test_two_task_slurm_job_trains_like_torchrun(slurm_cluster, tmp_path):
-    helpers = _train_helpers()
-    store = helpers._save_store(tmp_path / "store", "pil")
-    cfg_file, torchrun_work = helpers._torchrun_train(store, tmp_path)
+    config = _store_and_config(tmp_path)
+    torchrun_work = tmp_path / "torchrun"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           str(29500 + os.getpid() % 1000), "-m", "distill_pretrain.train", str(config),
+                           "--work-dir", str(torchrun_work)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     spec = tmp_path / "distill.py"
     spec.write_text(f'''"""python -m benchmarks.suite {spec}"""
-tasks = dict(student=dict(type='distill', config='{cfg_file}', options=dict(eval_interval=0)))
+tasks = dict(student=dict(type='distill', config='{config}'))
 env = dict(OMP_NUM_THREADS='1')
 slurm = dict(poll_s=0.5, default=dict(time=10, cpus=1, mem='2G', nodes=1, tasks=2))
 ''')
@@ -108,8 +128,9 @@ slurm = dict(poll_s=0.5, default=dict(time=10, cpus=1, mem='2G', nodes=1, tasks=
     assert result.complete, stream.getvalue()
     (cell,) = result.suite.cells
     work = result.dirs.work(cell)
-    log = (work / "train.log").read_text()
-    assert "world=2" in log and "total_batch=8" in log and "step 4/4" in log
+    for folder in (work, torchrun_work):
+        log = (folder / "train.log").read_text()
+        assert "world=2" in log and "total_batch=8" in log and "step 4/4" in log, folder
     assert (result.dirs.cell(cell) / "rank-1.log").is_file()  # the second task ran the trainer too
     ours = torch.load(work / "checkpoint.pth", weights_only=True)["state_dict"]
     theirs = torch.load(torchrun_work / "checkpoint.pth", weights_only=True)["state_dict"]
