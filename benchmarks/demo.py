@@ -13,13 +13,15 @@ Stages (each calls another package's public entry point; each is one function be
   b. distill       TinyViT-5M at 64 px distilled from the store, label-free (`distill_pretrain.train`, stored)
   c. scratch       the same student, images, augmentation and steps, on the seen classes' labels (scratch)
   d. transfer      both students (+ random init and the teacher, for reference) on the held-out classes: fast
-                   linear probe and 5-way 5-shot few-shot on shared seeded episodes (`transfer.linear_probe`,
-                   `transfer.few_shot`)
+                   linear probe and 5-way 5-shot few-shot on shared seeded episodes: the cells of
+                   configs/suites/demo_fmnist.py, run by the suite runner (`benchmarks.suite`, local launcher)
+                   through `transfer.linear_probe` and `transfer.few_shot`
   e. dense         detection and segmentation smoke runs on the real mini sets, backbone = the distilled student
                    (`transfer.detection`, `transfer.segmentation`)
   f. report        tables (`benchmarks.table`) and plots (`benchmarks.plots`), printed and written
-Outputs under --out: records/, work/ (store, checkpoints, logs, episodes), plots/, tables.md, demo_summary.json.
-Budget: ≤ 15 min on 2 CPU cores (measured 355 s); --quick ≈ 40 s.
+Outputs under --out: records/, work/ (store, checkpoints, logs, episodes, features), cells/ (the transfer cells'
+commands and logs), plots/, tables.md, demo_summary.json.
+Budget: ≤ 15 min on 2 CPU cores (measured 355 s); --quick 71 s (2026-12-06, quiet, 1 thread: transfer 29 s).
 """
 from __future__ import annotations
 
@@ -42,12 +44,12 @@ SAVE_LOGITS_CONFIG = REPO_ROOT / "configs/demo/store_fmnist_seen.py"
 STUDENT_CONFIG = REPO_ROOT / "configs/demo/student_fmnist_seen.py"
 DETECTION_CONFIG = REPO_ROOT / "configs/detection/cascade-mask-rcnn_tinyvit-5m_fpn_mini.py"
 SEGMENTATION_CONFIG = REPO_ROOT / "configs/segmentation/upernet_tinyvit-5m_mini_voc.py"
+TRANSFER_SUITE = REPO_ROOT / "configs/suites/demo_fmnist.py"  # the transfer grid, run by the suite runner
+TRANSFER_PARALLEL = 2  # cells at once: one cell's process start-up (imports) overlaps another's compute
 
 
 NOVEL_CLASSES = (5, 6, 7, 8, 9)  # Sandal, Shirt, Sneaker, Bag, Ankle boot: never seen in pretraining
-TRANSFER_DATASET = "fashion_mnist_novel"
-RESOLUTION = 64
-STUDENT_WINDOWS = (8, 8, 4, 2)  # as configs/demo/student_fmnist_seen.py
+TRANSFER_DATASET = "fashion_mnist_novel"  # what the transfer records call them
 
 
 @dataclass
@@ -128,58 +130,30 @@ def stage_scratch(ctx: Context) -> str:
     return _train_student(ctx, "scratch")
 
 
-def _novel_classes(split: str, limit: int):
-    """Fashion-MNIST `split` restricted to the held-out classes, first `limit` images (the files are shuffled)."""
-    import numpy as np
-    from torch.utils.data import Subset
-
-    from transfer.linear_probe import build_dataset
-
-    from contracts.assets import fashion_mnist_root
-    dataset = build_dataset("fashion_mnist", fashion_mnist_root(), split)
-    keep = np.flatnonzero(np.isin(np.asarray(dataset.targets), NOVEL_CLASSES))[:limit]
-    return Subset(dataset, keep.tolist())
-
-
-def _transfer_backbones(ctx: Context) -> dict:
-    """The evaluated backbones, named for the records: both students (source, pretraining and sha256 from their
-    checkpoints), random init and the teacher."""
-    import torch
-
-    from backbones import TinyViT
-    from contracts.records import backbone_block
-    from transfer.features import load_backbone
-    out = {}
-    for mode, label in (("stored", "distill"), ("scratch", "scratch")):
-        out[label] = load_backbone("tinyvit-5m", ctx.checkpoint(mode))
-    torch.manual_seed(0)
-    random = load_backbone(TinyViT("5m", img_size=RESOLUTION, window_sizes=STUDENT_WINDOWS, num_classes=0))
-    random.name, random.record = "tinyvit-5m", backbone_block("tinyvit-5m", "random", init_seed=0)
-    out["random"] = random
-    out["teacher"] = load_backbone("torchvision:mobilenet_v2", "asset:mobilenet_v2")
-    return out
-
-
 def stage_transfer(ctx: Context) -> str:
     """(d) Linear probe and 5-way 5-shot on the held-out classes for both students (+ references)."""
-    from transfer.few_shot import few_shot_records, run_few_shot
-    from transfer.linear_probe import probe_records, run_fast_probe
-
-    from contracts.records import write_record
-    train, test = _novel_classes("train", ctx.size.probe_train), _novel_classes("test", ctx.size.probe_test)
-    episodes = ctx.work / "episodes" / f"{TRANSFER_DATASET}_5way5shot_{ctx.size.episodes}.json"
-    common = dict(resolution=RESOLUTION, cache_dir=str(ctx.work / "features"))
-    lines = []
-    for label, backbone in _transfer_backbones(ctx).items():
-        probe = run_fast_probe(backbone, train, test, methods=("logreg",), **common)
-        shots = run_few_shot(backbone, test, n_way=5, n_shot=5, n_query=15, n_episodes=ctx.size.episodes, seed=0,
-                             dataset_name=TRANSFER_DATASET, episodes_path=episodes, methods=("logreg",), **common)
-        for record in probe_records(probe, TRANSFER_DATASET, resolution=RESOLUTION, seed=0) + \
-                few_shot_records(shots, TRANSFER_DATASET):
-            write_record(record, ctx.records)
-        lines.append(f"{label}: probe {probe['results']['logreg']['top1']:.3f}, 5-shot "
-                     f"{shots['results']['logreg']['top1']:.3f}±{shots['results']['logreg']['ci95']:.3f}")
-    return "; ".join(lines)
+    from contracts.records import read_records
+    from .suite import run_suite
+    size = ctx.size
+    result = run_suite(TRANSFER_SUITE, ctx.out, max_parallel=TRANSFER_PARALLEL, cfg_options={
+        "datasets.fashion_mnist_novel.classes": list(NOVEL_CLASSES),
+        "datasets.fashion_mnist_novel.record_name": TRANSFER_DATASET,
+        "backbones.distill.checkpoint": str(ctx.checkpoint("stored")),
+        "backbones.scratch.checkpoint": str(ctx.checkpoint("scratch")),
+        "tasks.linear_probe.max_train": size.probe_train, "tasks.linear_probe.max_test": size.probe_test,
+        "tasks.few_shot.max_images": size.probe_test, "tasks.few_shot.n_episodes": size.episodes})
+    if not result.complete:
+        unfinished = [f"{cell_id} ({state.state}: {state.log or state.detail})" for cell_id, state in
+                      result.states.items() if state.state != "done"]
+        raise RuntimeError(f"transfer cells not done: {'; '.join(unfinished)}")
+    found: dict[str, list[str]] = {}
+    for cell in result.suite.cells:
+        for record in read_records(result.dirs.records(cell)):
+            metrics = record["metrics"]
+            found.setdefault(cell.backbone["label"], []).append(
+                f"probe {metrics['top1']:.3f}" if record["task"] == "linear_probe" else
+                f"{record['setting']['n_shot']}-shot {metrics['top1']:.3f}±{metrics['ci95']:.3f}")
+    return "; ".join(f"{label}: {', '.join(parts)}" for label, parts in found.items())
 
 
 def stage_dense(ctx: Context) -> str:

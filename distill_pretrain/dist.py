@@ -1,9 +1,11 @@
-"""Device choice, host→device copies and torchrun process-group set-up, shared by the student trainer, the replay
-pipelines and save_logits."""
+"""Device choice, host→device copies and the process-group set-up (torchrun, or the tasks of a SLURM job step),
+shared by the student trainer, the replay pipelines and save_logits."""
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import torch
 import torch.distributed as dist
@@ -52,8 +54,26 @@ def to_device(x: torch.Tensor, device: torch.device, copy: bool = False) -> torc
     return x.to(device, non_blocking=True, copy=copy)
 
 
+def slurm_environment(env: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) from SLURM's, for a process
+    that is one of several tasks of an `srun` step (`sbatch --nodes N --ntasks-per-node G` + `srun`, as submitit
+    launches) and that torchrun did not start; {} elsewhere. The master is the step's first node, the port
+    20000 + job id mod 20000 (a MASTER_ADDR / MASTER_PORT already set wins)."""
+    if "WORLD_SIZE" in env or int(env.get("SLURM_STEP_NUM_TASKS", "1")) < 2:
+        return {}
+    nodes = env.get("SLURM_STEP_NODELIST") or env["SLURM_JOB_NODELIST"]
+    if "[" in nodes or "," in nodes:  # a compressed list (node[01-04]): SLURM expands it
+        nodes = subprocess.run(["scontrol", "show", "hostnames", nodes], capture_output=True, text=True,
+                               check=True).stdout.split()[0]
+    return {"RANK": env["SLURM_PROCID"], "WORLD_SIZE": env["SLURM_STEP_NUM_TASKS"],
+            "LOCAL_RANK": env.get("SLURM_LOCALID", "0"), "MASTER_ADDR": env.get("MASTER_ADDR", nodes),
+            "MASTER_PORT": env.get("MASTER_PORT", str(20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000))}
+
+
 def init_distributed(device: str | torch.device | None = "auto") -> DistInfo:
-    """Join the torchrun process group when WORLD_SIZE > 1 (NCCL on CUDA, gloo on the CPU); pick the device."""
+    """Join the process group when WORLD_SIZE > 1 — set by torchrun, or taken from SLURM's variables
+    (`slurm_environment`) — with NCCL on CUDA, gloo on the CPU; pick the device."""
+    os.environ.update(slurm_environment())
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     chosen = select_device(device, local_rank)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the project venv (.venv) with the pinned stack and fetches the offline assets the tests and the demo use.
+# Builds the project venv (.venv) with the pinned stack and fetches the offline assets the tests and the demo use;
+# installs the Debian packages of the one-node SLURM cluster the suite runner's tests start (as root).
 # Idempotent: a stamp keyed on the pin file, setup.cfg and this script makes a second run return at once.
 #   MMCV_CUDA=1 tools/setup_env.sh   on a GPU machine: build mmcv's CUDA ops (ignores the CPU-ops wheel caches)
 set -euo pipefail
@@ -12,6 +13,20 @@ PY=${PYTHON:-python3}
 STAMP=$VENV/.stamp-$(cat requirements/constraints.txt setup.cfg tools/setup_env.sh contracts/assets.py | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ]; then echo "[setup] .venv up to date ($STAMP)"; exit 0; fi
 t0=$(date +%s)
+# A one-node SLURM for the suite runner's tests (tools/slurm_local.sh): Debian's daemons, client and munge.
+DEBIAN_PACKAGES=(slurmctld slurmd slurm-client munge)
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "[setup] apt-get install ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "[setup] WARNING: ${missing[*]} not installed and not root: the SLURM tests will fail;" \
+         "install them with: sudo apt-get install ${missing[*]}" >&2
+  fi
+fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 mkdir -p "$WHEELS"
 # Our wheel cache (plus ../shared/wheels when present) replaces the machine's find-links: /opt/wheels holds a

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from torch.utils.data import Dataset, Subset
+
+SUBSET_ORDERS = ("seeded", "first")
+FEATURE_DEFAULTS = dict(classes=None, subset="seeded", record_dataset=None, window_sizes=None, allow_pickle=False)
 
 
 def merge_config(args: argparse.Namespace, defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -49,10 +52,42 @@ def _set_option(cfg: dict[str, Any], key: str, value: Any) -> None:
 
 def cli_backbone(cfg: Mapping[str, Any]) -> Any:
     """The `transfer.features.Backbone` a probe / few-shot command line asked for (spec, checkpoint, pretrain,
-    allow-list)."""
+    allow-list, pickles; random weights from the run's seed). A checkpoint may be named as `contracts.weights` resolves
+    (an official release name, a timm hub id, a URL): the cached file is loaded and the name's pretraining is the
+    default `pretrain`. `window_sizes` (a random TinyViT's windows per stage) builds that random student."""
+    from contracts.weights import kind_of, resolve_weights
+
     from .features import load_backbone
-    return load_backbone(cfg["backbone"], cfg["checkpoint"], img_size=cfg["resolution"], pretrain=cfg["pretrain"],
-                         allow_keys=tuple(cfg["allow_keys"] or ()))
+    checkpoint, pretrain = cfg["checkpoint"], cfg["pretrain"]
+    if checkpoint and not str(checkpoint).startswith("asset:") and kind_of(str(checkpoint)) != "path":
+        weights = resolve_weights(checkpoint)
+        checkpoint, pretrain = str(weights.path), pretrain or weights.pretrain
+    if cfg.get("window_sizes"):
+        return _random_tinyvit(cfg["backbone"], cfg["window_sizes"], cfg["resolution"], cfg["seed"], checkpoint)
+    return load_backbone(cfg["backbone"], checkpoint, img_size=cfg["resolution"], pretrain=pretrain,
+                         allow_keys=tuple(cfg["allow_keys"] or ()), seed=cfg["seed"],
+                         allow_pickle=bool(cfg.get("allow_pickle")))
+
+
+def _random_tinyvit(spec: Any, window_sizes: Sequence[int], resolution: int, seed: int, checkpoint: Any) -> Any:
+    """A randomly initialised TinyViT with explicit windows: what a student of that shape starts from."""
+    import torch
+
+    from backbones import TinyViT
+    from contracts.records import backbone_block
+
+    from .features import TINYVIT_ARCHS, load_backbone
+    arch = str(spec).lower().removeprefix("tinyvit-")
+    if checkpoint:
+        raise ValueError(f"window_sizes {list(window_sizes)}: a checkpoint records its own windows; give window "
+                         f"sizes only for a random initialisation")
+    if arch not in TINYVIT_ARCHS:
+        raise ValueError(f"window_sizes apply to tinyvit-5m|11m|21m, not backbone {spec!r}")
+    torch.manual_seed(seed)
+    backbone = load_backbone(TinyViT(arch, img_size=resolution, window_sizes=tuple(window_sizes), num_classes=0))
+    backbone.name = f"tinyvit-{arch}"
+    backbone.record = backbone_block(backbone.name, "random", init_seed=seed, window_sizes=list(window_sizes))
+    return backbone
 
 
 def seeded_subset(dataset: Dataset, limit: int | None, seed: int) -> Dataset:
@@ -61,6 +96,28 @@ def seeded_subset(dataset: Dataset, limit: int | None, seed: int) -> Dataset:
         return dataset
     indices = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:limit])
     return Subset(dataset, indices.tolist())
+
+
+def data_subset(dataset: Dataset, limit: int | None, seed: int, *, classes: Sequence[int] | None = None,
+                order: str = "seeded") -> Dataset:
+    """The images of `classes` (every class when None; labels kept as they are), at most `limit` of them: a seeded
+    random subset (`order='seeded'`, the draw of `seeded_subset`) or the first ones in file order (`'first'`)."""
+    if order not in SUBSET_ORDERS:
+        raise ValueError(f"subset order {order!r}: use one of {SUBSET_ORDERS}")
+    if not classes:
+        if order == "seeded" or limit is None or limit >= len(dataset):
+            return seeded_subset(dataset, limit, seed)
+        return Subset(dataset, list(range(limit)))
+    from .features import dataset_targets
+    labels = dataset_targets(dataset)
+    keep = np.flatnonzero(np.isin(labels, list(classes)))
+    if not len(keep):
+        raise ValueError(f"classes {list(classes)}: no image has these labels (labels present: "
+                         f"{sorted(set(labels.tolist()))[:20]})")
+    if limit is not None and limit < len(keep):
+        keep = keep[:limit] if order == "first" else keep[np.sort(np.random.default_rng(seed).permutation(
+            len(keep))[:limit])]
+    return Subset(dataset, keep.tolist())
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, feature_cache: bool = True) -> None:
@@ -88,6 +145,22 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, feature_cache: bool
     parser.add_argument("--results-dir", dest="results_dir", help="records directory (default results/records)")
     parser.add_argument("--cfg-options", dest="cfg_options", nargs="+", action=DictAction,
                         help="override config keys, e.g. max_train=1000")
+
+
+def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of the frozen-feature CLIs (linear probe, few-shot) beyond the common ones (`FEATURE_DEFAULTS`)."""
+    parser.add_argument("--classes", type=int, nargs="+", help="keep only the images of these labels (kept as "
+                                                               "they are, not renumbered)")
+    parser.add_argument("--subset", choices=SUBSET_ORDERS, help="how --max-* pick images: a seeded random subset "
+                                                                "(default) or the first ones in file order")
+    parser.add_argument("--record-dataset", dest="record_dataset",
+                        help="the data set name the records carry (default its canonical name; e.g. "
+                             "fashion_mnist_novel for a class subset)")
+    parser.add_argument("--window-sizes", dest="window_sizes", type=int, nargs=4, metavar="W",
+                        help="a random TinyViT's windows per stage (a checkpoint records its own)")
+    parser.add_argument("--allow-pickle", dest="allow_pickle", action="store_true", default=None,
+                        help="read a trusted checkpoint that pickles more than tensors (official TinyViT files "
+                             "that store their training config)")
 
 
 def write_and_print_records(records: list[dict[str, Any]], results_dir: str | None) -> list[dict[str, Any]]:

@@ -103,3 +103,65 @@ def records_dir(tmp_path_factory, student) -> Path:
                    "methods=[logreg]"])
     probe_speed.main(["--quick", "--backbones", "tinyvit-5m", "--records", str(records)])
     return records
+
+
+# ------------------------------------------------------------------------------------------------ the suite runner
+TINY_GRID = Path(__file__).resolve().parents[2] / "configs" / "suites" / "fmnist_tiny.py"
+
+
+def write_tiny_grid(path: Path, seeds: tuple[int, ...] = (0,), extra: str = "") -> Path:
+    """A spec inheriting configs/suites/fmnist_tiny.py (4 cells that run in seconds each), with `seeds` and the
+    `extra` lines (MMEngine's merge: dicts merge, lists and values replace; `_delete_=True` replaces a dict)."""
+    path.write_text(f'"""python -m benchmarks.suite {path}"""\n_base_ = [{str(TINY_GRID)!r}]\nseeds = {list(seeds)}\n'
+                    + extra)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_grid():
+    return write_tiny_grid
+
+
+def suite_metrics(out: Path) -> dict[str, list[dict]]:
+    """Cell id → the metrics of the records a suite run left under `out` (timings left out)."""
+    import json
+    return {folder.name: [{k: v for k, v in json.loads(p.read_text())["metrics"].items() if k != "fit_s"}
+                          for p in sorted(folder.glob("*.json"))]
+            for folder in sorted((out / "records").iterdir())}
+
+
+@pytest.fixture(scope="session")
+def metrics_of():
+    return suite_metrics
+
+
+def _free_port_pair() -> int:
+    import socket
+    for _ in range(50):
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            try:
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A one-node SLURM cluster (tools/slurm_local.sh) for the session, on free ports; SLURM_CONF points at it.
+    Not a skip when SLURM is missing: these tests must run (tools/setup_env.sh installs the Debian packages)."""
+    import os
+    import subprocess
+    folder = tmp_path_factory.mktemp("slurm")
+    script = Path(__file__).resolve().parents[2] / "tools" / "slurm_local.sh"
+    env = {**os.environ, "SLURM_LOCAL_DIR": str(folder), "SLURM_LOCAL_PORT": str(_free_port_pair())}
+    started = subprocess.run(["bash", str(script), "start"], env=env, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, f"tools/slurm_local.sh start failed:\n{started.stdout}\n{started.stderr}"
+    conf = started.stdout.strip().splitlines()[-1].removeprefix("export SLURM_CONF=")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SLURM_CONF", conf)
+        yield conf
+    subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True, timeout=60)

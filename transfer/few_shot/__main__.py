@@ -10,17 +10,22 @@ import argparse
 
 from contracts.runtime import keep_freed_memory
 
+from ..cli_common import FEATURE_DEFAULTS
+
 DEFAULTS = dict(backbone=None, checkpoint=None, pretrain=None, allow_keys=None, dataset=None, data_root=None,
                 n_way=5, shots=[5, 20, 50],
                 n_query=15, n_episodes=600, resolution=224, batch_size=64, num_workers=0, seed=0,
                 methods=["finetune", "logreg"], finetune_epochs=100, episodes_dir=None, cache_dir=None,
-                results_dir=None)
+                results_dir=None, max_images=None, **FEATURE_DEFAULTS)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    from ..cli_common import add_common_arguments, cli_backbone, merge_config, write_and_print_records
+    from ..cli_common import (add_common_arguments, add_feature_arguments, cli_backbone, data_subset, merge_config,
+                              write_and_print_records)
     parser = argparse.ArgumentParser(prog="python -m transfer.few_shot", description=__doc__.splitlines()[0])
     add_common_arguments(parser)
+    add_feature_arguments(parser)
+    parser.add_argument("--max-images", dest="max_images", type=int, help="at most this many images (see --subset)")
     parser.add_argument("--n-way", dest="n_way", type=int, help="classes per episode (5)")
     parser.add_argument("--shots", type=int, nargs="+", help="shots per class (5 20 50)")
     parser.add_argument("--n-query", dest="n_query", type=int, help="queries per class (15)")
@@ -38,7 +43,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from .runner import default_episodes_path, few_shot_records, run_few_shot
 
     name = canonical_name(cfg["dataset"])
-    dataset = build_few_shot_dataset(name, cfg["data_root"])
+    dataset = data_subset(build_few_shot_dataset(name, cfg["data_root"]), cfg["max_images"], cfg["seed"],
+                          classes=cfg["classes"], order=cfg["subset"])
+    name = cfg["record_dataset"] or name
     backbone = cli_backbone(cfg)
     records = []
     for shot in cfg["shots"]:

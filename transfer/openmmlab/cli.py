@@ -59,6 +59,10 @@ def build_parser(task: DenseTask, mode: str, description: str) -> argparse.Argum
     parser.add_argument("--no-validate-data", action="store_true",
                         help="skip the up-front check of every image and annotation")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config keys: key=value")
+    parser.add_argument("--seed", type=int, help="random seed (MMEngine's randomness.seed; default: the config's, "
+                                                 "else one MMEngine draws); recorded")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="randomness.deterministic=True (cuDNN's deterministic algorithms)")
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
                         help="job launcher (torchrun → pytorch)")
     parser.add_argument("--local-rank", "--local_rank", type=int, default=0, help=argparse.SUPPRESS)
@@ -82,6 +86,13 @@ def prepare_config(task: DenseTask, args: argparse.Namespace, splits: tuple[str,
 
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     cfg.launcher = args.launcher
+    randomness = dict(cfg.get("randomness") or {})
+    if args.seed is not None:
+        randomness["seed"] = args.seed
+    if args.deterministic:
+        randomness["deterministic"] = True
+    if randomness:
+        cfg.randomness = ConfigDict(randomness)
     if args.pretrained:
         cfg.model.backbone.init_cfg = ConfigDict(type="Pretrained", checkpoint=args.pretrained)
     if args.data:
@@ -110,13 +121,13 @@ def _unwrapped(model: Any) -> Any:
 
 
 def _print_and_record(task: DenseTask, runner: Any, cfg: Config, metrics: dict[str, Any], *, split: str,
-                      backbone: dict[str, Any], checkpoint: str | None, results_dir: str | None,
+                      backbone: dict[str, Any], checkpoint: str | None, results_dir: str | None, seed: int | None,
                       curve: list | None = None) -> None:
     if runner.rank != 0:
         return
     print(task.format_metrics(metrics), flush=True)
     path = write_dense_record(task, cfg, metrics, split=split, backbone=backbone, checkpoint=checkpoint,
-                              results_dir=results_dir, curve=curve)
+                              results_dir=results_dir, seed=seed, curve=curve)
     print(f"[{task.name}] record: {path}", flush=True)
 
 
@@ -151,7 +162,7 @@ def train_main(task: DenseTask, argv: list[str] | None, description: str) -> dic
     last = os.path.join(runner.work_dir, "last_checkpoint")
     checkpoint = open(last).read().strip() if os.path.exists(last) else None
     _print_and_record(task, runner, cfg, metrics, split=split, backbone=backbone, checkpoint=checkpoint,
-                      results_dir=args.results_dir, curve=history.history)
+                      results_dir=args.results_dir, seed=runner.seed, curve=history.history)
     return metrics
 
 
@@ -184,5 +195,5 @@ def test_main(task: DenseTask, argv: list[str] | None, description: str) -> dict
         backbone = describe_backbone(cfg, args.pretrain)
     metrics = task.record_metrics(runner.test())
     _print_and_record(task, runner, cfg, metrics, split=args.split_name, backbone=backbone,
-                      checkpoint=args.checkpoint, results_dir=args.results_dir)
+                      checkpoint=args.checkpoint, results_dir=args.results_dir, seed=meta.get("seed"))
     return metrics

@@ -58,24 +58,27 @@ def trained_from(meta: dict[str, Any], pretrain: str | None = None) -> dict[str,
     return None
 
 
-def _setting(task: DenseTask, cfg: Config, checkpoint: str | None) -> dict[str, Any]:
-    """What identifies the evaluated model (training settings live in the config, hashed as config_sha256)."""
+def _setting(task: DenseTask, cfg: Config, checkpoint: str | None, seed: int | None) -> dict[str, Any]:
+    """What identifies the evaluated model (training settings live in the config, hashed as config_sha256), and
+    the seed it was trained with."""
     setting = {
         "config": cfg.get("config_name"),
         task.model_word: cfg.model.get("type"),
         f"{task.model_word}_checkpoint": Path(checkpoint).name if checkpoint else None,
         f"{task.model_word}_checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None,
         "launcher": cfg.get("launcher"),
+        "seed": seed,
     }
     return {**setting, **task.setting(cfg)}
 
 
 def write_dense_record(task: DenseTask, cfg: Config, metrics: dict[str, Any], *, split: str,
                        backbone: dict[str, Any], checkpoint: str | None, results_dir: str | None,
-                       curve: list[dict[str, Any]] | None = None) -> Path:
-    """Write the record of one evaluation (`metrics` already in record names and fractions); returns its path."""
+                       seed: int | None = None, curve: list[dict[str, Any]] | None = None) -> Path:
+    """Write the record of one evaluation (`metrics` already in record names and fractions) of a model trained
+    with `seed` (MMEngine's, given or drawn; a checkpoint's meta keeps it); returns its path."""
     record_metrics = {**metrics, **({"curve": curve} if curve else {})}
     record = make_record(task.name, dataset=cfg.get("dataset_name") or task.default_dataset, split=split,
-                         metrics=record_metrics, backbone=backbone, setting=_setting(task, cfg, checkpoint),
+                         metrics=record_metrics, backbone=backbone, setting=_setting(task, cfg, checkpoint, seed),
                          config=cfg.to_dict())
     return write_record(record, results_dir)
