@@ -22,39 +22,40 @@ SWEPT = (".", "records")
 
 
 class RunLog:
-    """The logs of one work dir; on other ranks than the main one, lines go to the console only."""
+    """The logs of one work dir; on other ranks than the main one, lines go to the console only.
+
+    `train.log` is appended to line by line (opened and closed per line), not held by a logging handler: a run in
+    a process that lives on (a benchmark, a test, the demo) leaves no handler on MMEngine's loggers pointing into
+    its work dir."""
 
     def __init__(self, work_dir: str | Path, main: bool = True) -> None:
         self.work_dir = Path(work_dir)
         self.main = main
-        self.logger: Any = None
+        self.console: Any = None
         self.removed: list[Path] = []  # temp files of killed writes, removed when the logs opened
         self._tb: Any = None
 
     def open(self) -> None:
-        """Create the work dir, remove orphaned temp files, open `train.log` for appending (once)."""
-        if self.logger is not None:
+        """Create the work dir and remove orphaned temp files (main rank), once; the console logger."""
+        if self.console is not None:
             return
         from mmengine.logging import MMLogger
-        name = f"distill_pretrain:{self.work_dir.resolve()}"
+        self.console = MMLogger.get_instance("distill_pretrain")  # console only, shared by the process's runs
         if self.main:
             self.work_dir.mkdir(parents=True, exist_ok=True)
             for folder in SWEPT:
                 self.removed += remove_orphaned_temps(self.work_dir / folder)
-        if MMLogger.check_instance_created(name):  # a second run on this work dir in this process
-            self.logger = MMLogger.get_instance(name)
-        else:
-            self.logger = MMLogger.get_instance(name, log_file=str(self.work_dir / "train.log") if self.main else None,
-                                                file_mode="a")
         if self.removed:
             self.info(f"removed {len(self.removed)} temp files of interrupted writes: "
                       f"{', '.join(p.name for p in self.removed)}")
 
     def info(self, msg: str) -> None:
-        """One line of `train.log` (main rank)."""
+        """One line on the console and appended to `train.log` (main rank)."""
         if self.main:
             self.open()
-            self.logger.info(msg)
+            self.console.info(msg)
+            with open(self.work_dir / "train.log", "a") as f:
+                f.write(f"{time.strftime('%Y/%m/%d %H:%M:%S')} - distill_pretrain - INFO - {msg}\n")
 
     def scalars(self, values: Mapping[str, Any], step: int) -> None:
         """One `log.jsonl` row (one write) and the TensorBoard scalars (numbers only)."""

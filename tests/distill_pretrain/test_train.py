@@ -365,6 +365,20 @@ def test_online_distillation_and_finetune_modes(slim_cfg, store: Path, tmp_path:
     assert not torch.equal(after["head.fc.weight"], start["head.fc.weight"])
 
 
+def test_a_finished_run_leaves_nothing_logging_into_its_work_dir(slim_cfg, store: Path, tmp_path: Path) -> None:
+    """A run inside a longer-lived process (a benchmark, the demo, a test) appends to its train.log while it runs and
+    leaves no handler behind: MMEngine's later log lines do not reach a work dir that may be gone."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    work = tmp_path / "w"
+    Trainer(slim_cfg(store), work).train()
+    assert "steps" in (work / "train.log").read_text()
+    current = MMLogger.get_current_instance()  # where MMEngine's print_log(logger='current') writes
+    files = [Path(h.baseFilename) for h in current.handlers if isinstance(h, logging.FileHandler)]
+    assert not any(work in f.parents for f in files), files
+
+
 def test_workers_prefetch_across_epochs_and_ema_records(slim_cfg, store: Path, tmp_path: Path) -> None:
     """Persistent workers (one loader iterator over both epochs) replay exactly what the main process does (the
     store's seeds are checked per batch), and evaluating between epochs does not disturb training; the evaluation
