@@ -1,5 +1,5 @@
-"""What the runner shows: the live progress line, the dry-run listing, and at the end the spec's paper-shaped
-tables and the failed cells with their logs.
+"""What the runner shows: the live progress line, the dry-run listing, the temp files it removed, and at the end the
+spec's paper-shaped tables and the failed cells with their logs.
 
 Tables go through `benchmarks.table`'s public API only (`build_tables`, `render`), over the records of this
 spec's done cells (records of cells the spec no longer has — another checkpoint, another setting — stay on disk

@@ -128,7 +128,7 @@ def run_on_node(cell: Cell, out: str, env: Mapping[str, str]) -> int:
     return 0 if finish_attempt(cell, dirs, attempt, returncode).state == "done" else 1
 
 
-class _Jobs:
+class Jobs:
     """OUT/slurm/jobs.json: cell id → {job, submissions, submitted (epoch s), slurm_log}, a JSON resume state of the
     run {out, cluster} (see the module doc), written atomically after each submission. `accepted`: the differences
     accepted at this load (`accept`: as `contracts.resume.check_resume`'s)."""
@@ -175,7 +175,7 @@ def run_slurm(suite: Suite, cells: Sequence[Cell], dirs: SuiteDirs,
     check_reachable({p["partition"] for p in plans.values() if p["partition"]})
     max_retries = int(suite.slurm.get("max_retries", 2))
     poll_s = float(suite.slurm.get("poll_s", 10))
-    jobs = _Jobs(dirs, cluster_name(), accept)
+    jobs = Jobs(dirs, cluster_name(), accept)
     if jobs.accepted:
         stream.write(f"[suite] resumed from {jobs.path}; accepted changes: {describe(jobs.accepted)}\n")
         jobs.save()  # it names this run from now on
@@ -239,7 +239,7 @@ def _mark_failed(cell: Cell, dirs: SuiteDirs, reason: str) -> CellState:
 
 
 def _submit(suite: Suite, cells: Sequence[Cell], plans: Mapping[str, Mapping[str, Any]], dirs: SuiteDirs,
-            jobs: _Jobs) -> None:
+            jobs: Jobs) -> None:
     """One job array per distinct resource set; jobs.json updated only after SLURM accepted each array."""
     import submitit
     groups: dict[str, list[Cell]] = {}

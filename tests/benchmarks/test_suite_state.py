@@ -18,9 +18,9 @@ import pytest
 
 from benchmarks.suite import SuiteFailure, run_suite
 from benchmarks.suite.__main__ import main
-from benchmarks.suite.cells import SuiteDirs, cell_state, finish_attempt, start_attempt
-from benchmarks.suite.slurm import _Jobs, cluster_name
-from benchmarks.suite.spec import load_suite
+from benchmarks.suite.cells import CellState, SuiteDirs, cell_state, finish_attempt, start_attempt
+from benchmarks.suite.slurm import Jobs, cluster_name
+from benchmarks.suite.spec import Cell, load_suite
 from contracts.resume import ResumeError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +38,8 @@ def _killed_write(path: Path) -> Path:
     """The temp file that `contracts.fileio.atomic_write` leaves when SIGKILL hits it in the middle of writing
     `path`."""
     code = ("import sys, time\nfrom contracts.fileio import atomic_write\n"
-            "def write(f):\n    f.write(b'{\"half')\n    f.flush()\n    print('writing', flush=True)\n    time.sleep(60)\n"
+            "def write(f):\n    f.write(b'{\"half')\n    f.flush()\n    print('writing', flush=True)\n"
+            "    time.sleep(60)\n"
             "atomic_write(sys.argv[1], write)\n")
     writer = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -55,15 +56,21 @@ def _files(root: Path) -> dict[str, bytes]:
             if p.is_file() and p.name != ".runner.lock"}
 
 
-def test_damaged_or_foreign_cell_files_leave_the_cell_pending_naming_the_file(grid_run, tmp_path):
+def _failed_copy(grid_run: tuple, folder: Path) -> tuple[SuiteDirs, Cell, Cell, CellState]:
+    """A copy of the completed grid whose first cell has no records and a failed last attempt (status.json written
+    by its writer): (the copy, that cell, the second cell, the failed state)."""
     _, out, _, result = grid_run
-    work = tmp_path / "out"
-    shutil.copytree(out, work)
-    dirs = SuiteDirs(work)
+    shutil.copytree(out, folder)
+    dirs = SuiteDirs(folder)
     cell, other = result.suite.cells[:2]
     shutil.rmtree(dirs.records(cell))
-    failed = finish_attempt(cell, dirs, start_attempt(cell, dirs), 1)  # status.json's writer
+    failed = finish_attempt(cell, dirs, start_attempt(cell, dirs), 1)
     assert failed.state == "failed" and cell_state(cell, dirs) == failed
+    return dirs, cell, other, failed
+
+
+def test_damaged_or_foreign_cell_files_leave_the_cell_pending_naming_the_file(grid_run, tmp_path):
+    dirs, cell, other, failed = _failed_copy(grid_run, tmp_path / "out")
     status, stamp = dirs.cell(cell) / "status.json", dirs.cell(cell) / "cell.json"
     good_status, good_stamp = status.read_bytes(), stamp.read_bytes()
     for content, cause in _damaged(good_status, "status.json", "attempt, reason, log"):
@@ -133,13 +140,9 @@ def test_a_stage_product_counts_only_as_its_own_cells_files_say(tmp_path):
 
 
 def test_rerun_recovers_a_damaged_status_and_removes_the_temps_of_killed_writes(grid_run, tmp_path, metrics_of):
-    spec, out, _, result = grid_run
+    spec, out, _, _ = grid_run
     work = tmp_path / "out"
-    shutil.copytree(out, work)
-    dirs = SuiteDirs(work)
-    cell, other = result.suite.cells[:2]
-    shutil.rmtree(dirs.records(cell))
-    finish_attempt(cell, dirs, start_attempt(cell, dirs), 1)
+    dirs, cell, other, _ = _failed_copy(grid_run, work)
     status = dirs.cell(cell) / "status.json"
     status.write_bytes(status.read_bytes()[:30])
     temps = [_killed_write(path) for path in (status, dirs.cell(other) / "cell.json", work / "slurm" / "jobs.json",
@@ -159,16 +162,16 @@ def test_rerun_recovers_a_damaged_status_and_removes_the_temps_of_killed_writes(
 
 
 def test_jobs_json_names_its_run_and_refuses_bad_files(tmp_path):
-    """`_Jobs` is jobs.json's one reader and writer; the run is the output root and the cluster."""
+    """`Jobs` is jobs.json's one reader and writer; the run is the output root and the cluster."""
     dirs = SuiteDirs(tmp_path / "out")
-    jobs = _Jobs(dirs, "cluster-a")
+    jobs = Jobs(dirs, "cluster-a")
     assert jobs.entries == {} and not jobs.path.exists()
     jobs.entries["probe__x__seed0__0123456789"] = {"job": "12_0", "submissions": 1, "submitted": 1.5,
                                                   "slurm_log": "x.out"}
     jobs.save()
-    assert _Jobs(dirs, "cluster-a").entries == jobs.entries
+    assert Jobs(dirs, "cluster-a").entries == jobs.entries
     with pytest.raises(ResumeError) as refused:
-        _Jobs(dirs, "cluster-b")
+        Jobs(dirs, "cluster-b")
     assert str(refused.value).startswith(
         f"cannot resume from {jobs.path}: it belongs to another run: cluster: saved 'cluster-a', requested "
         "'cluster-b'; to continue anyway with the requested values, rerun with --resume-anyway cluster")
@@ -176,14 +179,14 @@ def test_jobs_json_names_its_run_and_refuses_bad_files(tmp_path):
     shutil.copytree(dirs.out, copy.out)
     with pytest.raises(ResumeError, match=f"it belongs to another run: out: saved '{dirs.out}', requested "
                                           f"'{copy.out}'; .*--resume-anyway out"):
-        _Jobs(copy, "cluster-a")
+        Jobs(copy, "cluster-a")
     with pytest.raises(ResumeError, match="out: saved"):
-        _Jobs(copy, "cluster-a", accept=["cluster"])
-    moved = _Jobs(copy, "cluster-a", accept=["out"])
+        Jobs(copy, "cluster-a", accept=["cluster"])
+    moved = Jobs(copy, "cluster-a", accept=["out"])
     assert [str(c) for c in moved.accepted] == [f"out: saved '{dirs.out}', requested '{copy.out}'"]
     assert moved.entries == jobs.entries
     moved.save()
-    again = _Jobs(copy, "cluster-a")  # it names the new run now; the accepted change stays recorded
+    again = Jobs(copy, "cluster-a")  # it names the new run now; the accepted change stays recorded
     assert again.accepted == [] and again.history == [{"file": str(moved.path),
                                                        "changes": {"out": [str(dirs.out), str(copy.out)]}}]
     good = jobs.path.read_bytes()
@@ -200,7 +203,7 @@ def test_jobs_json_names_its_run_and_refuses_bad_files(tmp_path):
     for content, message in bad:
         jobs.path.write_bytes(content)
         with pytest.raises(ResumeError) as refused:
-            _Jobs(dirs, "cluster-a", accept=True)  # no override makes a damaged file usable
+            Jobs(dirs, "cluster-a", accept=True)  # no override makes a damaged file usable
         assert str(refused.value).startswith(message.format(jobs.path)) and NOTE in str(refused.value), message
 
 
@@ -215,7 +218,7 @@ def test_slurm_refuses_another_runs_jobs_json_then_resumes_anyway(slurm_cluster,
     cell = result.suite.cells[0]
     shutil.rmtree(dirs.records(cell))
     elsewhere = tmp_path / "elsewhere"
-    _Jobs(SuiteDirs(elsewhere), cluster_name()).save()
+    Jobs(SuiteDirs(elsewhere), cluster_name()).save()
     jobs = dirs.out / "slurm" / "jobs.json"
     jobs.parent.mkdir()
     shutil.copy(elsewhere / "slurm" / "jobs.json", jobs)
