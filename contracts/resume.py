@@ -130,20 +130,33 @@ def load_json_state(path: str | Path, identity: Mapping[str, Any], *, accept: bo
     path = Path(path)
     if not path.is_file():
         return None
-    text = path.read_text()
-    if not text.strip():
-        raise ResumeError(f"cannot resume: {path}: empty file")
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ResumeError(f"cannot resume: {path}: truncated or not JSON ({err})") from None
+        doc = read_json_file(path)
+    except ResumeError as err:
+        raise ResumeError(f"cannot resume: {err}") from None
     if not isinstance(doc, dict) or doc.get("format") != JSON_STATE_FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise ResumeError(f"cannot resume from {path}: not a {JSON_STATE_FORMAT} resume state (format {found!r})")
-    changes = check_resume(path, doc["run"]["identity"], flatten(identity), accept=accept, fixed=fixed)
-    accepted = list(doc["accepted_changes"]) + ([{"file": str(path), "changes": changes_record(changes)}]
-                                                if changes else [])
+    run = doc.get("run")
+    if not (isinstance(run, dict) and isinstance(run.get("identity"), dict) and "state" in doc):
+        raise ResumeError(f"cannot resume from {path}: a damaged {JSON_STATE_FORMAT} resume state (its run identity "
+                          "or its state is missing)")
+    changes = check_resume(path, run["identity"], flatten(identity), accept=accept, fixed=fixed)
+    accepted = list(doc.get("accepted_changes") or []) + ([{"file": str(path), "changes": changes_record(changes)}]
+                                                          if changes else [])
     return doc["state"], accepted
+
+
+def read_json_file(path: str | Path) -> Any:
+    """The JSON document in the file `path`; an empty, truncated or non-JSON file (binary garbage included) raises
+    `ResumeError` naming it and the cause: `load_json_state`'s reader, for state files that name no run."""
+    data = Path(path).read_bytes()
+    if not data.strip():
+        raise ResumeError(f"{path}: empty file")
+    try:
+        return json.loads(data.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ResumeError(f"{path}: truncated or not JSON ({err})") from None
 
 
 def _under(key: str, prefixes: tuple[str, ...]) -> bool:

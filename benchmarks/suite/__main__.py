@@ -3,13 +3,15 @@
 Runs every cell of a suite spec (configs/suites/*.py) through the existing CLIs, skips the done ones, reruns the
 failed and the interrupted ones, then prints the spec's tables and the cells that did not finish with their logs.
 Exit status: 0 when every cell is done (a dry run: when the spec has no problem), 1 when some are not, 2 when
-the spec (or SLURM) refused to start, 128 + N when signal N (SIGINT, SIGTERM) stopped it.
+the spec, SLURM or OUT/slurm/jobs.json refused to start, 128 + N when signal N (SIGINT, SIGTERM) stopped it.
 """
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
+
+from contracts.resume import ANYWAY_HELP, accepted_by
 
 from .runner import SuiteFailure, run_suite
 
@@ -29,10 +31,14 @@ def main(argv: list[str] | None = None) -> int:
                                                                       "these fnmatch patterns")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override spec keys, e.g. "
                                                                             "datasets.cifar100.root=/data/cifar")
+    parser.add_argument("--resume-anyway", nargs="*", metavar="FIELD",
+                        help="--launcher slurm, where OUT/slurm/jobs.json names another run (out, cluster): "
+                             + ANYWAY_HELP)
     args = parser.parse_args(argv)
     try:
         result = run_suite(args.spec, args.out, launcher=args.launcher, max_parallel=args.max_parallel,
-                           cfg_options=args.cfg_options, dry_run=args.dry_run, only=args.cells)
+                           cfg_options=args.cfg_options, dry_run=args.dry_run, only=args.cells,
+                           accept=accepted_by(args.resume_anyway))
     except SuiteFailure as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

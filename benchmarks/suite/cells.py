@@ -16,6 +16,12 @@ setting never count — or, for a stage, when its product file is the one produc
 its last attempt left status.json, otherwise pending (never run, or its attempt was killed or interrupted). A
 killed attempt leaves at most a staging folder, which the next attempt removes: nothing half-written is ever read
 as a result.
+
+A cell folder is the cell's that its cell.json names (id and identity): status.json and product.json count only
+there, and only whole. A damaged file (empty, truncated, not JSON, keys missing), another cell's folder or a
+product.json naming another product is not used: the cell counts as pending (`CellState.unusable`, which the runner
+prints) and its next attempt rewrites the folder's files. Temp files of interrupted writes are removed by
+`remove_temps` before the next cells start.
 """
 from __future__ import annotations
 
@@ -28,11 +34,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
-from contracts.fileio import atomic_write_text, file_sha256, fsync_dir
+from contracts.fileio import atomic_write_text, file_sha256, fsync_dir, remove_orphaned_temps
 from contracts.provenance import REPO_ROOT
-from contracts.records import RecordError, validate_record
+from contracts.records import validate_record
+from contracts.resume import ResumeError, compare, describe, flatten, read_json_file
 
 from .spec import Cell
 from .tasks import cell_arguments
@@ -65,14 +72,21 @@ class SuiteDirs:
         return self.shared / cell.id
 
 
+STAMP_KEYS = {"id": str, "identity": dict}  # cell.json: whose folder it is
+STATUS_KEYS = {"attempt": int, "reason": str, "log": str}  # status.json: how the last attempt failed
+PRODUCT_KEYS = {"path": str, "size": int, "mtime_ns": int}  # product.json: a stage's product
+
+
 @dataclass(frozen=True)
 class CellState:
     """done | failed | pending | running | blocked, a one-line detail (where a done cell's result is, why another
-    is not done), and the log of its last attempt."""
+    is not done), and the log of its last attempt. `unusable`: the detail names a file under OUT that could not be
+    used for this cell (damaged, or another cell's), which is why the cell is pending."""
 
     state: str
     detail: str = ""
     log: Path | None = None
+    unusable: bool = False
 
 
 def command(cell: Cell, dirs: SuiteDirs) -> list[str]:
@@ -134,19 +148,46 @@ def _read(folder: Path) -> tuple[list[dict], str | None]:
         try:
             record = json.loads(path.read_text())
             validate_record(record)
-        except (OSError, json.JSONDecodeError, RecordError) as err:
+        except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON, not a valid record
             return records, f"{path.name}: {err}"
         records.append(record)
     return records, None
 
 
+def _cell_file(cell: Cell, dirs: SuiteDirs, name: str, keys: Mapping[str, type]) -> dict | None:
+    """cells/<id>/<name> (None: no such file) if it is a whole JSON object with `keys` in a folder whose cell.json
+    names this cell; else `ResumeError` naming the file and the cause."""
+    path = dirs.cell(cell) / name
+    if not path.is_file():
+        return None
+    stamp = _json_object(dirs.cell(cell) / "cell.json", STAMP_KEYS)
+    changes = compare(flatten({"id": stamp["id"], "identity": stamp["identity"]}),
+                      flatten({"id": cell.id, "identity": cell.identity}))
+    if changes:
+        raise ResumeError(f"{path.parent / 'cell.json'} names another cell ({describe(changes)}): its {name} is "
+                          "not this cell's")
+    return _json_object(path, keys)
+
+
+def _json_object(path: Path, keys: Mapping[str, type]) -> dict:
+    if not path.is_file():
+        raise ResumeError(f"{path}: no such file")
+    doc = read_json_file(path)
+    bad = [key for key, kind in keys.items() if not isinstance(doc, dict) or not isinstance(doc.get(key), kind)]
+    if bad:
+        raise ResumeError(f"{path}: not a suite {path.name} (no valid {', '.join(bad)})")
+    return doc
+
+
 def _product_state(cell: Cell, dirs: SuiteDirs) -> str | None:
-    """None when a stage's product is in place as product.json says, else why not."""
-    marker = dirs.cell(cell) / "product.json"
-    if not marker.is_file():
+    """None when a stage's product is in place as product.json says, else why not; `ResumeError` when product.json
+    cannot be used (see `_cell_file`) or names another product than this cell's."""
+    product = _cell_file(cell, dirs, "product.json", PRODUCT_KEYS)
+    if product is None:
         return "no product yet"
-    product = json.loads(marker.read_text())
-    path = Path(product["path"])
+    path, own = Path(product["path"]), dirs.work(cell) / cell.type.product
+    if path != own:
+        raise ResumeError(f"{dirs.cell(cell) / 'product.json'} names {path}, not this cell's product {own}")
     if not path.is_file():
         return f"product {path} is gone"
     stat = path.stat()
@@ -159,7 +200,14 @@ def cell_state(cell: Cell, dirs: SuiteDirs) -> CellState:
     """What the files under OUT say about a cell (see the module doc)."""
     if cell.blocked:
         return CellState("blocked", cell.blocked)
-    why = "no record"
+    try:
+        return _files_state(cell, dirs)
+    except ResumeError as err:
+        return CellState("pending", f"{err}; not used: the cell counts as pending", unusable=True)
+
+
+def _files_state(cell: Cell, dirs: SuiteDirs) -> CellState:
+    why, unusable = "no record", False
     if cell.type.record_task is None:
         why = _product_state(cell, dirs)
         if why is None:
@@ -169,12 +217,11 @@ def cell_state(cell: Cell, dirs: SuiteDirs) -> CellState:
         why = unreadable or records_mismatch(cell, records)
         if why is None:
             return CellState("done", str(dirs.records(cell)))
-        why = f"{dirs.records(cell)} holds no result of this cell ({why})"
-    status = dirs.cell(cell) / "status.json"
-    if status.is_file():
-        failure = json.loads(status.read_text())
+        why, unusable = f"{dirs.records(cell)} holds no result of this cell ({why})", True
+    failure = _cell_file(cell, dirs, "status.json", STATUS_KEYS)
+    if failure:
         return CellState("failed", f"attempt {failure['attempt']}: {failure['reason']}", Path(failure["log"]))
-    return CellState("pending", why)
+    return CellState("pending", why, unusable=unusable)
 
 
 @dataclass(frozen=True)
@@ -191,7 +238,8 @@ def start_attempt(cell: Cell, dirs: SuiteDirs) -> Attempt:
     folder = dirs.cell(cell)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(dirs.staging(cell), ignore_errors=True)
-    (folder / "status.json").unlink(missing_ok=True)  # it says how the last finished attempt failed
+    for stale in ("status.json", "product.json"):  # how the last attempt failed; a product that no longer counts
+        (folder / stale).unlink(missing_ok=True)
     numbers = [int(p.stem.split("-")[1]) for p in folder.glob("attempt-*.log") if p.stem.split("-")[1].isdigit()]
     number = max(numbers, default=0) + 1
     attempt = Attempt(number, command(cell, dirs), folder / f"attempt-{number}.log")
@@ -248,3 +296,16 @@ def _collect(cell: Cell, dirs: SuiteDirs) -> str | None:
     os.rename(staging, target)
     fsync_dir(target.parent)
     return None
+
+
+def remove_temps(dirs: SuiteDirs, busy: Collection[str] = ()) -> list[Path]:
+    """Remove the temp files that interrupted atomic writes left in the folders the runner owns: OUT/slurm/
+    (jobs.json), the cell folders (cell.json, status.json, product.json) and the shared feature cache and episodes
+    — only where no writer can be live: not in the folders of the cells in `busy` (their SLURM job from an earlier
+    run still runs), and with a busy cell not in the shared folders. Called after the checks, before this run's
+    cells start (contracts.fileio's policy); the cells' work folders are their trainers' to sweep."""
+    folders = [dirs.out / "slurm", *(f for f in sorted((dirs.out / "cells").glob("*"))
+                                     if f.is_dir() and f.name not in busy)]
+    if not busy:
+        folders += [dirs.shared / "features", dirs.shared / "episodes"]
+    return [tmp for folder in folders for tmp in remove_orphaned_temps(folder)]

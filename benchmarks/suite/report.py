@@ -1,5 +1,5 @@
-"""What the runner shows: the live progress line, the dry-run listing, and at the end the spec's paper-shaped
-tables and the failed cells with their logs.
+"""What the runner shows: the live progress line, the dry-run listing, the temp files it removed, and at the end the
+spec's paper-shaped tables and the failed cells with their logs.
 
 Tables go through `benchmarks.table`'s public API only (`build_tables`, `render`), over the records of this
 spec's done cells (records of cells the spec no longer has — another checkpoint, another setting — stay on disk
@@ -10,9 +10,10 @@ from __future__ import annotations
 import shlex
 import sys
 import time
-from typing import Iterable, Mapping, TextIO
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence, TextIO
 
-from contracts.fileio import atomic_write_text
+from contracts.fileio import atomic_write_text, remove_orphaned_temps
 
 from .cells import CellState, SuiteDirs, command
 from .spec import Suite
@@ -75,6 +76,13 @@ def print_dry_run(suite: Suite, dirs: SuiteDirs, states: Mapping[str, CellState]
     stream.write(f"{len(suite.cells)} cells: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + "\n")
 
 
+def removed_temps(removed: Sequence[Path], dirs: SuiteDirs, stream: TextIO = sys.stdout) -> None:
+    """`[suite] removed 2 temp files of interrupted writes: cells/<id>/.status.json.k2j4.tmp, ...` (if any)."""
+    if removed:
+        stream.write(f"[suite] removed {len(removed)} temp files of interrupted writes: "
+                     + ", ".join(str(p.relative_to(dirs.out)) for p in removed) + "\n")
+
+
 def count(states: Iterable[CellState]) -> dict[str, int]:
     """State → number of cells."""
     out: dict[str, int] = {}
@@ -92,6 +100,7 @@ def final_report(suite: Suite, dirs: SuiteDirs, states: Mapping[str, CellState],
     from benchmarks.table import build_tables, render
     done = [cell for cell in suite.cells if states[cell.id].state == "done" and cell.type.record_task]
     text = ""
+    removed_temps(remove_orphaned_temps(dirs.out, "tables_*.md"), dirs, stream)  # a kill during an earlier write
     if suite.tables and done:
         records = [rec for cell in done for rec in read_records(dirs.records(cell))]
         text = render(build_tables(records, suite.tables))

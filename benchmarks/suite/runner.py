@@ -16,15 +16,17 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, TextIO
 
 from contracts.provenance import REPO_ROOT
+from contracts.resume import ResumeError
 
-from .cells import CellState, SuiteDirs, cell_state
+from .cells import CellState, SuiteDirs, cell_state, remove_temps
 from .local import Interrupted, run_local
-from .report import Progress, count, final_report, print_dry_run
+from .report import Progress, count, final_report, print_dry_run, removed_temps
 from .spec import SpecError, Suite, check_suite, load_suite
 
 
 class SuiteFailure(RuntimeError):
-    """The suite could not start: a bad spec, SLURM unreachable or refusing, another runner on the same output."""
+    """The suite could not start: a bad spec, SLURM unreachable or refusing, OUT/slurm/jobs.json damaged or another
+    run's, another runner on the same output."""
 
 
 @dataclass
@@ -42,8 +44,11 @@ class SuiteResult:
 
 def run_suite(spec: str | Path, out: str | Path | None = None, *, launcher: str = "local", max_parallel: int = 1,
               cfg_options: Mapping[str, Any] | None = None, dry_run: bool = False,
-              only: Sequence[str] | None = None, stream: TextIO = sys.stdout) -> SuiteResult:
-    """Run (or with `dry_run` list) the cells of `spec` whose id matches `only` (fnmatch; default all)."""
+              only: Sequence[str] | None = None, accept: bool | Sequence[str] = False,
+              stream: TextIO = sys.stdout) -> SuiteResult:
+    """Run (or with `dry_run` list) the cells of `spec` whose id matches `only` (fnmatch; default all). `accept`:
+    the differences of OUT/slurm/jobs.json's run to accept (`contracts.resume.check_resume`; the command line's
+    `--resume-anyway`)."""
     try:
         suite = load_suite(spec, cfg_options, fetch=not dry_run, strict=not dry_run)
     except SpecError as err:
@@ -68,6 +73,9 @@ def run_suite(spec: str | Path, out: str | Path | None = None, *, launcher: str 
                 raise SuiteFailure(str(err)) from None
         stream.write(f"[suite] {suite.name}: {len(suite.cells)} cells, {len(suite.cells) - len(todo)} done, "
                      f"{len(todo)} to run ({launcher}) → {dirs.out}\n")
+        for cell in todo:
+            if states[cell.id].unusable:
+                stream.write(f"[suite] {cell.id}: {states[cell.id].detail}\n")
         stream.flush()
         interrupted = None
         if todo:
@@ -80,6 +88,7 @@ def run_suite(spec: str | Path, out: str | Path | None = None, *, launcher: str 
 
             try:
                 if launcher == "local":
+                    removed_temps(remove_temps(dirs), dirs, stream)
                     try:
                         run_local(todo, dirs, suite.env, max_parallel, on_change)
                     except Interrupted as err:  # the running cells were stopped: pending on the next run
@@ -87,8 +96,8 @@ def run_suite(spec: str | Path, out: str | Path | None = None, *, launcher: str 
                 elif launcher == "slurm":
                     from .slurm import SlurmError, run_slurm
                     try:
-                        run_slurm(suite, todo, dirs, on_change, stream)
-                    except SlurmError as err:
+                        run_slurm(suite, todo, dirs, on_change, stream, accept=accept)
+                    except (SlurmError, ResumeError) as err:
                         raise SuiteFailure(str(err)) from None
                 else:
                     raise SuiteFailure(f"unknown launcher {launcher!r}; use local or slurm")

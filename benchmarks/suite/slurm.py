@@ -16,8 +16,12 @@ get `--launcher slurm` (MMEngine's SLURM launcher, which needs a GPU per task). 
 result; the other ranks log to `rank-<R>.log` in the cell folder.
 
 Nothing is written before SLURM accepted a submission: an unreachable controller or a refused submission stops the
-runner with the command and SLURM's answer, and the submission's scratch folder is removed. OUT/slurm/jobs.json
-(atomic) maps each submitted cell to its job id; OUT/slurm/<batch>/ holds submitit's files and SLURM's own logs.
+runner with the command and SLURM's answer, and the submission's scratch folder is removed. OUT/slurm/jobs.json maps
+each submitted cell to its job id, a JSON resume state (`contracts.resume`) naming the run it belongs to: the output
+root the jobs write into and the cluster that numbered them. A damaged one or another run's stops the runner before
+anything is written (`--resume-anyway` accepts another run's); entries of cells not in this run (another
+`--cells`, another spec's cells in the same output root) are kept and not used. OUT/slurm/<batch>/ holds
+submitit's files and SLURM's own logs.
 """
 from __future__ import annotations
 
@@ -32,10 +36,12 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
-from contracts.fileio import atomic_write_text
 from contracts.provenance import REPO_ROOT
+from contracts.resume import Change, ResumeError, describe, load_json_state, save_json_state
 
-from .cells import CellState, SuiteDirs, cell_env, cell_state, command, finish_attempt, start_attempt
+from .cells import (CellState, SuiteDirs, cell_env, cell_state, command, finish_attempt, remove_temps,
+                    start_attempt)
+from .report import removed_temps
 from .spec import Cell, Suite
 
 RESOURCE_KEYS = {"partition", "time", "cpus", "gpus", "mem", "nodes", "tasks"}
@@ -83,6 +89,16 @@ def check_reachable(partitions: set[str]) -> None:
         raise SlurmError(f"partition(s) {missing} named in the spec are not in `{' '.join(cmd)}`: {sorted(known)}")
 
 
+def cluster_name() -> str:
+    """The cluster's name (`scontrol show config`): job ids mean something only on the cluster that gave them."""
+    cmd = ["scontrol", "show", "config"]
+    for line in _run(cmd).splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "ClusterName":
+            return value.strip()
+    raise SlurmError(f"`{' '.join(cmd)}` names no ClusterName")
+
+
 def queue_states() -> dict[str, str]:
     """Job (array task) id → state of this user's jobs SLURM still knows, finished ones included."""
     out = _run(["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T", f"--user={getpass.getuser()}"])
@@ -112,33 +128,65 @@ def run_on_node(cell: Cell, out: str, env: Mapping[str, str]) -> int:
     return 0 if finish_attempt(cell, dirs, attempt, returncode).state == "done" else 1
 
 
-class _Jobs:
-    """OUT/slurm/jobs.json: cell id → {job, submissions, submitted (epoch s), slurm_log}; written atomically
-    after each submission."""
+class Jobs:
+    """OUT/slurm/jobs.json: cell id → {job, submissions, submitted (epoch s), slurm_log}, a JSON resume state of the
+    run {out, cluster} (see the module doc), written atomically after each submission. `accepted`: the differences
+    accepted at this load (`accept`: as `contracts.resume.check_resume`'s)."""
 
-    def __init__(self, dirs: SuiteDirs) -> None:
+    NOTE = ("jobs.json names the SLURM jobs of earlier runs so that a rerun waits for those still queued: with none "
+            "of them queued (squeue --me), removing it loses nothing")
+
+    def __init__(self, dirs: SuiteDirs, cluster: str, accept: bool | Sequence[str] = False) -> None:
         self.path = dirs.out / "slurm" / "jobs.json"
-        self.entries: dict[str, dict[str, Any]] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.identity = {"out": str(dirs.out), "cluster": cluster}
+        try:
+            self.entries, self.history, self.accepted = self._load(accept)
+        except ResumeError as err:
+            raise ResumeError(f"{err} ({self.NOTE})") from None
+
+    def _load(self, accept: bool | Sequence[str]) -> tuple[dict[str, dict[str, Any]], list, list[Change]]:
+        """(entries, the changes accepted at every resume, those accepted now)."""
+        accepted: list[Change] = []
+        try:
+            loaded = load_json_state(self.path, self.identity)
+        except ResumeError:
+            if accept is False:
+                raise
+            loaded = load_json_state(self.path, self.identity, accept=accept)  # another run's, if accepted
+            accepted = [Change(field, *values) for field, values in loaded[1][-1]["changes"].items()]
+        if loaded is None:
+            return {}, [], []
+        entries, history = loaded
+        if not (isinstance(entries, dict) and all(isinstance(entry, dict) and isinstance(entry.get("job"), str)
+                                                  for entry in entries.values())):
+            raise ResumeError(f"cannot resume from {self.path}: damaged (its state is not a map cell id → job entry)")
+        return entries, history, accepted
 
     def save(self) -> None:
-        atomic_write_text(self.path, json.dumps(self.entries, indent=2, sort_keys=True) + "\n")
+        save_json_state(self.path, self.identity, self.entries, self.history)
 
 
 def run_slurm(suite: Suite, cells: Sequence[Cell], dirs: SuiteDirs,
-              on_change: Callable[[Mapping[str, CellState], int], None], stream: TextIO = sys.stdout) -> None:
+              on_change: Callable[[Mapping[str, CellState], int], None], stream: TextIO = sys.stdout, *,
+              accept: bool | Sequence[str] = False) -> None:
     """Submit `cells` (adopting those whose job from an earlier run is still queued), poll until each is done,
-    failed for good or cancelled."""
+    failed for good or cancelled. `accept`: the differences of jobs.json's run to accept (`--resume-anyway`)."""
     plans = {cell.id: resources(suite, cell) for cell in cells}
     check_reachable({p["partition"] for p in plans.values() if p["partition"]})
     max_retries = int(suite.slurm.get("max_retries", 2))
     poll_s = float(suite.slurm.get("poll_s", 10))
-    jobs = _Jobs(dirs)
+    jobs = Jobs(dirs, cluster_name(), accept)
+    if jobs.accepted:
+        stream.write(f"[suite] resumed from {jobs.path}; accepted changes: {describe(jobs.accepted)}\n")
+        jobs.save()  # it names this run from now on
     queued = queue_states()
+    live = {cell_id for cell_id, entry in jobs.entries.items() if _job_state(queued, entry["job"]) in ACTIVE}
+    removed_temps(remove_temps(dirs, busy=live), dirs, stream)
     by_id = {cell.id: cell for cell in cells}
-    active = {cell_id for cell_id in by_id if queued.get(jobs.entries.get(cell_id, {}).get("job", "")) in ACTIVE}
+    active = live & set(by_id)
     if active:
         stream.write(f"[suite] {len(active)} cell(s) still queued from an earlier run: waiting for them\n")
-    submissions_here: dict[str, int] = {}
+    submissions_here = {cell_id: 1 for cell_id in active}  # an adopted job counts as this run's first submission
     states: dict[str, CellState] = {}
     finished = 0
     to_submit = [cell for cell in cells if cell.id not in active]
@@ -155,7 +203,7 @@ def run_slurm(suite: Suite, cells: Sequence[Cell], dirs: SuiteDirs,
         queued = queue_states()
         for cell_id in sorted(active):
             cell, entry = by_id[cell_id], jobs.entries[cell_id]
-            job_state = queued.get(entry["job"], "GONE").split()[0].rstrip("+")
+            job_state = _job_state(queued, entry["job"])
             if job_state in ACTIVE:
                 states[cell_id] = CellState("running" if job_state == "RUNNING" else "pending",
                                             f"job {entry['job']} {job_state}")
@@ -178,6 +226,11 @@ def run_slurm(suite: Suite, cells: Sequence[Cell], dirs: SuiteDirs,
         on_change(states, finished)
 
 
+def _job_state(queued: Mapping[str, str], job: str) -> str:
+    """A job's state in `queue_states()`'s answer (`GONE` when SLURM no longer lists it)."""
+    return queued.get(job, "GONE").split()[0].rstrip("+")
+
+
 def _mark_failed(cell: Cell, dirs: SuiteDirs, reason: str) -> CellState:
     """A job that died without its cell saying why (timeout, lost node): the runner writes the failure."""
     attempt = start_attempt(cell, dirs)
@@ -186,7 +239,7 @@ def _mark_failed(cell: Cell, dirs: SuiteDirs, reason: str) -> CellState:
 
 
 def _submit(suite: Suite, cells: Sequence[Cell], plans: Mapping[str, Mapping[str, Any]], dirs: SuiteDirs,
-            jobs: _Jobs) -> None:
+            jobs: Jobs) -> None:
     """One job array per distinct resource set; jobs.json updated only after SLURM accepted each array."""
     import submitit
     groups: dict[str, list[Cell]] = {}

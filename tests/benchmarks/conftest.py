@@ -122,6 +122,20 @@ def tiny_grid():
     return write_tiny_grid
 
 
+@pytest.fixture(scope="session")
+def grid_run(tmp_path_factory):
+    """The tiny grid run once, uninterrupted, by the local launcher: (spec, out, printed output, result). Tests that
+    change the output work on a copy."""
+    import io
+
+    from benchmarks.suite import run_suite
+    folder = tmp_path_factory.mktemp("grid")
+    spec = write_tiny_grid(folder / "tiny_grid.py")
+    stream = io.StringIO()
+    result = run_suite(spec, folder / "out", max_parallel=2, stream=stream)
+    return spec, folder / "out", stream.getvalue(), result
+
+
 def suite_metrics(out: Path) -> dict[str, list[dict]]:
     """Cell id → the metrics of the records a suite run left under `out` (timings left out)."""
     import json

@@ -24,16 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 TAB5 = REPO / "configs/suites/tinyvit_21m_tab5.py"
 
 
-@pytest.fixture(scope="module")
-def grid_run(tmp_path_factory, tiny_grid):
-    """The tiny grid run once, uninterrupted: (spec, out, printed output, result)."""
-    folder = tmp_path_factory.mktemp("grid")
-    spec = tiny_grid(folder / "tiny_grid.py")
-    stream = io.StringIO()
-    result = run_suite(spec, folder / "out", max_parallel=2, stream=stream)
-    return spec, folder / "out", stream.getvalue(), result
-
-
 def test_grid_runs_every_cell_through_the_clis(grid_run):
     spec, out, printed, result = grid_run
     assert result.complete and len(result.states) == 4, printed

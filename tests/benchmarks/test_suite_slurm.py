@@ -25,7 +25,7 @@ ONE_AT_A_TIME = "slurm = dict(poll_s=0.5, max_retries=1, default=dict(time=10, c
 
 
 def _jobs(out: Path) -> dict[str, dict]:
-    return json.loads((out / "slurm" / "jobs.json").read_text())
+    return json.loads((out / "slurm" / "jobs.json").read_text())["state"]
 
 
 def test_tiny_grid_on_slurm_gives_the_local_metrics(slurm_cluster, tiny_grid, metrics_of, tmp_path):
