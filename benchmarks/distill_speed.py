@@ -34,6 +34,7 @@ import argparse
 import math
 import statistics
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -243,96 +244,135 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    device = start_run(args)
+@dataclass(frozen=True)
+class Run:
+    """The resolved settings of one benchmark run (the flags with their per-device defaults filled in)."""
+
+    device: torch.device
+    img: int
+    batch: int
+    steps: int
+    warmup: int
+    workers: int
+    pipelines: list[str]
+    modes: list[str]
+    data: dict[str, Any]
+    setting: dict[str, Any]  # what every record's `setting` starts from
+
+
+def resolve_run(args: argparse.Namespace, parser: argparse.ArgumentParser, device: torch.device) -> Run:
     gpu = device.type == "cuda"
     autotune = cudnn_autotune(device, args.cudnn_benchmark)  # None on the CPU
-    img = args.img_size or (64 if args.quick else 224 if gpu else 128)
-    batch = args.batch or (8 if args.quick else 256 if gpu else 16)
-    steps = args.steps or (4 if args.quick else 30)
-    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
-    workers = args.workers if args.workers is not None else (8 if gpu else 0)
-    pipelines = [p for p in args.pipelines.split(",") if p]
     modes = [m for m in args.modes.split(",") if m]
     if not modes or set(modes) - set(MODES):
         parser.error(f"--modes {args.modes!r}: choose from {','.join(MODES)}")
-    n_samples = batch * (warmup + steps)
-    data = dataset_cfg(args.image_folder)
-    amp_dtype = args.amp_dtype if gpu else "none"
-    setting = {"img_size": img, "batch": batch, "steps": steps, "warmup": warmup, "teacher": args.teacher,
-               "workers": workers, "device": device.type, "amp_dtype": amp_dtype, "quick": args.quick,
-               "compile": args.compile or "off"} | ({} if autotune is None else {"cudnn_benchmark": autotune})
-    print(f"distill_speed on {device} (AMP {amp_dtype}), {img}px, batch {batch}, {workers} workers, pipelines "
-          f"{pipelines}, modes {modes}, compile {args.compile or 'off'}"
-          f"{'' if autotune is None else f', cudnn_benchmark {autotune}'}", flush=True)
-    if args.data_only:
-        rates = data_only(pipelines, data=data, img_size=img, batch=batch, batches=steps, workers=workers,
-                          device=device, warmup=max(warmup, 1), rounds=args.rounds)
-        records = [make_record("distill_speed", dataset=data["type"], split="train", metrics={"data_img_s": v},
-                               backbone=backbone_block("tinyvit-5m", "random"),
-                               setting={**setting, "pipeline": p, "rounds": args.rounds}) for p, v in rates.items()]
-        for record in records:
-            print(f"[{record['setting']['pipeline']}] data pipeline alone {record['metrics']['data_img_s']:.1f} img/s "
-                  f"(median of {args.rounds})", flush=True)
-            save_record(record, args)
-        return records
+    run = Run(device=device, img=args.img_size or (64 if args.quick else 224 if gpu else 128),
+              batch=args.batch or (8 if args.quick else 256 if gpu else 16),
+              steps=args.steps or (4 if args.quick else 30),
+              warmup=args.warmup if args.warmup is not None else (1 if args.quick else 3),
+              workers=args.workers if args.workers is not None else (8 if gpu else 0),
+              pipelines=[p for p in args.pipelines.split(",") if p], modes=modes,
+              data=dataset_cfg(args.image_folder), setting={})
+    run.setting.update({"img_size": run.img, "batch": run.batch, "steps": run.steps, "warmup": run.warmup,
+                        "teacher": args.teacher, "workers": run.workers, "device": device.type,
+                        "amp_dtype": args.amp_dtype if gpu else "none", "quick": args.quick,
+                        "compile": args.compile or "off"} | ({} if autotune is None else {"cudnn_benchmark": autotune}))
+    return run
 
+
+def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run = resolve_run(args, parser, start_run(args))
+    autotune = run.setting.get("cudnn_benchmark")
+    print(f"distill_speed on {run.device} (AMP {run.setting['amp_dtype']}), {run.img}px, batch {run.batch}, "
+          f"{run.workers} workers, pipelines {run.pipelines}, modes {run.modes}, compile {args.compile or 'off'}"
+          f"{'' if autotune is None else f', cudnn_benchmark {autotune}'}", flush=True)
+    records = data_only_records(run, args) if args.data_only else stage_records(run, args)
+    if not args.data_only:
+        print(summary_table(records), flush=True)
+    return records
+
+
+def data_only_records(run: Run, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """`--data-only`: the pipelines alone in interleaved rounds, one record each."""
+    rates = data_only(run.pipelines, data=run.data, img_size=run.img, batch=run.batch, batches=run.steps,
+                      workers=run.workers, device=run.device, warmup=max(run.warmup, 1), rounds=args.rounds)
+    records = [make_record("distill_speed", dataset=run.data["type"], split="train", metrics={"data_img_s": v},
+                           backbone=backbone_block("tinyvit-5m", "random"),
+                           setting={**run.setting, "pipeline": p, "rounds": args.rounds}) for p, v in rates.items()]
+    for record in records:
+        print(f"[{record['setting']['pipeline']}] data pipeline alone {record['metrics']['data_img_s']:.1f} img/s "
+              f"(median of {args.rounds})", flush=True)
+        save_record(record, args)
+    return records
+
+
+def stage_records(run: Run, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The teacher alone, then per pipeline save_logits and the student step in each mode: one record each."""
     from backbones import TinyViT
     from distill_pretrain.teachers import build_teacher
-    run_data = {**data, "limit": n_samples}  # what save_logits and every mode read
+    run_data = {**run.data, "limit": run.batch * (run.warmup + run.steps)}  # what save_logits and every mode read
     records, bound = [], {}
     with tempfile.TemporaryDirectory(prefix="distill_speed_") as tmp:
         tmp = Path(tmp)
         teacher_cfg = random_teacher(args.teacher, tmp)
         teacher, _ = build_teacher(teacher_cfg)
-        flops = forward_flops(teacher, img) / forward_flops(TinyViT("5m", img_size=img, num_classes=1000), img)
+        flops = forward_flops(teacher, run.img) / forward_flops(TinyViT("5m", img_size=run.img, num_classes=1000),
+                                                                run.img)
         del teacher
-        print(f"teacher {args.teacher} / student TinyViT-5M forward FLOPs at {img}px: {flops:.1f}×"
+        print(f"teacher {args.teacher} / student TinyViT-5M forward FLOPs at {run.img}px: {flops:.1f}×"
               + ("" if flops >= 10 else " — WARNING: goal ≥ 10×"), flush=True)
-        aug = dict(img_size=img, mixup_alpha=0.0, cutmix_alpha=0.0)
-        teacher_ips = teacher_rate(teacher_cfg, aug, batch, device, gpu, steps, warmup)
+        aug = dict(img_size=run.img, mixup_alpha=0.0, cutmix_alpha=0.0)
+        teacher_ips = teacher_rate(teacher_cfg, aug, run.batch, run.device, run.device.type == "cuda", run.steps,
+                                   run.warmup)
         print(f"teacher alone: {teacher_ips:.1f} img/s", flush=True)
-        for pipeline in pipelines:
+        for pipeline in run.pipelines:
             store = tmp / f"store_{pipeline}"
-            save_ips = save_store(pipeline, store, teacher_cfg, img_size=img, batch=batch, workers=workers,
-                                  data=run_data, device=device)
+            save_ips = save_store(pipeline, store, teacher_cfg, img_size=run.img, batch=run.batch,
+                                  workers=run.workers, data=run_data, device=run.device)
             metrics = {"teacher_img_s": teacher_ips, "save_logits_img_s": save_ips,
                        "save_logits_of_teacher": save_ips / teacher_ips, "teacher_over_student_flops": flops,
-                       "data_img_s": data_rate(pipeline, store, batch, workers, device, 1)}
+                       "data_img_s": data_rate(pipeline, store, run.batch, run.workers, run.device, 1)}
             print(f"[{pipeline}] save_logits {save_ips:.1f} img/s ({metrics['save_logits_of_teacher']:.1%} of the "
                   f"teacher alone); data pipeline alone {metrics['data_img_s']:.1f} img/s", flush=True)
             optim = None
-            for mode in modes:  # the compute-only bound does not depend on the pipeline: measured once
-                got = measure_mode(mode, pipeline, store=store, teacher=teacher_cfg, img_size=img, batch=batch,
-                                   steps=steps, warmup=warmup, workers=workers, device=device,
-                                   amp_dtype=args.amp_dtype, work_dir=tmp / "runs", data=run_data,
-                                   bound=mode not in bound, compile_mode=args.compile,
+            for mode in run.modes:  # the compute-only bound does not depend on the pipeline: measured once
+                got = measure_mode(mode, pipeline, store=store, teacher=teacher_cfg, img_size=run.img,
+                                   batch=run.batch, steps=run.steps, warmup=run.warmup, workers=run.workers,
+                                   device=run.device, amp_dtype=args.amp_dtype, work_dir=tmp / "runs",
+                                   data=run_data, bound=mode not in bound, compile_mode=args.compile,
                                    cudnn_benchmark=args.cudnn_benchmark)
                 optim = got["optim"]
                 bound.setdefault(mode, got.get("bound_step_s"))
-                metrics[f"{mode}_bound_img_s"] = batch / bound[mode]
-                metrics[f"{mode}_step_s"] = got["step_s"]
-                metrics[f"{mode}_img_s"] = batch / got["step_s"]
-                metrics[f"{mode}_of_bound"] = bound[mode] / got["step_s"]
+                metrics.update(mode_metrics(mode, run.batch, got["step_s"], bound[mode]))
                 print(f"[{pipeline}] {mode:8s} {metrics[f'{mode}_img_s']:.1f} img/s end to end, bound "
                       f"{metrics[f'{mode}_bound_img_s']:.1f} img/s ({metrics[f'{mode}_of_bound']:.1%})", flush=True)
-            if {"stored", "scratch"} <= set(modes):
-                metrics["stored_over_scratch"] = metrics["stored_step_s"] / metrics["scratch_step_s"]
-                print(f"[{pipeline}] stored / scratch = {metrics['stored_over_scratch']:.3f} (goal ≤ 1.05)",
-                      flush=True)
-            if {"stored", "online"} <= set(modes):
-                metrics["online_over_stored"] = metrics["online_step_s"] / metrics["stored_step_s"]
-                print(f"[{pipeline}] online / stored = {metrics['online_over_stored']:.3f} (goal ≥ 2; paper supp. "
-                      "§D 1.42×)", flush=True)
-            record = make_record("distill_speed", dataset=data["type"], split="train", metrics=metrics,
+            metrics.update(mode_ratios(pipeline, metrics))
+            record = make_record("distill_speed", dataset=run.data["type"], split="train", metrics=metrics,
                                  backbone=backbone_block("tinyvit-5m", "random"),
-                                 setting={**setting, "pipeline": pipeline, "modes": modes, "optim": optim})
+                                 setting={**run.setting, "pipeline": pipeline, "modes": run.modes, "optim": optim})
             save_record(record, args)
             records.append(record)
-    print(summary_table(records), flush=True)
     return records
+
+
+def mode_metrics(mode: str, batch: int, step_s: float, bound_step_s: float) -> dict[str, float]:
+    return {f"{mode}_bound_img_s": batch / bound_step_s, f"{mode}_step_s": step_s, f"{mode}_img_s": batch / step_s,
+            f"{mode}_of_bound": bound_step_s / step_s}
+
+
+def mode_ratios(pipeline: str, metrics: dict[str, float]) -> dict[str, float]:
+    """The paper's two ratios where both of their modes ran: stored / scratch, online / stored (step time)."""
+    ratios = {}
+    if "stored_step_s" in metrics and "scratch_step_s" in metrics:
+        ratios["stored_over_scratch"] = metrics["stored_step_s"] / metrics["scratch_step_s"]
+        print(f"[{pipeline}] stored / scratch = {ratios['stored_over_scratch']:.3f} (goal ≤ 1.05)", flush=True)
+    if "online_step_s" in metrics and "stored_step_s" in metrics:
+        ratios["online_over_stored"] = metrics["online_step_s"] / metrics["stored_step_s"]
+        print(f"[{pipeline}] online / stored = {ratios['online_over_stored']:.3f} (goal ≥ 2; paper supp. §D 1.42×)",
+              flush=True)
+    return ratios
 
 
 def summary_table(records: Sequence[dict[str, Any]]) -> str:
