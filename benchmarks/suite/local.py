@@ -2,7 +2,9 @@
 
 One thread polls the children (no thread per cell). Each child gets its own process group and dies with the
 runner (Linux `PR_SET_PDEATHSIG`), so a killed runner leaves no orphan writing into a cell's staging folder;
-SIGINT / SIGTERM stop the children first. A cell whose attempt was interrupted is pending on the next run.
+SIGINT / SIGTERM stop the children first. A cell whose attempt was interrupted is pending on the next run. With
+N cells at once, each gets this machine's CPUs / N threads unless `OMP_NUM_THREADS` is set (`local_env`): N
+processes each using every core slow one another down several times over (the threads wait on one another).
 """
 from __future__ import annotations
 
@@ -32,6 +34,15 @@ def _die_with(parent: int) -> Callable[[], None]:
     return preexec
 
 
+def local_env(env: Mapping[str, str], max_parallel: int) -> dict[str, str]:
+    """A local cell's environment (`cell_env`), with `OMP_NUM_THREADS` = usable CPUs // `max_parallel` (≥ 1) when
+    more than one cell runs at once and neither this environment nor the spec's `env` sets it."""
+    environment = cell_env(env)
+    if max_parallel > 1 and "OMP_NUM_THREADS" not in environment:
+        environment["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // max_parallel))
+    return environment
+
+
 def run_local(cells: Sequence[Cell], dirs: SuiteDirs, env: Mapping[str, str], max_parallel: int,
               on_change: Callable[[Mapping[str, CellState], int], None]) -> dict[str, CellState]:
     """Run `cells` (pending or failed ones) and return their new states. `on_change(states of the running and
@@ -41,7 +52,7 @@ def run_local(cells: Sequence[Cell], dirs: SuiteDirs, env: Mapping[str, str], ma
     queue = list(cells)
     running: dict[str, tuple[Cell, Attempt, subprocess.Popen]] = {}
     states: dict[str, CellState] = {}
-    environment = cell_env(env)
+    environment = local_env(env, max_parallel)
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     finished, last_tick = 0, 0.0
     try:

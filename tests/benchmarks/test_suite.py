@@ -202,6 +202,21 @@ def test_one_runner_per_output_root(tiny_grid, tmp_path):
     assert not (tmp_path / "out" / "cells").exists()
 
 
+def test_parallel_local_cells_share_the_cpus_unless_the_threads_are_set(monkeypatch):
+    """N cells at once get CPUs // N threads each (torch reads it), unless the environment or the spec sets them."""
+    from benchmarks.suite.local import local_env
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cpus = len(os.sched_getaffinity(0))
+    probe = [sys.executable, "-c", "import torch; print(torch.get_num_threads())"]
+    cases = ((2, {}, max(1, cpus // 2)), (cpus + 1, {}, 1), (cpus + 1, {"OMP_NUM_THREADS": str(cpus)}, cpus))
+    for max_parallel, spec_env, threads in cases:
+        env = local_env(spec_env, max_parallel)
+        assert int(subprocess.run(probe, env=env, capture_output=True, text=True, check=True).stdout) == threads
+    assert "OMP_NUM_THREADS" not in local_env({}, 1)  # one cell at a time: torch's own default
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert local_env({}, 2)["OMP_NUM_THREADS"] == "1"
+
+
 def test_sigterm_stops_the_running_cells_and_leaves_them_pending(tiny_grid, tmp_path):
     spec = tiny_grid(tmp_path / "grid.py")
     runner = subprocess.Popen([sys.executable, "-m", "benchmarks.suite", str(spec), "--out", str(tmp_path / "out")],
