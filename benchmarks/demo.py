@@ -1,6 +1,6 @@
 """The main job, end to end on embedded real data: the paper's claim in miniature, with each stage timed.
 
-    python -m benchmarks.demo [--quick] [--out results/] [--only STAGE ...]
+    python -m benchmarks.demo [--quick] [--out results/] [--only STAGE ...]    # --quick: results/quick/
 
 The claim (paper §3.1, Tab. 2/5): a student distilled from a teacher's stored sparse logits transfers better than
 the same student trained from scratch on the same images. In miniature, on Fashion-MNIST: both students see the
@@ -20,8 +20,9 @@ Stages (each calls another package's public entry point; each is one function be
                    (`transfer.detection`, `transfer.segmentation`)
   f. report        tables (`benchmarks.table`) and plots (`benchmarks.plots`), printed and written
 Outputs under --out: records/, work/ (store, checkpoints, logs, episodes, features), cells/ (the transfer cells'
-commands and logs), plots/, tables.md, demo_summary.json.
-Budget: ≤ 15 min on 2 CPU cores (measured 355 s); --quick 71 s (2026-12-06, quiet, 1 thread: transfer 29 s).
+commands and logs), plots/, tables.md, demo_summary.json. A stage whose inputs a failed or skipped stage of this
+run makes is skipped (`NEEDS`): it would read an earlier run's products.
+Budget: ≤ 15 min on 2 CPU cores; measured 414 s, --quick 97 s (2026-12-06, 2-core AMD EPYC, quiet).
 """
 from __future__ import annotations
 
@@ -32,9 +33,9 @@ import shutil
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from contracts.provenance import REPO_ROOT
 from contracts.fileio import atomic_write_text
@@ -50,13 +51,14 @@ TRANSFER_SUITE = REPO_ROOT / "configs/suites/demo_fmnist.py"  # the transfer gri
 TRANSFER_PARALLEL = 1
 
 
+DENSE_SEED = 0  # MMEngine's seed for the dense runs (unseeded, it draws one per run: other numbers each time)
 NOVEL_CLASSES = (5, 6, 7, 8, 9)  # Sandal, Shirt, Sneaker, Bag, Ankle boot: never seen in pretraining
 TRANSFER_DATASET = "fashion_mnist_novel"  # what the transfer records call them
 
 
 @dataclass
 class DemoSize:
-    """How much work each stage does: `full` (≈ 6 min on 2 cores) or `quick` (≈ 40 s, for the test)."""
+    """How much work each stage does: `full` (≈ 7 min on 2 cores) or `quick` (≈ 1.5 min, for the test)."""
     images: int
     epochs: int
     probe_train: int
@@ -75,6 +77,7 @@ class Context:
     stage can be re-run alone (`--only`) on the products of an earlier run."""
     out: Path
     size: DemoSize
+    transfer_records: list[dict] = field(default_factory=list)  # the records of this run's transfer cells
 
     @property
     def records(self) -> Path:
@@ -151,6 +154,7 @@ def stage_transfer(ctx: Context) -> str:
     found: dict[str, list[str]] = {}
     for cell in result.suite.cells:
         for record in read_records(result.dirs.records(cell)):
+            ctx.transfer_records.append(record)
             metrics = record["metrics"]
             found.setdefault(cell.backbone["label"], []).append(
                 f"probe {metrics['top1']:.3f}" if record["task"] == "linear_probe" else
@@ -168,13 +172,13 @@ def stage_dense(ctx: Context) -> str:
     n = ctx.size.dense_iters
     ann_file, img_dir, _ = build_mini_coco(ctx.work / "mini_coco")
     det = det_train.main([str(DETECTION_CONFIG), "--work-dir", str(ctx.work / "detection"), "--data", str(ann_file),
-                          str(img_dir), "--results-dir", str(ctx.records), "--cfg-options",
+                          str(img_dir), "--results-dir", str(ctx.records), "--seed", str(DENSE_SEED), "--cfg-options",
                           f"train_cfg.max_iters={n}", f"train_cfg.val_interval={n}",
                           "model.backbone.init_cfg._delete_=True", "model.backbone.init_cfg.type=Pretrained",
                           f"model.backbone.init_cfg.checkpoint={checkpoint}"])
     os.environ["TINYVIT_SEG_MINI"] = str(build_mini_seg(ctx.work / "seg_mini")["data_root"])
     seg = seg_train.main([str(SEGMENTATION_CONFIG), "--work-dir", str(ctx.work / "segmentation"),
-                          "--results-dir", str(ctx.records), "--pretrained", checkpoint,
+                          "--results-dir", str(ctx.records), "--pretrained", checkpoint, "--seed", str(DENSE_SEED),
                           "--cfg-options", f"train_cfg.max_iters={n}", f"train_cfg.val_interval={n}"])
     return f"detection {_short(det)}; segmentation {_short(seg)}"
 
@@ -200,14 +204,18 @@ STAGES: dict[str, Callable[[Context], str]] = {
 }
 
 
-def distilled_vs_scratch(records_dir: Path) -> list[str]:
-    """Lines comparing the two students on every (task, dataset, shots) both have; a gap inside the 95% intervals
-    is called a tie."""
-    from contracts.records import read_records
+# a stage runs only when the stages it reads the products of did not fail or get skipped in this run
+NEEDS = {"distill": ("save_logits",), "transfer": ("distill", "scratch"), "dense": ("distill",)}
+
+
+def distilled_vs_scratch(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Lines comparing the two students on every (task, dataset, shots) both have in `records` (this run's
+    transfer records); a gap inside the 95% intervals is called a tie."""
     from .table import records_frame
-    if not records_dir.is_dir():
+    records = [r for r in records if r["task"] in ("linear_probe", "few_shot")]
+    if not records:
         return []
-    frame = records_frame(read_records(records_dir, tasks=["linear_probe", "few_shot"]))
+    frame = records_frame(records)
     frame = frame[frame["source"].isin(["distill", "scratch"]) & (frame["metric"] == "top1")]
     lines = []
     for (task, dataset, shots), group in frame.groupby(["task", "dataset", "shots"], dropna=False):
@@ -227,24 +235,32 @@ def distilled_vs_scratch(records_dir: Path) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="reduced sizes (≈3 min), for tests")
-    parser.add_argument("--out", default=str(REPO_ROOT / "results"), help="output folder (default results/)")
+    parser.add_argument("--quick", action="store_true", help="reduced sizes (≈1.5 min), for tests")
+    parser.add_argument("--out", help="output folder (default results/, with --quick results/quick/: a store and "
+                        "students of one size are never reused by the other)")
     parser.add_argument("--only", nargs="+", choices=list(STAGES), help="run only these stages (in order)")
     args = parser.parse_args(argv)
     keep_freed_memory()  # large CPU tensors reuse the heap (`contracts.runtime`)
-    ctx = Context(Path(args.out), DemoSize.of(args.quick))
+    out = Path(args.out) if args.out else REPO_ROOT / "results" / ("quick" if args.quick else "")
+    ctx = Context(out, DemoSize.of(args.quick))
     ctx.records.mkdir(parents=True, exist_ok=True)
     names = [n for n in STAGES if not args.only or n in args.only]
-    summary = []
+    summary, not_ok = [], []
     total = time.perf_counter()
     for i, name in enumerate(names, 1):
         print(f"\n=== [{i}/{len(names)}] {name}: {STAGES[name].__doc__.splitlines()[0]}", flush=True)
         start = time.perf_counter()
-        try:
-            status, detail = "ok", STAGES[name](ctx)
-        except Exception as err:  # noqa: BLE001 - report every stage, keep going where possible
-            status, detail = "failed", f"{type(err).__name__}: {err}"
-            traceback.print_exc()
+        blocked = [need for need in NEEDS.get(name, ()) if need in not_ok]
+        if blocked:  # its inputs would be an earlier run's products, or none
+            status, detail = "skipped", f"needs {', '.join(blocked)}, not done in this run"
+        else:
+            try:
+                status, detail = "ok", STAGES[name](ctx)
+            except Exception as err:  # noqa: BLE001 - report every stage, keep going where possible
+                status, detail = "failed", f"{type(err).__name__}: {err}"
+                traceback.print_exc()
+        if status != "ok":
+            not_ok.append(name)
         seconds = time.perf_counter() - start
         summary.append({"stage": name, "status": status, "seconds": round(seconds, 1), "detail": detail})
         print(f"=== {name}: {status} in {seconds:.1f} s — {detail}", flush=True)
@@ -253,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for row in summary:
         print(f"  {row['stage']:<12} {row['status']:<12} {row['seconds']:8.1f} s  {row['detail'][:100]}")
     print(f"  {'total':<12} {'':<12} {total:8.1f} s")
-    comparison = distilled_vs_scratch(ctx.records)
+    comparison = distilled_vs_scratch(ctx.transfer_records)
     for line in comparison:
         print("  " + line)
     atomic_write_text(ctx.out / "demo_summary.json", json.dumps(
