@@ -205,7 +205,8 @@ def test_one_runner_per_output_root(tiny_grid, tmp_path):
 def test_parallel_local_cells_share_the_cpus_unless_the_threads_are_set(monkeypatch):
     """N cells at once get CPUs // N threads each (torch reads it), unless the environment or the spec sets them."""
     from benchmarks.suite.local import local_env
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # `make test` sets both to 1; torch reads both
+        monkeypatch.delenv(name, raising=False)
     cpus = len(os.sched_getaffinity(0))
     probe = [sys.executable, "-c", "import torch; print(torch.get_num_threads())"]
     cases = ((2, {}, max(1, cpus // 2)), (cpus + 1, {}, 1), (cpus + 1, {"OMP_NUM_THREADS": str(cpus)}, cpus))
