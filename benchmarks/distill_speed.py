@@ -266,18 +266,18 @@ def resolve_run(args: argparse.Namespace, parser: argparse.ArgumentParser, devic
     modes = [m for m in args.modes.split(",") if m]
     if not modes or set(modes) - set(MODES):
         parser.error(f"--modes {args.modes!r}: choose from {','.join(MODES)}")
-    run = Run(device=device, img=args.img_size or (64 if args.quick else 224 if gpu else 128),
-              batch=args.batch or (8 if args.quick else 256 if gpu else 16),
-              steps=args.steps or (4 if args.quick else 30),
-              warmup=args.warmup if args.warmup is not None else (1 if args.quick else 3),
-              workers=args.workers if args.workers is not None else (8 if gpu else 0),
-              pipelines=[p for p in args.pipelines.split(",") if p], modes=modes,
-              data=dataset_cfg(args.image_folder), setting={})
-    run.setting.update({"img_size": run.img, "batch": run.batch, "steps": run.steps, "warmup": run.warmup,
-                        "teacher": args.teacher, "workers": run.workers, "device": device.type,
-                        "amp_dtype": args.amp_dtype if gpu else "none", "quick": args.quick,
-                        "compile": args.compile or "off"} | ({} if autotune is None else {"cudnn_benchmark": autotune}))
-    return run
+    img = args.img_size or (64 if args.quick else 224 if gpu else 128)
+    batch = args.batch or (8 if args.quick else 256 if gpu else 16)
+    steps = args.steps or (4 if args.quick else 30)
+    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
+    workers = args.workers if args.workers is not None else (8 if gpu else 0)
+    setting = {"img_size": img, "batch": batch, "steps": steps, "warmup": warmup, "teacher": args.teacher,
+               "workers": workers, "device": device.type, "amp_dtype": args.amp_dtype if gpu else "none",
+               "quick": args.quick, "compile": args.compile or "off"}
+    if autotune is not None:
+        setting["cudnn_benchmark"] = autotune
+    return Run(device, img, batch, steps, warmup, workers, [p for p in args.pipelines.split(",") if p], modes,
+               dataset_cfg(args.image_folder), setting)
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
